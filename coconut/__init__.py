@@ -1,0 +1,38 @@
+"""coconut: Coconut (chain of continuous thought) for GPT-2 on a C core."""
+import ctypes as _ctypes
+import os as _os
+
+
+def _preload_openblas():
+    # The core links scipy-openblas32's library; loading it first by its full path
+    # lets the extension find it wherever pip put the two packages.
+    try:
+        import scipy_openblas32
+    except ImportError:  # a build against a system OpenBLAS (COCONUT_BLAS=system)
+        return
+    path = _os.path.join(scipy_openblas32.get_lib_dir(), f"lib{scipy_openblas32.get_library()}.so")
+    if _os.path.exists(path):
+        _ctypes.CDLL(path, mode=_ctypes.RTLD_GLOBAL)
+
+
+_preload_openblas()
+
+from . import _C  # noqa: E402
+from .config import GPT2Config  # noqa: E402
+from .model import GPT2  # noqa: E402
+from .optim import AdamW  # noqa: E402
+
+set_num_threads = _C.set_num_threads
+get_num_threads = _C.get_num_threads
+
+
+def blas_info() -> dict:
+    """The BLAS library the core uses, its version, the kernel set (core) OpenBLAS chose
+    for this CPU, and the thread settings."""
+    info = dict(_C.blas_info())
+    parts = info["config"].split()
+    info["version"] = parts[1] if len(parts) > 1 and parts[0] == "OpenBLAS" else info["config"]
+    return info
+
+
+__all__ = ["GPT2Config", "GPT2", "AdamW", "set_num_threads", "get_num_threads", "blas_info"]

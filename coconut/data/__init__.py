@@ -1,0 +1,31 @@
+"""Data: the official formats, their raw sources, and the ProsQA/ProntoQA generators."""
+from coconut.data.example import Example
+from coconut.data.loaders import (
+    example_from_dict,
+    example_to_dict,
+    load_examples,
+    load_gsm8k_raw,
+    load_prontoqa_raw,
+    prontoqa_from_raw,
+    save_examples,
+)
+from coconut.data.prontoqa_generator import generate_prontoqa
+from coconut.data.prosqa_generator import ProsQASettings, generate_prosqa
+from coconut.data.stats import compare_prosqa, print_prosqa_comparison, prosqa_stats
+
+__all__ = [
+    "Example",
+    "ProsQASettings",
+    "compare_prosqa",
+    "example_from_dict",
+    "example_to_dict",
+    "generate_prontoqa",
+    "generate_prosqa",
+    "load_examples",
+    "load_gsm8k_raw",
+    "load_prontoqa_raw",
+    "print_prosqa_comparison",
+    "prontoqa_from_raw",
+    "prosqa_stats",
+    "save_examples",
+]

@@ -1,0 +1,267 @@
+"""GPT-2 as researchers use it from Python: parameters as NumPy views named by the
+Hugging Face state-dict keys, the loss and its gradient (with continuous thoughts),
+logits, and checkpoints in the Hugging Face format. The C core computes."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import _C
+from .config import GPT2Config
+
+THOUGHT_MODES = {"none": 0, "pause": 1, "continuous": 2}
+
+
+def tensor_specs(config: GPT2Config) -> list[tuple[str, str, int, tuple[int, ...]]]:
+    """(HF name, core block, layer, shape) of every parameter, in state-dict order."""
+    C, L = config.n_embd, config.n_layer
+    specs = [("transformer.wte.weight", "wte", 0, (config.vocab_size, C)),
+             ("transformer.wpe.weight", "wpe", 0, (config.n_positions, C))]
+    for i in range(L):
+        h = f"transformer.h.{i}."
+        specs += [(h + "ln_1.weight", "ln1_w", i, (C,)), (h + "ln_1.bias", "ln1_b", i, (C,)),
+                  (h + "attn.c_attn.weight", "qkv_w", i, (C, 3 * C)), (h + "attn.c_attn.bias", "qkv_b", i, (3 * C,)),
+                  (h + "attn.c_proj.weight", "attproj_w", i, (C, C)), (h + "attn.c_proj.bias", "attproj_b", i, (C,)),
+                  (h + "ln_2.weight", "ln2_w", i, (C,)), (h + "ln_2.bias", "ln2_b", i, (C,)),
+                  (h + "mlp.c_fc.weight", "fc_w", i, (C, 4 * C)), (h + "mlp.c_fc.bias", "fc_b", i, (4 * C,)),
+                  (h + "mlp.c_proj.weight", "fcproj_w", i, (4 * C, C)), (h + "mlp.c_proj.bias", "fcproj_b", i, (C,))]
+    specs += [("transformer.ln_f.weight", "lnf_w", 0, (C,)), ("transformer.ln_f.bias", "lnf_b", 0, (C,))]
+    return specs
+
+
+def _named_views(block: np.ndarray, layout: dict, specs) -> dict[str, np.ndarray]:
+    views = {}
+    for name, kind, layer, shape in specs:
+        size = int(np.prod(shape))
+        start = layout[kind] + layer * size
+        views[name] = block[start:start + size].reshape(shape)
+    return views
+
+
+def _as_ids(x, name: str) -> np.ndarray:
+    a = np.asarray(x)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise ValueError(f"{name} must have shape (batch, length), got {a.shape}")
+    if a.dtype.kind not in "iub":
+        raise ValueError(f"{name} must hold integers, got dtype {a.dtype}")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+class GPT2:
+    """A GPT-2 language model (`transformers.GPT2LMHeadModel` semantics) on the C core."""
+
+    def __init__(self, config: GPT2Config, seed: int = 0, init: bool = True):
+        self.config = config
+        self._core = _C.Core(config.n_layer, config.n_head, config.n_embd, config.vocab_size, config.n_positions)
+        layout = self._core.layout()
+        self.param_block = np.zeros(layout["total"], dtype=np.float32)
+        self.grad_block = np.zeros(layout["total"], dtype=np.float32)
+        self._core.bind(self.param_block, self.grad_block)
+        specs = tensor_specs(config)
+        self.params = _named_views(self.param_block, layout, specs)
+        self.grads = _named_views(self.grad_block, layout, specs)
+        self.seed = seed
+        self.training = True
+        self.dropout_calls = 0  # counts training passes: each gets fresh dropout masks
+        # ids of <bot>, <eot>, <latent>; set by add_thought_tokens or by the caller
+        self.bot_id = self.eot_id = self.latent_id = None
+        if init:
+            self._init_weights(seed)
+
+    # ------------------------------------------------------------------ init
+
+    def _init_weights(self, seed: int) -> None:
+        """GPT-2's initialisation: normal(0, 0.02) weights, residual projections scaled
+        by 1/sqrt(2 n_layer), zero biases, unit LayerNorm gains."""
+        rng = np.random.default_rng(seed)
+        residual_std = 0.02 / np.sqrt(2 * max(self.config.n_layer, 1))
+        for name, view in self.params.items():
+            if name.endswith("ln_1.weight") or name.endswith("ln_2.weight") or name.endswith("ln_f.weight"):
+                view[...] = 1.0
+            elif name.endswith(".bias"):
+                view[...] = 0.0
+            else:
+                std = residual_std if name.endswith("c_proj.weight") else 0.02
+                view[...] = rng.normal(0.0, std, size=view.shape).astype(np.float32)
+
+    # ------------------------------------------------------------------ modes
+
+    def train(self) -> "GPT2":
+        self.training = True
+        return self
+
+    def eval(self) -> "GPT2":
+        self.training = False
+        return self
+
+    def zero_grad(self) -> None:
+        _C.fill_zero(self.grad_block)
+
+    @property
+    def num_parameters(self) -> int:
+        return int(self.param_block.size)
+
+    # ------------------------------------------------------------------ batches
+
+    def _batch(self, input_ids, attention_mask, position_ids, labels=None):
+        ids = _as_ids(input_ids, "input_ids")
+        mask = np.ones_like(ids) if attention_mask is None else _as_ids(attention_mask, "attention_mask")
+        if position_ids is None:
+            pos = np.broadcast_to(np.arange(ids.shape[1], dtype=np.int64), ids.shape).copy()
+        else:
+            pos = _as_ids(position_ids, "position_ids")
+        lab = None if labels is None else _as_ids(labels, "labels")
+        return ids, mask, pos, lab
+
+    def _thought_args(self, thoughts: str, latent_id, bot_id, eot_id) -> dict:
+        if thoughts not in THOUGHT_MODES:
+            raise ValueError(f"thoughts must be one of {sorted(THOUGHT_MODES)}, got {thoughts!r}")
+        latent = self.latent_id if latent_id is None else latent_id
+        bot = self.bot_id if bot_id is None else bot_id
+        eot = self.eot_id if eot_id is None else eot_id
+        if thoughts == "continuous" and None in (latent, bot, eot):
+            raise ValueError("continuous thoughts need latent_id, bot_id and eot_id (pass them, or call "
+                             "add_thought_tokens / set model.latent_id, bot_id, eot_id)")
+        return dict(mode=THOUGHT_MODES[thoughts], latent_id=-1 if latent is None else int(latent),
+                    bot_id=-1 if bot is None else int(bot), eot_id=-1 if eot is None else int(eot))
+
+    def _default_mode(self, thoughts, latent_id) -> str:
+        if thoughts is not None:
+            return thoughts
+        return "continuous" if (latent_id is not None or self.latent_id is not None) else "none"
+
+    # ------------------------------------------------------------------ compute
+
+    def loss_and_grad(self, input_ids, labels, attention_mask=None, position_ids=None, *, latent_id=None,
+                      bot_id=None, eot_id=None, thoughts=None, grad_scale: float = 1.0) -> float:
+        """Mean next-token cross-entropy over positions whose label (shifted inside, as
+        `transformers` does) is not -100; gradients are added into `self.grads`.
+        With thoughts="continuous" every `<latent>` slot takes the final hidden state of
+        the position before it, and the gradient flows back through every thought."""
+        return self._loss(input_ids, labels, attention_mask, position_ids, latent_id, bot_id, eot_id,
+                          thoughts, grad_scale, backward=True)[0]
+
+    def loss(self, input_ids, labels, attention_mask=None, position_ids=None, *, latent_id=None,
+             bot_id=None, eot_id=None, thoughts=None) -> float:
+        """The same loss without gradients (dropout off), e.g. for validation."""
+        return self._loss(input_ids, labels, attention_mask, position_ids, latent_id, bot_id, eot_id,
+                          thoughts, 1.0, backward=False)[0]
+
+    def loss_and_count(self, input_ids, labels, attention_mask=None, position_ids=None, *, backward=True,
+                       latent_id=None, bot_id=None, eot_id=None, thoughts=None, grad_scale=1.0):
+        """(mean loss, number of supervised positions): what a trainer needs to weigh micro-batches."""
+        return self._loss(input_ids, labels, attention_mask, position_ids, latent_id, bot_id, eot_id,
+                          thoughts, grad_scale, backward=backward)
+
+    def _loss(self, input_ids, labels, attention_mask, position_ids, latent_id, bot_id, eot_id, thoughts,
+              grad_scale, backward):
+        ids, mask, pos, lab = self._batch(input_ids, attention_mask, position_ids, labels)
+        targs = self._thought_args(self._default_mode(thoughts, latent_id), latent_id, bot_id, eot_id)
+        dropout = self.config.dropout if (self.training and backward) else 0.0
+        seed = 0
+        if dropout > 0.0:
+            seed = (self.seed * 0x9E3779B1 + self.dropout_calls) & 0xFFFFFFFFFFFFFFFF
+            self.dropout_calls += 1
+        loss, count = self._core.loss(ids, mask, pos, lab, backward=backward, dropout=dropout, seed=seed,
+                                      grad_scale=float(grad_scale), **targs)
+        return loss, count
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, *, latent_id=None, bot_id=None,
+                eot_id=None, thoughts=None, return_thoughts: bool = False):
+        """Logits (B, T, V) float32 of every position (dropout off). With return_thoughts,
+        also a list per example of the (n_thoughts, C) vectors fed into its thought slots.
+        Logits at masked (padding) positions carry no meaning."""
+        ids, mask, pos, _ = self._batch(input_ids, attention_mask, position_ids)
+        targs = self._thought_args(self._default_mode(thoughts, latent_id), latent_id, bot_id, eot_id)
+        logits, vectors, where = self._core.forward(ids, mask, pos, logits=True, thoughts=return_thoughts,
+                                                    **targs)
+        if not return_thoughts:
+            return logits
+        per_example = [vectors[where[:, 0] == b] for b in range(ids.shape[0])]
+        return logits, per_example
+
+    __call__ = forward
+
+    # ------------------------------------------------------------------ vocabulary
+
+    def resize_vocab(self, n_new: int, copy_from: int) -> None:
+        """Grows the vocabulary by n_new rows, each (embedding = tied LM head) a copy of
+        row `copy_from`. Gradients are reset; an optimizer must be rebuilt."""
+        if n_new < 0:
+            raise ValueError(f"n_new must be >= 0, got {n_new}")
+        if not 0 <= copy_from < self.config.vocab_size:
+            raise ValueError(f"copy_from = {copy_from} is outside the vocabulary of {self.config.vocab_size}")
+        old = self.params
+        cfg = GPT2Config(**{**self.config.__dict__, "vocab_size": self.config.vocab_size + n_new})
+        fresh = GPT2(cfg, seed=self.seed, init=False)
+        for name, view in old.items():
+            if name == "transformer.wte.weight":
+                fresh.params[name][: view.shape[0]] = view
+                fresh.params[name][view.shape[0]:] = view[copy_from]
+            else:
+                fresh.params[name][...] = view
+        self.__dict__.update({k: v for k, v in fresh.__dict__.items()
+                              if k in ("config", "_core", "param_block", "grad_block", "params", "grads")})
+
+    def add_thought_tokens(self, bot_id: int, eot_id: int, latent_id: int, copy_from: int) -> None:
+        """Grows the vocabulary to hold the three thought tokens (rows copied from
+        `copy_from`, the reference uses the GPT-2 token "<<") and remembers their ids."""
+        needed = max(bot_id, eot_id, latent_id) + 1 - self.config.vocab_size
+        if needed > 0:
+            self.resize_vocab(needed, copy_from)
+        self.bot_id, self.eot_id, self.latent_id = bot_id, eot_id, latent_id
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {name: view.copy() for name, view in self.params.items()}
+
+    def load_state_dict(self, tensors: dict[str, np.ndarray], source: str = "state dict") -> None:
+        """Copies tensors in by Hugging Face name; accepts names with or without the
+        `transformer.` prefix, ignores the causal-mask buffers and a tied `lm_head`."""
+        seen = set()
+        for raw_name, value in tensors.items():
+            name = raw_name if raw_name.startswith(("transformer.", "lm_head.")) else "transformer." + raw_name
+            if name.endswith((".attn.bias", ".attn.masked_bias")):
+                continue
+            if name == "lm_head.weight":
+                wte = tensors.get("transformer.wte.weight", tensors.get("wte.weight"))
+                if wte is not None and not np.array_equal(np.asarray(value, np.float32), np.asarray(wte, np.float32)):
+                    raise ValueError(f"{source}: lm_head.weight differs from the token embedding; "
+                                     "GPT-2 ties them and so does this core")
+                continue
+            if name not in self.params:
+                raise ValueError(f"{source}: unexpected tensor {raw_name!r} for this GPT-2 shape")
+            target = self.params[name]
+            if tuple(value.shape) != target.shape:
+                raise ValueError(f"{source}: tensor {raw_name!r} has shape {tuple(value.shape)}, "
+                                 f"the config needs {target.shape}")
+            target[...] = value
+            seen.add(name)
+        missing = [n for n in self.params if n not in seen]
+        if missing:
+            raise ValueError(f"{source}: missing tensor(s) {', '.join(missing[:5])}"
+                             + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+
+    @classmethod
+    def from_pretrained(cls, directory: str, seed: int = 0) -> "GPT2":
+        """Reads a Hugging Face GPT-2 directory (config.json + model.safetensors), no torch."""
+        config = GPT2Config.from_hf_file(GPT2Config.hf_path(directory))
+        weights = os.path.join(directory, "model.safetensors")
+        if not os.path.exists(weights):
+            raise FileNotFoundError(f"{weights}: not found (only the safetensors format is read)")
+        from .safetensors_io import load_safetensors
+        tensors, _ = load_safetensors(weights)
+        model = cls(config, seed=seed, init=False)
+        model.load_state_dict({k: v.astype(np.float32, copy=False) for k, v in tensors.items()}, source=weights)
+        return model
+
+    def save_pretrained(self, directory: str, eos_token_id: int = 50256) -> None:
+        """Writes config.json + model.safetensors that `transformers` loads unchanged."""
+        from .safetensors_io import save_safetensors
+        os.makedirs(directory, exist_ok=True)
+        self.config.save_hf_file(GPT2Config.hf_path(directory), eos_token_id)
+        save_safetensors(os.path.join(directory, "model.safetensors"), self.params, metadata={"format": "pt"})

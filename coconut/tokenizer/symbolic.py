@@ -1,0 +1,338 @@
+"""Symbolic tokenizations for from-scratch CPU training (`Tokenization`, see base.py).
+
+ProsQASymbolic: one token per node, named by the node's index in its example, so the
+vocabulary is ~40 tokens (Zhu et al. 2025, "Reasoning by Superposition"):
+
+    question  = (src dst |) per edge, in the question's sentence order, then [Q] A B [R] root
+    step i    = src dst |            (the i-th edge of the reasoning path)
+    answer    = [A] target eos
+
+ProntoQASymbolic: one token per word or punctuation mark, vocabulary built from data:
+
+    question  = words of the question, then a newline token
+    step i    = words of steps[i], then a newline token
+    answer    = ### True|False eos
+
+`decode` renders ids back to the official sentence forms ("Every X is a Y.", "### Tom is
+a A.", "### True"), so the reference scoring rule and the ProsQA path analysis read it
+unchanged. It never raises: tokens it cannot place are written out as they are.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Sequence
+
+from coconut.data.prosqa_graph import answer_sentence, edge_sentence, is_person
+
+# The same marker strings the GPT-2 tokenization decodes to, so text from either
+# tokenization goes through the same scoring and analysis code.
+EOS_TEXT = "<|endoftext|>"
+BOT_TEXT = "<|start-latent|>"
+EOT_TEXT = "<|end-latent|>"
+LATENT_TEXT = "<|latent|>"
+PAUSE_TEXT = "<pause>"
+SPECIAL_TEXTS = (EOS_TEXT, BOT_TEXT, EOT_TEXT, LATENT_TEXT, PAUSE_TEXT)
+
+
+class _Cache:
+    """Encodings per example object: the curriculum lays every example out every epoch."""
+
+    def __init__(self):
+        self._entries: dict[int, tuple] = {}
+
+    def get(self, example, encode):
+        entry = self._entries.get(id(example))
+        # The example is kept in the entry so that its id cannot be reused meanwhile.
+        if entry is None or entry[0] is not example:
+            entry = (example, encode(example))
+            self._entries[id(example)] = entry
+        return entry[1]
+
+    def clear(self):
+        self._entries.clear()
+
+
+def _symbol_where(example) -> str:
+    return f"example (question {example.question[:60]!r}...)"
+
+
+# --------------------------------------------------------------------------- ProsQA
+
+_EDGE_SENTENCE = re.compile(r"^(?:Every (?P<concept>\S+)|(?P<person>\S+)) is a (?P<dst>\S+)\.$")
+_QUESTION_ENDING = re.compile(r"^Is (?P<entity>\S+) a (?P<first>\S+) or (?P<second>\S+)\?$")
+_SENTENCES = re.compile(r"[^.?]+[.?]")
+
+PROSQA_STRUCTURE = ("|", "[Q]", "[R]", "[A]")
+
+
+class ProsQASymbolic:
+    """Node tokens 0..max_nodes-1 (token id = node index), then `|`, `[Q]`, `[R]`, `[A]`,
+    eos, `<bot>`, `<eot>`, `<latent>`, `<pause>`."""
+
+    KIND = "prosqa_symbolic"
+
+    def __init__(self, max_nodes: int = 32):
+        if not isinstance(max_nodes, int) or max_nodes < 2:
+            raise ValueError(f"ProsQASymbolic: max_nodes must be an integer >= 2, got {max_nodes!r}")
+        self.max_nodes = max_nodes
+        self.sep_id, self.question_id, self.root_id, self.answer_id = range(max_nodes, max_nodes + 4)
+        self.eos_id, self.bot_id, self.eot_id, self.latent_id, self.pause_id = range(max_nodes + 4, max_nodes + 9)
+        self.vocab_size = max_nodes + 9
+        self._cache = _Cache()
+
+    # -- the protocol -----------------------------------------------------------
+
+    def question_ids(self, example) -> list[int]:
+        return list(self._cache.get(example, self._encode)[0])
+
+    def step_ids(self, example, index: int) -> list[int]:
+        return list(self._cache.get(example, self._encode)[1][index])
+
+    def answer_ids(self, example) -> list[int]:
+        return list(self._cache.get(example, self._encode)[2])
+
+    def n_steps(self, example) -> int:
+        return len(example.steps)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def decode(self, ids: Sequence[int], example=None) -> str:
+        return _ProsQARenderer(self, example).render(ids)
+
+    # -- checkpoints ------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return {"kind": self.KIND, "max_nodes": self.max_nodes}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ProsQASymbolic":
+        if not isinstance(data, dict) or data.get("kind") != cls.KIND:
+            raise ValueError(f"ProsQASymbolic.from_dict: expected kind {cls.KIND!r}, got {data!r:.80}")
+        return cls(max_nodes=data.get("max_nodes"))
+
+    # -- encoding ---------------------------------------------------------------
+
+    def _node(self, index: int, example, what: str) -> int:
+        if not 0 <= index < self.max_nodes:
+            raise ValueError(
+                f"ProsQASymbolic: {_symbol_where(example)}: {what} is node {index}, but the "
+                f"vocabulary holds nodes 0..{self.max_nodes - 1} (raise max_nodes)"
+            )
+        return index
+
+    def _names_to_edge(self, sentence: str, index: dict[str, int], example, what: str) -> tuple[int, int]:
+        m = _EDGE_SENTENCE.match(sentence)
+        if m is None:
+            raise ValueError(f"ProsQASymbolic: {_symbol_where(example)}: {what} {sentence!r} is not an edge sentence")
+        src, dst = m.group("concept") or m.group("person"), m.group("dst")
+        for name in (src, dst):
+            if name not in index:
+                raise ValueError(f"ProsQASymbolic: {_symbol_where(example)}: {what} names {name!r}, not in idx_to_symbol")
+        return index[src], index[dst]
+
+    def _edge_ids(self, edge: tuple[int, int], example, what: str) -> tuple[int, ...]:
+        return (self._node(edge[0], example, what), self._node(edge[1], example, what), self.sep_id)
+
+    def _encode(self, example) -> tuple:
+        if getattr(example, "idx_to_symbol", None) is None:
+            raise ValueError(f"ProsQASymbolic: {_symbol_where(example)} has no ProsQA graph (idx_to_symbol)")
+        index = {name: i for i, name in enumerate(example.idx_to_symbol)}
+        sentences = [s.strip() for s in _SENTENCES.findall(example.question)]
+        if not sentences or _QUESTION_ENDING.match(sentences[-1]) is None:
+            raise ValueError(f"ProsQASymbolic: {_symbol_where(example)}: question does not end 'Is X a A or B?'")
+        question: list[int] = []
+        for k, sentence in enumerate(sentences[:-1]):
+            edge = self._names_to_edge(sentence, index, example, f"question sentence {k}")
+            question += self._edge_ids(edge, example, f"question sentence {k}")
+        ending = _QUESTION_ENDING.match(sentences[-1])
+        options = []
+        for group in ("first", "second", "entity"):
+            name = ending.group(group)
+            if name not in index:
+                raise ValueError(f"ProsQASymbolic: {_symbol_where(example)}: question names {name!r}, not in idx_to_symbol")
+            options.append(self._node(index[name], example, f"question's {group} name"))
+        question += [self.question_id, options[0], options[1], self.root_id, options[2]]
+        steps = tuple(
+            self._edge_ids(self._names_to_edge(s, index, example, f"step {i}"), example, f"step {i}")
+            for i, s in enumerate(example.steps)
+        )
+        answer = (self.answer_id, self._node(example.target, example, "target"), self.eos_id)
+        return tuple(question), steps, answer
+
+
+class _ProsQARenderer:
+    """Token stream → official sentences. Node tokens gather until a structure token
+    says what they were: `|` closes an edge, `[R]` closes the two options, and so on."""
+
+    def __init__(self, tok: ProsQASymbolic, example):
+        self.tok = tok
+        self.symbols = list(getattr(example, "idx_to_symbol", None) or [])
+        root = getattr(example, "root", None)
+        self.entity = self.name(root) if isinstance(root, int) else "<root>"
+        self.out: list[str] = []
+        self.pending: list[int] = []
+        self.options: list[int] | None = None  # set between [R] and the root node
+        self.in_answer = False
+
+    def name(self, node: int) -> str:
+        return self.symbols[node] if 0 <= node < len(self.symbols) else str(node)
+
+    def flush(self) -> None:
+        nodes, self.pending = self.pending, []
+        if self.options is not None:
+            options, self.options = self.options, None
+            entity = self.name(nodes[0]) if nodes else "<root>"
+            names = [self.name(n) for n in options] or ["?"]
+            self.out.append(f"Is {entity} a {' or '.join(names)}?\n")
+            nodes = nodes[1:]
+        if len(nodes) == 2:
+            self.out.append(edge_sentence(self.name(nodes[0]), self.name(nodes[1])) + "\n")
+        elif nodes:
+            self.out.append(" ".join(self.name(n) for n in nodes) + "\n")
+
+    def render(self, ids: Iterable[int]) -> str:
+        tok = self.tok
+        specials = dict(zip((tok.eos_id, tok.bot_id, tok.eot_id, tok.latent_id, tok.pause_id), SPECIAL_TEXTS))
+        for raw in ids:
+            try:
+                t = int(raw)
+            except (TypeError, ValueError):
+                t = -1
+            if 0 <= t < tok.max_nodes:
+                if self.in_answer:
+                    self.in_answer = False
+                    self.out.append(answer_sentence(self.entity, self.name(t)))
+                else:
+                    self.pending.append(t)
+                continue
+            self.in_answer = False
+            if t == tok.question_id:
+                self.flush()
+            elif t == tok.root_id:
+                # What came since [Q] are the options; the root follows.
+                options = self.pending
+                self.pending = []
+                self.flush()
+                self.options = options
+            elif t == tok.sep_id:
+                self.flush()
+            elif t == tok.answer_id:
+                self.flush()
+                self.out.append("### ")
+                self.in_answer = True
+            elif t in specials:
+                self.flush()
+                self.out.append(specials[t])
+            else:
+                self.flush()
+                self.out.append(f"<unk:{raw}>")
+        self.flush()
+        return "".join(self.out)
+
+
+# ------------------------------------------------------------------------- ProntoQA
+
+_WORDS = re.compile(r"[A-Za-z0-9]+|[^\sA-Za-z0-9]")
+_NO_SPACE_BEFORE = {".", ",", "?", "!", ":", ";"}
+NEWLINE = "\n"
+ANSWER_MARK = "###"
+PRONTOQA_FIXED = (EOS_TEXT, BOT_TEXT, EOT_TEXT, LATENT_TEXT, PAUSE_TEXT, NEWLINE, ANSWER_MARK)
+
+
+def split_words(text: str) -> list[str]:
+    """Words and single punctuation marks, case kept ("Numpuses", "are", "not", ".")."""
+    return _WORDS.findall(text)
+
+
+class ProntoQASymbolic:
+    """Ids 0..6: eos, `<bot>`, `<eot>`, `<latent>`, `<pause>`, newline, `###`; then one id per
+    word or punctuation mark seen when the vocabulary was built, sorted."""
+
+    KIND = "prontoqa_symbolic"
+
+    def __init__(self, words: Sequence[str]):
+        words = list(words)
+        clashes = [w for w in words if w in PRONTOQA_FIXED]
+        if clashes or len(set(words)) != len(words):
+            raise ValueError(f"ProntoQASymbolic: word list has duplicates or reserved tokens: {clashes[:5]}")
+        self.words = list(PRONTOQA_FIXED) + words
+        self.word_to_id = {w: i for i, w in enumerate(self.words)}
+        (self.eos_id, self.bot_id, self.eot_id, self.latent_id, self.pause_id,
+         self.newline_id, self.answer_mark_id) = range(len(PRONTOQA_FIXED))
+        self.vocab_size = len(self.words)
+        self._cache = _Cache()
+
+    @classmethod
+    def build(cls, example_lists: Iterable[Iterable]) -> "ProntoQASymbolic":
+        """Vocabulary of every word in the questions, steps and answers of all examples."""
+        seen: set[str] = set()
+        for examples in example_lists:
+            for ex in examples:
+                for text in [ex.question, ex.answer, *ex.steps]:
+                    seen.update(split_words(text))
+        return cls(sorted(seen - set(PRONTOQA_FIXED)))
+
+    # -- the protocol -----------------------------------------------------------
+
+    def question_ids(self, example) -> list[int]:
+        return list(self._cache.get(example, self._encode)[0])
+
+    def step_ids(self, example, index: int) -> list[int]:
+        return list(self._cache.get(example, self._encode)[1][index])
+
+    def answer_ids(self, example) -> list[int]:
+        return list(self._cache.get(example, self._encode)[2])
+
+    def n_steps(self, example) -> int:
+        return len(example.steps)
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def decode(self, ids: Sequence[int], example=None) -> str:
+        pieces: list[str] = []
+        for raw in ids:
+            try:
+                t = int(raw)
+            except (TypeError, ValueError):
+                t = -1
+            word = self.words[t] if 0 <= t < len(self.words) else f"<unk:{raw}>"
+            after_break = not pieces or pieces[-1].endswith(NEWLINE) or pieces[-1] in SPECIAL_TEXTS
+            if word == NEWLINE or word in SPECIAL_TEXTS or word in _NO_SPACE_BEFORE or after_break:
+                pieces.append(word)
+            else:
+                pieces.append(" " + word)
+        return "".join(pieces)
+
+    # -- checkpoints ------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return {"kind": self.KIND, "words": self.words[len(PRONTOQA_FIXED):]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ProntoQASymbolic":
+        if not isinstance(data, dict) or data.get("kind") != cls.KIND or not isinstance(data.get("words"), list):
+            raise ValueError(f"ProntoQASymbolic.from_dict: expected kind {cls.KIND!r} with a word list, got {data!r:.80}")
+        return cls(data["words"])
+
+    # -- encoding ---------------------------------------------------------------
+
+    def _word_ids(self, text: str, example, what: str) -> list[int]:
+        ids = []
+        for word in split_words(text):
+            if word not in self.word_to_id:
+                raise ValueError(
+                    f"ProntoQASymbolic: {_symbol_where(example)}: {what} has the word {word!r}, "
+                    "which is not in the vocabulary (build it from every split used)"
+                )
+            ids.append(self.word_to_id[word])
+        return ids
+
+    def _encode(self, example) -> tuple:
+        question = tuple(self._word_ids(example.question, example, "question") + [self.newline_id])
+        steps = tuple(
+            tuple(self._word_ids(s, example, f"step {i}") + [self.newline_id]) for i, s in enumerate(example.steps)
+        )
+        answer = tuple([self.answer_mark_id] + self._word_ids(example.answer, example, "answer") + [self.eos_id])
+        return question, steps, answer

@@ -1,0 +1,91 @@
+"""The reference's text tokenization: GPT-2 BPE over the official sentence pieces.
+
+An example becomes three kinds of pieces, encoded separately (no BOS):
+
+    question + "\\n"        steps[i] + "\\n"        "### " + answer, then eos
+
+Encoding the pieces separately gives the same ids as encoding the whole text at once
+for the official data (the reference asserts this on the first example), and lets the
+curriculum drop whole steps without re-tokenising.
+
+Added tokens, in this order, so that the ids match the reference on the GPT-2
+vocabulary: `<|start-latent|>` 50257, `<|end-latent|>` 50258, `<|latent|>` 50259.
+`<pause>` (50260) is added only when asked for (`with_pause=True`, needed by the
+pause-token baseline alone): every other method then has the reference's vocabulary of
+50260 rows, so checkpoints and embedding shapes match it exactly. Without it
+`pause_id` is None and a method that needs it fails loudly instead of using an id
+outside the embedding matrix.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+BOT_TOKEN = "<|start-latent|>"
+EOT_TOKEN = "<|end-latent|>"
+LATENT_TOKEN = "<|latent|>"
+PAUSE_TOKEN = "<pause>"
+
+
+class TextTokenization:
+    """`Tokenization` (see base.py) over a GPT-2 BPE tokenizer.
+
+    The tokenizer is extended in place with the added tokens. Encodings are cached per
+    example object, because the curriculum re-lays every example out every epoch.
+    """
+
+    def __init__(self, tokenizer=None, *, with_pause: bool = False):
+        if tokenizer is None:
+            from coconut.tokenizer.bpe import GPT2Tokenizer
+
+            tokenizer = GPT2Tokenizer()
+        self.tokenizer = tokenizer
+        names = [BOT_TOKEN, EOT_TOKEN, LATENT_TOKEN] + ([PAUSE_TOKEN] if with_pause else [])
+        tokenizer.add_tokens(names)
+        self.eos_id = int(tokenizer.eos_token_id)
+        self.bot_id = int(tokenizer.token_to_id(BOT_TOKEN))
+        self.eot_id = int(tokenizer.token_to_id(EOT_TOKEN))
+        self.latent_id = int(tokenizer.token_to_id(LATENT_TOKEN))
+        self.pause_id = int(tokenizer.token_to_id(PAUSE_TOKEN)) if with_pause else None
+        added = [self.bot_id, self.eot_id, self.latent_id]
+        if self.pause_id is not None:
+            added.append(self.pause_id)
+        try:
+            self.vocab_size = len(tokenizer)
+        except TypeError:  # a tokenizer without __len__
+            self.vocab_size = max(added + [self.eos_id]) + 1
+        # id(example) -> (example, question, steps, answer); the example itself is kept
+        # so that its id cannot be reused by another object while the entry lives.
+        self._cache: dict[int, tuple] = {}
+
+    # -- the protocol -------------------------------------------------------------
+
+    def question_ids(self, example) -> list[int]:
+        return list(self._pieces(example)[1])
+
+    def step_ids(self, example, index: int) -> list[int]:
+        return list(self._pieces(example)[2][index])
+
+    def answer_ids(self, example) -> list[int]:
+        return list(self._pieces(example)[3])
+
+    def decode(self, ids: Sequence[int], example=None) -> str:
+        return self.tokenizer.decode([int(i) for i in ids])
+
+    # -- helpers ------------------------------------------------------------------
+
+    def n_steps(self, example) -> int:
+        return len(self._pieces(example)[2])
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+    def _pieces(self, example):
+        entry = self._cache.get(id(example))
+        if entry is None or entry[0] is not example:
+            enc = self.tokenizer.encode
+            question = tuple(enc(example.question + "\n"))
+            steps = tuple(tuple(enc(s + "\n")) for s in example.steps)
+            answer = tuple(enc("### " + example.answer)) + (self.eos_id,)
+            entry = (example, question, steps, answer)
+            self._cache[id(example)] = entry
+        return entry

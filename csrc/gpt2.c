@@ -1,0 +1,101 @@
+#include "gpt2.h"
+
+#include <stdlib.h>
+
+void param_layout(const GPT2Shape *s, ParamLayout *o) {
+    size_t L = s->n_layer, C = s->n_embd, V = s->vocab_size, P = s->n_positions;
+    size_t at = 0;
+#define TAKE(field, n) do { o->field = at; at += (n); } while (0)
+    TAKE(wte, V * C);
+    TAKE(wpe, P * C);
+    TAKE(ln1_w, L * C);
+    TAKE(ln1_b, L * C);
+    TAKE(qkv_w, L * C * 3 * C);
+    TAKE(qkv_b, L * 3 * C);
+    TAKE(attproj_w, L * C * C);
+    TAKE(attproj_b, L * C);
+    TAKE(ln2_w, L * C);
+    TAKE(ln2_b, L * C);
+    TAKE(fc_w, L * C * 4 * C);
+    TAKE(fc_b, L * 4 * C);
+    TAKE(fcproj_w, L * 4 * C * C);
+    TAKE(fcproj_b, L * C);
+    TAKE(lnf_w, C);
+    TAKE(lnf_b, C);
+#undef TAKE
+    o->total = at;
+}
+
+void param_pointers(const ParamLayout *l, float *m, ParamPtrs *o) {
+    o->wte = m + l->wte;           o->wpe = m + l->wpe;
+    o->ln1_w = m + l->ln1_w;       o->ln1_b = m + l->ln1_b;
+    o->qkv_w = m + l->qkv_w;       o->qkv_b = m + l->qkv_b;
+    o->attproj_w = m + l->attproj_w; o->attproj_b = m + l->attproj_b;
+    o->ln2_w = m + l->ln2_w;       o->ln2_b = m + l->ln2_b;
+    o->fc_w = m + l->fc_w;         o->fc_b = m + l->fc_b;
+    o->fcproj_w = m + l->fcproj_w; o->fcproj_b = m + l->fcproj_b;
+    o->lnf_w = m + l->lnf_w;       o->lnf_b = m + l->lnf_b;
+}
+
+/* Lays every activation tensor out in one arena; with base == NULL it only counts. */
+static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward, float *base) {
+    size_t TB = (size_t)T * B, C = s->n_embd, NH = s->n_head, at = 0;
+#define CARVE(ptr, n) do { ptr = base ? base + at : NULL; at += (n); } while (0)
+    CARVE(a->emb, TB * C);
+    for (int l = 0; l < s->n_layer; l++) {
+        LayerActs *la = &a->layers[l];
+        CARVE(la->ln1, TB * C);
+        CARVE(la->ln1_mean, TB);
+        CARVE(la->ln1_rstd, TB);
+        CARVE(la->qkv, TB * 3 * C);
+        CARVE(la->atty, TB * C);
+        CARVE(la->lse, (size_t)B * NH * T);
+        CARVE(la->res1, TB * C);
+        CARVE(la->ln2, TB * C);
+        CARVE(la->ln2_mean, TB);
+        CARVE(la->ln2_rstd, TB);
+        CARVE(la->fch, TB * 4 * C);
+        CARVE(la->res2, TB * C);
+        if (need_backward) CARVE(la->dqkv, TB * 3 * C); else la->dqkv = NULL;
+    }
+    CARVE(a->lnf, TB * C);
+    CARVE(a->lnf_mean, TB);
+    CARVE(a->lnf_rstd, TB);
+    CARVE(a->s_big, TB * 4 * C);
+    if (need_backward) {
+        CARVE(a->dlnf, TB * C);
+        CARVE(a->s_dres, TB * C);
+        CARVE(a->s_dx, TB * C);
+        CARVE(a->s_dbig, TB * 4 * C);
+    } else {
+        a->dlnf = a->s_dres = a->s_dx = a->s_dbig = NULL;
+    }
+#undef CARVE
+    return at;
+}
+
+int acts_reserve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward) {
+    if (!a->layers) {
+        a->layers = calloc((size_t)s->n_layer, sizeof(LayerActs));
+        if (!a->layers) return -1;
+    }
+    size_t need = acts_carve(a, s, B, T, need_backward, NULL);
+    if (need > a->arena_floats) {
+        free(a->arena);
+        a->arena = malloc(need * sizeof(float));
+        a->arena_floats = a->arena ? need : 0;
+        if (!a->arena) return -1;
+    }
+    acts_carve(a, s, B, T, need_backward, a->arena);
+    a->B = B;
+    a->T = T;
+    return 0;
+}
+
+void acts_free(Acts *a) {
+    free(a->arena);
+    free(a->layers);
+    a->arena = NULL;
+    a->layers = NULL;
+    a->arena_floats = 0;
+}

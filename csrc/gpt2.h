@@ -1,0 +1,104 @@
+/* The GPT-2 model of the C core: shape, parameter layout, activation arena, and the
+ * entry points the Python module calls. Tensors are named pointers into three blocks:
+ * parameters and gradients (owned by Python as NumPy arrays) and one activation arena.
+ *
+ * Activations are stored time-major, (T, B, C): the rows of a position range [t0, t1)
+ * of the whole batch are then one contiguous block, so every pass of the thought
+ * schedule, however short, is a single matrix product per weight. */
+#ifndef COCONUT_GPT2_H
+#define COCONUT_GPT2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int n_layer, n_head, n_embd, vocab_size, n_positions;
+} GPT2Shape;
+
+/* Offsets (in floats) of every parameter tensor inside the one block. Per-layer
+ * tensors of one kind are stacked: qkv_w is (L, C, 3C), layer l at qkv_w + l*C*3C.
+ * Weights keep the Hugging Face Conv1D layout (in, out): y = x @ W + b. */
+typedef struct {
+    size_t wte;      /* (V, C) token embedding, tied to the LM head */
+    size_t wpe;      /* (P, C) */
+    size_t ln1_w, ln1_b;         /* (L, C) */
+    size_t qkv_w, qkv_b;         /* (L, C, 3C), (L, 3C) */
+    size_t attproj_w, attproj_b; /* (L, C, C), (L, C) */
+    size_t ln2_w, ln2_b;         /* (L, C) */
+    size_t fc_w, fc_b;           /* (L, C, 4C), (L, 4C) */
+    size_t fcproj_w, fcproj_b;   /* (L, 4C, C), (L, C) */
+    size_t lnf_w, lnf_b;         /* (C) */
+    size_t total;
+} ParamLayout;
+
+void param_layout(const GPT2Shape *s, ParamLayout *out);
+
+/* Named pointers into one block (parameters or gradients). */
+typedef struct {
+    float *wte, *wpe, *ln1_w, *ln1_b, *qkv_w, *qkv_b, *attproj_w, *attproj_b;
+    float *ln2_w, *ln2_b, *fc_w, *fc_b, *fcproj_w, *fcproj_b, *lnf_w, *lnf_b;
+} ParamPtrs;
+
+void param_pointers(const ParamLayout *lay, float *block, ParamPtrs *out);
+
+/* Dropout probabilities and the counter that makes the masks reproducible: the mask
+ * of an element depends only on (seed, site, element index), never on the order in
+ * which passes compute it. */
+typedef struct {
+    float p;          /* 0 disables dropout */
+    uint64_t seed;
+} Dropout;
+
+/* Per-layer activations kept for backward, all for the full (T, B) grid. */
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd;   /* (T,B,C), (T,B), (T,B) */
+    float *qkv;                          /* (T,B,3C): the key/value cache lives here */
+    float *atty;                         /* (T,B,C) attention output before c_proj */
+    float *lse;                          /* (B,NH,T) log-sum-exp of each query row */
+    float *res1;                         /* (T,B,C) residual after attention */
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *fch;                          /* (T,B,4C) before GELU */
+    float *res2;                         /* (T,B,C) layer output */
+    float *dqkv;                         /* (T,B,3C) gradient of q,k,v, accumulated across passes */
+} LayerActs;
+
+typedef struct {
+    int B, T;
+    float *emb;                          /* (T,B,C) input of layer 0 */
+    LayerActs *layers;                   /* n_layer entries */
+    float *lnf, *lnf_mean, *lnf_rstd;    /* (T,B,C), (T,B), (T,B) */
+    float *dlnf;                         /* (T,B,C) gradient of the ln_f output */
+    /* scratch for one range of rows (at most T*B rows) */
+    float *s_dres, *s_dx, *s_dbig, *s_big;
+    float *arena;
+    size_t arena_floats;
+} Acts;
+
+/* One batch as the core sees it (all (B, T), row-major as given by Python). */
+typedef struct {
+    int B, T;
+    const int64_t *ids;
+    const int64_t *mask;       /* 1 = attend, 0 = padding */
+    const int64_t *pos;        /* position ids */
+    const int64_t *labels;     /* -100 = ignored; NULL for inference */
+    const uint8_t *is_thought; /* (B,T) 1 where the input is a fed-back hidden state */
+} Batch;
+
+typedef struct {
+    const GPT2Shape *shape;
+    ParamPtrs p;      /* parameters */
+    ParamPtrs g;      /* gradients (may be unset for inference) */
+    Acts *a;
+    Dropout drop;
+} Ctx;
+
+/* Arena management. Returns 0 on success, -1 when memory is exhausted. */
+int acts_reserve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward);
+void acts_free(Acts *a);
+
+/* passes.c: forward of the rows of positions [t0, t1) against the cache of [0, t0),
+ * and its backward, which also accumulates into the key/value gradients of [0, t0). */
+void forward_range(Ctx *c, const Batch *b, int t0, int t1);
+void backward_range(Ctx *c, const Batch *b, int t0, int t1);
+
+#endif

@@ -1,0 +1,63 @@
+/* Paired layer kernels: each *_forward sits next to its *_backward. Outputs first, then
+ * inputs, then sizes. Backward kernels accumulate (+=) into parameter gradients. */
+#ifndef COCONUT_KERNELS_H
+#define COCONUT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* C (M,N) = alpha * op(A) op(B) + beta * C, row-major, split over the OpenMP threads
+ * (each thread calls a single-threaded sgemm on its share of the output). */
+void matmul(int transA, int transB, int M, int N, int K, float alpha,
+            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* y (N,OC) = x (N,IC) @ w (IC,OC) + b (OC) */
+void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int IC, int OC);
+/* dx (N,IC) += dy @ w^T (dx may be NULL); dw (IC,OC) += x^T @ dy; db (OC) += sum dy */
+void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
+                     const float *w, int N, int IC, int OC);
+
+void layernorm_forward(float *out, float *mean, float *rstd, const float *x,
+                       const float *w, const float *b, int N, int C);
+/* dx (N,C) += ..., dw, db (C) += ... */
+void layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
+                        const float *w, const float *mean, const float *rstd, int N, int C);
+
+void gelu_forward(float *out, const float *x, size_t n);
+/* dx = dout * gelu'(x) (overwrites) */
+void gelu_backward(float *dx, const float *x, const float *dout, size_t n);
+
+/* Counter-based dropout masks: keep(seed, site, index) is a pure function, so masks
+ * never depend on how the positions were split into passes. */
+uint64_t dropout_site(uint64_t seed, uint64_t site);
+int dropout_keep(uint64_t site_key, uint64_t index, float p);
+
+/* In place on the rows of positions [t0, t1) of a time-major tensor ((t1-t0), B, D),
+ * x pointing at the row of (t0, b=0): x = keep ? x / (1-p) : 0, with the mask indexed by
+ * the batch-major element ((b*T + t)*D + d). Used for forward and, identically, for
+ * backward. */
+void dropout_rows(float *x, int t0, int t1, int B, int T, int D, uint64_t site_key, float p);
+
+/* Causal self-attention over rows of positions [t0, t1) against keys [0, t].
+ * qkv (T,B,3C) holds every earlier position already (the cache); out (T,B,C);
+ * lse (B,NH,T). Masked keys are skipped; a query of a masked position gets zero. */
+void attention_forward(float *out, float *lse, const float *qkv, const int64_t *mask,
+                       int t0, int t1, int B, int T, int C, int NH,
+                       uint64_t site_key, float p_drop);
+/* dqkv (T,B,3C): writes dQ at [t0,t1), accumulates dK, dV at [0, t1).
+ * dout holds only the rows of [t0, t1) ((t1-t0), B, C). */
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
+                        const float *lse, const int64_t *mask, int t0, int t1, int B, int T,
+                        int C, int NH, uint64_t site_key, float p_drop);
+
+void fill_zero(float *x, size_t n);
+void add_inplace(float *y, const float *x, size_t n);
+
+/* Fused LM head and cross-entropy at the given rows of h (N,C) only, in chunks so that
+ * no (N, V) logits tensor is held. targets (N). Adds scale * dloss/dh into dh and
+ * scale * dloss/dwte into dwte (both may be NULL for loss only). Returns the summed
+ * loss (double), or NaN if some row is not finite. */
+double lm_head_xent(float *dh, float *dwte, const float *h, const float *wte,
+                    const int64_t *targets, int N, int C, int V, float scale);
+
+#endif

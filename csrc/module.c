@@ -1,0 +1,520 @@
+/* CPython/NumPy bindings of the C core: argument checks, GIL release, exceptions.
+ * Nothing here computes; it validates, then calls gpt2/passes/thoughts/adamw. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adamw.h"
+#include "blas.h"
+#include "gpt2.h"
+#include "thoughts.h"
+
+static int g_threads = 1;
+
+typedef struct {
+    PyObject_HEAD
+    GPT2Shape shape;
+    ParamLayout lay;
+    PyArrayObject *params;   /* float32 (total,) */
+    PyArrayObject *grads;    /* float32 (total,) or NULL */
+    Acts acts;
+    int busy;
+} CoreObject;
+
+/* ------------------------------------------------------------------ checks */
+
+static int check_block(PyObject *o, const char *name, size_t total, PyArrayObject **out) {
+    if (!PyArray_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a NumPy array", name);
+        return -1;
+    }
+    PyArrayObject *a = (PyArrayObject *)o;
+    if (PyArray_TYPE(a) != NPY_FLOAT32 || PyArray_NDIM(a) != 1 || !PyArray_IS_C_CONTIGUOUS(a) ||
+        !PyArray_ISWRITEABLE(a) || (size_t)PyArray_DIM(a, 0) != total) {
+        PyErr_Format(PyExc_ValueError, "%s must be a writeable contiguous float32 vector of %zu "
+                     "elements", name, total);
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+/* A (B, T) int64 C-contiguous array; B, T taken from the first one checked. */
+static const int64_t *check_bt(PyObject *o, const char *name, int *B, int *T) {
+    if (!PyArray_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a NumPy array", name);
+        return NULL;
+    }
+    PyArrayObject *a = (PyArrayObject *)o;
+    if (PyArray_TYPE(a) != NPY_INT64 || PyArray_NDIM(a) != 2 || !PyArray_IS_C_CONTIGUOUS(a)) {
+        PyErr_Format(PyExc_ValueError, "%s must be a contiguous int64 array of shape (batch, "
+                     "length)", name);
+        return NULL;
+    }
+    int b = (int)PyArray_DIM(a, 0), t = (int)PyArray_DIM(a, 1);
+    if (*B < 0) { *B = b; *T = t; }
+    if (b != *B || t != *T) {
+        PyErr_Format(PyExc_ValueError, "%s has shape (%d, %d) but input_ids has (%d, %d)", name, b, t,
+                     *B, *T);
+        return NULL;
+    }
+    return (const int64_t *)PyArray_DATA(a);
+}
+
+static int check_range(const int64_t *x, int B, int T, int64_t lo, int64_t hi, int64_t except,
+                       const char *name, const char *what) {
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int64_t v = x[(size_t)b * T + t];
+            if ((v < lo || v >= hi) && v != except) {
+                PyErr_Format(PyExc_ValueError, "%s[%d, %d] = %lld is outside %s [%lld, %lld)", name, b,
+                             t, (long long)v, what, (long long)lo, (long long)hi);
+                return -1;
+            }
+        }
+    return 0;
+}
+
+/* Parses and checks the batch tensors shared by every entry point. */
+static int parse_batch(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *pos,
+                       PyObject *labels, Batch *bt) {
+    int B = -1, T = -1;
+    memset(bt, 0, sizeof(*bt));
+    if (!(bt->ids = check_bt(ids, "input_ids", &B, &T))) return -1;
+    if (!(bt->mask = check_bt(mask, "attention_mask", &B, &T))) return -1;
+    if (!(bt->pos = check_bt(pos, "position_ids", &B, &T))) return -1;
+    if (labels != Py_None && !(bt->labels = check_bt(labels, "labels", &B, &T))) return -1;
+    if (B < 1 || T < 1) {
+        PyErr_Format(PyExc_ValueError, "input_ids has an empty shape (%d, %d)", B, T);
+        return -1;
+    }
+    if (T > self->shape.n_positions) {
+        PyErr_Format(PyExc_ValueError, "sequence length %d exceeds the model's n_positions = %d", T,
+                     self->shape.n_positions);
+        return -1;
+    }
+    if (check_range(bt->ids, B, T, 0, self->shape.vocab_size, 0, "input_ids", "the vocabulary"))
+        return -1;
+    if (check_range(bt->mask, B, T, 0, 2, 0, "attention_mask", "the values")) return -1;
+    if (check_range(bt->pos, B, T, 0, self->shape.n_positions, 0, "position_ids",
+                    "the position table"))
+        return -1;
+    if (bt->labels && check_range(bt->labels, B, T, 0, self->shape.vocab_size, -100, "labels",
+                                  "the vocabulary (or -100)"))
+        return -1;
+    bt->B = B;
+    bt->T = T;
+    return 0;
+}
+
+static int enter(CoreObject *self, int need_grads) {
+    if (!self->params) {
+        PyErr_SetString(PyExc_RuntimeError, "parameters are not bound (call bind first)");
+        return -1;
+    }
+    if (need_grads && !self->grads) {
+        PyErr_SetString(PyExc_RuntimeError, "gradients are not bound");
+        return -1;
+    }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this model is already computing in another thread");
+        return -1;
+    }
+    self->busy = 1;
+    return 0;
+}
+
+static void make_ctx(CoreObject *self, Ctx *c, float p_drop, unsigned long long seed) {
+    memset(c, 0, sizeof(*c));
+    c->shape = &self->shape;
+    param_pointers(&self->lay, (float *)PyArray_DATA(self->params), &c->p);
+    if (self->grads) param_pointers(&self->lay, (float *)PyArray_DATA(self->grads), &c->g);
+    c->a = &self->acts;
+    c->drop.p = p_drop;
+    c->drop.seed = seed;
+}
+
+/* ------------------------------------------------------------------ Core type */
+
+static int Core_init(CoreObject *self, PyObject *args, PyObject *kw) {
+    static char *kws[] = {"n_layer", "n_head", "n_embd", "vocab_size", "n_positions", NULL};
+    GPT2Shape s;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiiii", kws, &s.n_layer, &s.n_head, &s.n_embd,
+                                     &s.vocab_size, &s.n_positions))
+        return -1;
+    if (s.n_layer < 0 || s.n_head < 1 || s.n_embd < 1 || s.vocab_size < 1 || s.n_positions < 1) {
+        PyErr_SetString(PyExc_ValueError, "n_layer >= 0 and n_head, n_embd, vocab_size, n_positions "
+                        ">= 1 are required");
+        return -1;
+    }
+    if (s.n_embd % s.n_head) {
+        PyErr_Format(PyExc_ValueError, "n_embd = %d is not divisible by n_head = %d", s.n_embd, s.n_head);
+        return -1;
+    }
+    acts_free(&self->acts);
+    self->shape = s;
+    param_layout(&s, &self->lay);
+    Py_CLEAR(self->params);
+    Py_CLEAR(self->grads);
+    return 0;
+}
+
+static void Core_dealloc(CoreObject *self) {
+    acts_free(&self->acts);
+    Py_XDECREF(self->params);
+    Py_XDECREF(self->grads);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Core_layout(CoreObject *self, PyObject *unused) {
+    const ParamLayout *l = &self->lay;
+    return Py_BuildValue(
+        "{s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}",
+        "wte", (Py_ssize_t)l->wte, "wpe", (Py_ssize_t)l->wpe, "ln1_w", (Py_ssize_t)l->ln1_w,
+        "ln1_b", (Py_ssize_t)l->ln1_b, "qkv_w", (Py_ssize_t)l->qkv_w, "qkv_b", (Py_ssize_t)l->qkv_b,
+        "attproj_w", (Py_ssize_t)l->attproj_w, "attproj_b", (Py_ssize_t)l->attproj_b,
+        "ln2_w", (Py_ssize_t)l->ln2_w, "ln2_b", (Py_ssize_t)l->ln2_b, "fc_w", (Py_ssize_t)l->fc_w,
+        "fc_b", (Py_ssize_t)l->fc_b, "fcproj_w", (Py_ssize_t)l->fcproj_w,
+        "fcproj_b", (Py_ssize_t)l->fcproj_b, "lnf_w", (Py_ssize_t)l->lnf_w,
+        "lnf_b", (Py_ssize_t)l->lnf_b, "total", (Py_ssize_t)l->total);
+}
+
+static PyObject *Core_bind(CoreObject *self, PyObject *args) {
+    PyObject *po, *go = Py_None;
+    if (!PyArg_ParseTuple(args, "O|O", &po, &go)) return NULL;
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot rebind while computing");
+        return NULL;
+    }
+    PyArrayObject *p, *g = NULL;
+    if (check_block(po, "params", self->lay.total, &p)) return NULL;
+    if (go != Py_None && check_block(go, "grads", self->lay.total, &g)) return NULL;
+    Py_INCREF(p);
+    Py_XSETREF(self->params, p);
+    Py_XINCREF(g);
+    Py_XSETREF(self->grads, g);
+    Py_RETURN_NONE;
+}
+
+/* Shared front half of loss() and forward(): batch, thought slots, passes, arena. */
+typedef struct {
+    Batch bt;
+    uint8_t *is_thought;
+    int *bounds;
+    int n_pass;
+} Prepared;
+
+/* Optional extra pass boundaries: a sequence of ints (tests split passes at will). */
+static int parse_splits(PyObject *splits, int T, int **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    if (!splits || splits == Py_None) return 0;
+    PyObject *seq = PySequence_Fast(splits, "splits must be a sequence of positions");
+    if (!seq) return -1;
+    Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
+    *out = malloc(sizeof(int) * (size_t)(k ? k : 1));
+    if (!*out) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (v == -1 && PyErr_Occurred()) { Py_DECREF(seq); return -1; }
+        if (v <= 0 || v >= T) {
+            PyErr_Format(PyExc_ValueError, "splits[%zd] = %ld is not inside (0, %d)", i, v, T);
+            Py_DECREF(seq);
+            return -1;
+        }
+        (*out)[i] = (int)v;
+    }
+    *n = (int)k;
+    Py_DECREF(seq);
+    return 0;
+}
+
+static int prepare(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *pos, PyObject *labels,
+                   PyObject *splits, ThoughtSpec *spec, int need_backward, Prepared *pr) {
+    memset(pr, 0, sizeof(*pr));
+    if (spec->mode < MODE_NONE || spec->mode > MODE_CONTINUOUS) {
+        PyErr_Format(PyExc_ValueError, "unknown thought mode %d", spec->mode);
+        return -1;
+    }
+    if (parse_batch(self, ids, mask, pos, labels, &pr->bt)) return -1;
+    int B = pr->bt.B, T = pr->bt.T;
+    pr->is_thought = malloc((size_t)B * T);
+    pr->bounds = malloc(sizeof(int) * (size_t)(T + 1));
+    if (!pr->is_thought || !pr->bounds) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    char err[256];
+    if (find_thoughts(&pr->bt, spec, pr->is_thought, err, sizeof err)) {
+        PyErr_SetString(PyExc_ValueError, err);
+        return -1;
+    }
+    pr->bt.is_thought = pr->is_thought;
+    int *extra, n_extra;
+    if (parse_splits(splits, T, &extra, &n_extra)) return -1;
+    pr->n_pass = pass_bounds(&pr->bt, extra, n_extra, pr->bounds);
+    free(extra);
+    if (acts_reserve(&self->acts, &self->shape, B, T, need_backward)) {
+        PyErr_Format(PyExc_MemoryError, "cannot allocate activations for batch %d x length %d", B, T);
+        return -1;
+    }
+    return 0;
+}
+
+static void release(Prepared *pr) {
+    free(pr->is_thought);
+    free(pr->bounds);
+}
+
+static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
+    static char *kws[] = {"input_ids", "attention_mask", "position_ids", "labels", "mode",
+                          "latent_id", "bot_id", "eot_id", "backward", "dropout", "seed",
+                          "grad_scale", "splits", NULL};
+    PyObject *ids, *mask, *pos, *labels, *splits = NULL;
+    ThoughtSpec spec = {-1, -1, -1, MODE_NONE};
+    int backward = 1;
+    float p_drop = 0.0f, grad_scale = 1.0f;
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|iLLLpfKfO", kws, &ids, &mask, &pos, &labels,
+                                     &spec.mode, &spec.latent_id, &spec.bot_id, &spec.eot_id,
+                                     &backward, &p_drop, &seed, &grad_scale, &splits))
+        return NULL;
+    if (labels == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "labels are required for the loss");
+        return NULL;
+    }
+    if (!(p_drop >= 0.0f && p_drop < 1.0f)) {
+        PyErr_Format(PyExc_ValueError, "dropout must be in [0, 1), got %g", (double)p_drop);
+        return NULL;
+    }
+    if (enter(self, backward)) return NULL;
+    Prepared pr;
+    PyObject *result = NULL;
+    if (prepare(self, ids, mask, pos, labels, splits, &spec, backward, &pr) == 0) {
+        Ctx c;
+        make_ctx(self, &c, p_drop, seed);
+        double loss = 0.0;
+        long n_sup = 0;
+        char err[256] = "";
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        omp_set_num_threads(g_threads);
+        rc = run_loss(&c, &pr.bt, pr.bounds, pr.n_pass, backward, grad_scale, &loss, &n_sup, err,
+                      sizeof err);
+        Py_END_ALLOW_THREADS
+        if (rc) PyErr_SetString(PyExc_FloatingPointError, err);
+        else result = Py_BuildValue("(dl)", loss, n_sup);
+    }
+    release(&pr);
+    self->busy = 0;
+    return result;
+}
+
+static PyObject *Core_forward(CoreObject *self, PyObject *args, PyObject *kw) {
+    static char *kws[] = {"input_ids", "attention_mask", "position_ids", "mode", "latent_id",
+                          "bot_id", "eot_id", "logits", "thoughts", "splits", NULL};
+    PyObject *ids, *mask, *pos, *splits = NULL;
+    ThoughtSpec spec = {-1, -1, -1, MODE_NONE};
+    int want_logits = 1, want_thoughts = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|iLLLppO", kws, &ids, &mask, &pos, &spec.mode,
+                                     &spec.latent_id, &spec.bot_id, &spec.eot_id, &want_logits,
+                                     &want_thoughts, &splits))
+        return NULL;
+    if (enter(self, 0)) return NULL;
+    Prepared pr;
+    PyObject *logits = NULL, *thoughts = NULL, *where = NULL, *result = NULL;
+    if (prepare(self, ids, mask, pos, Py_None, splits, &spec, 0, &pr)) goto done;
+    int B = pr.bt.B, T = pr.bt.T, C = self->shape.n_embd;
+    if (want_logits) {
+        npy_intp dims[3] = {B, T, self->shape.vocab_size};
+        logits = PyArray_SimpleNew(3, dims, NPY_FLOAT32);
+        if (!logits) goto done;
+    }
+    Ctx c;
+    make_ctx(self, &c, 0.0f, 0);
+    float *lp = logits ? (float *)PyArray_DATA((PyArrayObject *)logits) : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    omp_set_num_threads(g_threads);
+    run_forward(&c, &pr.bt, pr.bounds, pr.n_pass, lp);
+    Py_END_ALLOW_THREADS
+    if (want_thoughts) {
+        /* the vector fed into each thought slot: ln_f output of the position before */
+        npy_intp n = 0;
+        for (size_t i = 0; i < (size_t)B * T; i++) n += pr.is_thought[i];
+        npy_intp d1[2] = {n, C}, d2[2] = {n, 2};
+        thoughts = PyArray_SimpleNew(2, d1, NPY_FLOAT32);
+        where = PyArray_SimpleNew(2, d2, NPY_INT64);
+        if (!thoughts || !where) goto done;
+        float *tv = PyArray_DATA((PyArrayObject *)thoughts);
+        int64_t *wv = PyArray_DATA((PyArrayObject *)where);
+        npy_intp k = 0;
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++)
+                if (pr.is_thought[(size_t)b * T + t]) {
+                    memcpy(tv + k * C, self->acts.lnf + ((size_t)(t - 1) * B + b) * C, sizeof(float) * C);
+                    wv[2 * k] = b;
+                    wv[2 * k + 1] = t;
+                    k++;
+                }
+    }
+    result = Py_BuildValue("(OOO)", logits ? logits : Py_None, thoughts ? thoughts : Py_None,
+                           where ? where : Py_None);
+done:
+    Py_XDECREF(logits);
+    Py_XDECREF(thoughts);
+    Py_XDECREF(where);
+    release(&pr);
+    self->busy = 0;
+    return result;
+}
+
+static PyMethodDef Core_methods[] = {
+    {"layout", (PyCFunction)Core_layout, METH_NOARGS, "Offsets of the parameter tensors."},
+    {"bind", (PyCFunction)Core_bind, METH_VARARGS, "bind(params, grads=None)"},
+    {"loss", (PyCFunction)(void (*)(void))Core_loss, METH_VARARGS | METH_KEYWORDS,
+     "loss(input_ids, attention_mask, position_ids, labels, mode, latent_id, bot_id, eot_id, "
+     "backward, dropout, seed, grad_scale) -> (mean loss, supervised count)"},
+    {"forward", (PyCFunction)(void (*)(void))Core_forward, METH_VARARGS | METH_KEYWORDS,
+     "forward(input_ids, attention_mask, position_ids, mode, latent_id, bot_id, eot_id, logits, "
+     "thoughts) -> (logits, thoughts, thought positions)"},
+    {NULL}};
+
+static PyTypeObject CoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "coconut._C.Core",
+    .tp_basicsize = sizeof(CoreObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Core_init,
+    .tp_dealloc = (destructor)Core_dealloc,
+    .tp_methods = Core_methods,
+    .tp_doc = "The GPT-2 C core: parameter layout, activations, passes.",
+};
+
+/* ------------------------------------------------------------------ module functions */
+
+static PyObject *py_adamw(PyObject *m, PyObject *args) {
+    PyObject *po, *go, *mo, *vo;
+    Py_ssize_t start, end;
+    float lr, b1, b2, eps, wd;
+    double bc1, bc2;
+    if (!PyArg_ParseTuple(args, "OOOOnnfffffdd", &po, &go, &mo, &vo, &start, &end, &lr, &b1, &b2,
+                          &eps, &wd, &bc1, &bc2))
+        return NULL;
+    PyArrayObject *arr[4];
+    const char *names[4] = {"params", "grads", "exp_avg", "exp_avg_sq"};
+    PyObject *objs[4] = {po, go, mo, vo};
+    size_t n = 0;
+    for (int i = 0; i < 4; i++) {
+        if (!PyArray_Check(objs[i])) {
+            PyErr_Format(PyExc_TypeError, "%s must be a NumPy array", names[i]);
+            return NULL;
+        }
+        if (i == 0) n = PyArray_SIZE((PyArrayObject *)objs[0]);
+        if (check_block(objs[i], names[i], n, &arr[i])) return NULL;
+    }
+    if (start < 0 || end > (Py_ssize_t)n || start > end) {
+        PyErr_Format(PyExc_ValueError, "slice [%zd, %zd) is outside the %zu parameters", start, end, n);
+        return NULL;
+    }
+    float *p = PyArray_DATA(arr[0]), *g = PyArray_DATA(arr[1]);
+    float *mm = PyArray_DATA(arr[2]), *vv = PyArray_DATA(arr[3]);
+    Py_BEGIN_ALLOW_THREADS
+    omp_set_num_threads(g_threads);
+    adamw_update(p + start, g + start, mm + start, vv + start, (size_t)(end - start), lr, b1, b2,
+                 eps, wd, bc1, bc2);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_fill_zero(PyObject *m, PyObject *args) {
+    PyObject *o;
+    if (!PyArg_ParseTuple(args, "O", &o)) return NULL;
+    PyArrayObject *a;
+    if (!PyArray_Check(o)) {
+        PyErr_SetString(PyExc_TypeError, "expected a NumPy array");
+        return NULL;
+    }
+    if (check_block(o, "array", PyArray_SIZE((PyArrayObject *)o), &a)) return NULL;
+    float *d = PyArray_DATA(a);
+    size_t n = PyArray_SIZE(a);
+    Py_BEGIN_ALLOW_THREADS
+    omp_set_num_threads(g_threads);
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) d[i] = 0.0f;
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_set_num_threads(PyObject *m, PyObject *args) {
+    int n;
+    if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
+    if (n < 1) {
+        PyErr_Format(PyExc_ValueError, "the number of threads must be >= 1, got %d", n);
+        return NULL;
+    }
+    g_threads = n;
+    omp_set_num_threads(n);
+    blas_set_threads_mode(blas_threads_mode(), n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_get_num_threads(PyObject *m, PyObject *unused) { return PyLong_FromLong(g_threads); }
+
+static PyObject *py_set_gemm_threading(PyObject *m, PyObject *args) {
+    const char *mode;
+    if (!PyArg_ParseTuple(args, "s", &mode)) return NULL;
+    if (strcmp(mode, "openmp") == 0) blas_set_threads_mode(0, g_threads);
+    else if (strcmp(mode, "openblas") == 0) blas_set_threads_mode(1, g_threads);
+    else {
+        PyErr_Format(PyExc_ValueError, "gemm threading must be 'openmp' or 'openblas', got '%s'", mode);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_blas_info(PyObject *m, PyObject *unused) {
+    return Py_BuildValue("{s:s,s:s,s:s,s:i,s:s,s:i}", "library",
+#ifdef COCONUT_SYSTEM_BLAS
+                         "system OpenBLAS",
+#else
+                         "scipy-openblas32",
+#endif
+                         "config", blas_config(), "core", blas_corename(), "blas_threads",
+                         blas_num_threads(), "gemm_threading",
+                         blas_threads_mode() ? "openblas" : "openmp", "threads", g_threads);
+}
+
+static PyMethodDef module_methods[] = {
+    {"adamw", py_adamw, METH_VARARGS,
+     "adamw(params, grads, exp_avg, exp_avg_sq, start, end, lr, b1, b2, eps, wd, bc1, bc2)"},
+    {"fill_zero", py_fill_zero, METH_VARARGS, "Zero a float32 array in parallel."},
+    {"set_num_threads", py_set_num_threads, METH_VARARGS, "Threads for all C compute."},
+    {"get_num_threads", py_get_num_threads, METH_NOARGS, "Threads for all C compute."},
+    {"set_gemm_threading", py_set_gemm_threading, METH_VARARGS,
+     "'openmp' (default) or 'openblas': who parallelises matrix products."},
+    {"blas_info", py_blas_info, METH_NOARGS, "The BLAS library, its core kernels and threads."},
+    {NULL}};
+
+static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", "The coconut C core.", -1,
+                                        module_methods};
+
+PyMODINIT_FUNC PyInit__C(void) {
+    import_array();
+    if (PyType_Ready(&CoreType) < 0) return NULL;
+    PyObject *mod = PyModule_Create(&module_def);
+    if (!mod) return NULL;
+    Py_INCREF(&CoreType);
+    if (PyModule_AddObject(mod, "Core", (PyObject *)&CoreType) < 0) {
+        Py_DECREF(&CoreType);
+        Py_DECREF(mod);
+        return NULL;
+    }
+    g_threads = omp_get_max_threads(); /* honours OMP_NUM_THREADS */
+    blas_set_threads_mode(0, g_threads);
+    return mod;
+}

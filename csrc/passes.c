@@ -1,0 +1,155 @@
+/* Forward of the rows of positions [t0, t1) of the whole batch against the key/value
+ * cache of [0, t0), and the matching backward. An ordinary forward is the one range
+ * [0, T); the thought schedule (thoughts.c) calls these once per pass. */
+#include <string.h>
+
+#include "gpt2.h"
+#include "kernels.h"
+
+enum { SITE_EMB = 0 };
+static uint64_t site_attn(int l) { return 1 + 3 * (uint64_t)l; }
+static uint64_t site_res_attn(int l) { return 2 + 3 * (uint64_t)l; }
+static uint64_t site_res_mlp(int l) { return 3 + 3 * (uint64_t)l; }
+
+/* Input of position (b, t): a token embedding, or, for a thought slot, the ln_f output
+ * of position t-1 (computed by an earlier pass), plus the position embedding. */
+static void embed_forward(Ctx *c, const Batch *bt, int t0, int t1) {
+    int B = bt->B, T = bt->T, C = c->shape->n_embd;
+    Acts *a = c->a;
+    #pragma omp parallel for collapse(2) schedule(static)
+    for (int t = t0; t < t1; t++)
+        for (int b = 0; b < B; b++) {
+            size_t i = (size_t)b * T + t;
+            const float *src = bt->is_thought && bt->is_thought[i]
+                ? a->lnf + ((size_t)(t - 1) * B + b) * C
+                : c->p.wte + (size_t)bt->ids[i] * C;
+            const float *pe = c->p.wpe + (size_t)bt->pos[i] * C;
+            float *o = a->emb + ((size_t)t * B + b) * C;
+            for (int k = 0; k < C; k++) o[k] = src[k] + pe[k];
+        }
+    dropout_rows(a->emb + (size_t)t0 * B * C, t0, t1, B, T, C, dropout_site(c->drop.seed, SITE_EMB), c->drop.p);
+}
+
+static void embed_backward(Ctx *c, const Batch *bt, int t0, int t1, float *demb) {
+    int B = bt->B, T = bt->T, C = c->shape->n_embd;
+    Acts *a = c->a;
+    dropout_rows(demb, t0, t1, B, T, C,
+                 dropout_site(c->drop.seed, SITE_EMB), c->drop.p);
+    /* threads own slices of channels, so rows sharing a token never race */
+    #pragma omp parallel for schedule(static)
+    for (int k0 = 0; k0 < C; k0 += 32) {
+        int k1 = k0 + 32 < C ? k0 + 32 : C;
+        for (int t = t0; t < t1; t++)
+            for (int b = 0; b < B; b++) {
+                size_t i = (size_t)b * T + t;
+                const float *d = demb + ((size_t)(t - t0) * B + b) * C;
+                float *dst = bt->is_thought && bt->is_thought[i]
+                    ? a->dlnf + ((size_t)(t - 1) * B + b) * C
+                    : c->g.wte + (size_t)bt->ids[i] * C;
+                float *dpe = c->g.wpe + (size_t)bt->pos[i] * C;
+                for (int k = k0; k < k1; k++) { dst[k] += d[k]; dpe[k] += d[k]; }
+            }
+    }
+}
+
+void forward_range(Ctx *c, const Batch *bt, int t0, int t1) {
+    const GPT2Shape *s = c->shape;
+    int B = bt->B, T = bt->T, C = s->n_embd, L = s->n_layer;
+    int R = (t1 - t0) * B;
+    size_t r0 = (size_t)t0 * B;
+    Acts *a = c->a;
+    const ParamPtrs *p = &c->p;
+    float pd = c->drop.p;
+
+    embed_forward(c, bt, t0, t1);
+    const float *x = a->emb;
+    for (int l = 0; l < L; l++) {
+        LayerActs *la = &a->layers[l];
+        layernorm_forward(la->ln1 + r0 * C, la->ln1_mean + r0, la->ln1_rstd + r0, x + r0 * C,
+                          p->ln1_w + (size_t)l * C, p->ln1_b + (size_t)l * C, R, C);
+        linear_forward(la->qkv + r0 * 3 * C, la->ln1 + r0 * C, p->qkv_w + (size_t)l * C * 3 * C,
+                       p->qkv_b + (size_t)l * 3 * C, R, C, 3 * C);
+        attention_forward(la->atty, la->lse, la->qkv, bt->mask, t0, t1, B, T, C, s->n_head,
+                          dropout_site(c->drop.seed, site_attn(l)), pd);
+        /* res1 = x + dropout(atty @ W + b) */
+        linear_forward(la->res1 + r0 * C, la->atty + r0 * C, p->attproj_w + (size_t)l * C * C,
+                       p->attproj_b + (size_t)l * C, R, C, C);
+        dropout_rows(la->res1 + r0 * C, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
+        add_inplace(la->res1 + r0 * C, x + r0 * C, (size_t)R * C);
+        layernorm_forward(la->ln2 + r0 * C, la->ln2_mean + r0, la->ln2_rstd + r0, la->res1 + r0 * C,
+                          p->ln2_w + (size_t)l * C, p->ln2_b + (size_t)l * C, R, C);
+        linear_forward(la->fch + r0 * 4 * C, la->ln2 + r0 * C, p->fc_w + (size_t)l * C * 4 * C,
+                       p->fc_b + (size_t)l * 4 * C, R, C, 4 * C);
+        gelu_forward(a->s_big, la->fch + r0 * 4 * C, (size_t)R * 4 * C);
+        /* res2 = res1 + dropout(gelu(fch) @ W + b) */
+        linear_forward(la->res2 + r0 * C, a->s_big, p->fcproj_w + (size_t)l * 4 * C * C,
+                       p->fcproj_b + (size_t)l * C, R, 4 * C, C);
+        dropout_rows(la->res2 + r0 * C, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
+        add_inplace(la->res2 + r0 * C, la->res1 + r0 * C, (size_t)R * C);
+        x = la->res2;
+    }
+    layernorm_forward(a->lnf + r0 * C, a->lnf_mean + r0, a->lnf_rstd + r0, x + r0 * C,
+                      p->lnf_w, p->lnf_b, R, C);
+}
+
+/* Copies rows of the range into dst and applies the dropout mask of `site`, which is
+ * the backward of dropout (the same mask and scale). Scratch rows are range-relative. */
+static void masked_copy(float *dst, const float *src, int t0, int t1, int B, int T, int C,
+                        uint64_t key, float pd) {
+    memcpy(dst, src, sizeof(float) * (size_t)(t1 - t0) * B * C);
+    dropout_rows(dst, t0, t1, B, T, C, key, pd);
+}
+
+void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
+    const GPT2Shape *s = c->shape;
+    int B = bt->B, T = bt->T, C = s->n_embd, L = s->n_layer;
+    int R = (t1 - t0) * B;
+    size_t r0 = (size_t)t0 * B;
+    Acts *a = c->a;
+    const ParamPtrs *p = &c->p, *g = &c->g;
+    float pd = c->drop.p;
+    float *dres = a->s_dres, *dx = a->s_dx, *dbig = a->s_dbig;
+
+    /* dres: gradient of the residual stream at the current depth, range rows only */
+    fill_zero(dres, (size_t)R * C);
+    const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->emb;
+    layernorm_backward(dres, g->lnf_w, g->lnf_b, a->dlnf + r0 * C, x_last + r0 * C, p->lnf_w,
+                       a->lnf_mean + r0, a->lnf_rstd + r0, R, C);
+    for (int l = L - 1; l >= 0; l--) {
+        LayerActs *la = &a->layers[l];
+        const float *x_in = l == 0 ? a->emb : a->layers[l - 1].res2;
+
+        /* MLP branch: res2 = res1 + dropout(gelu(fch) @ Wp + bp), fch = ln2 @ Wf + bf */
+        masked_copy(dx, dres, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
+        gelu_forward(a->s_big, la->fch + r0 * 4 * C, (size_t)R * 4 * C);
+        fill_zero(dbig, (size_t)R * 4 * C);
+        linear_backward(dbig, g->fcproj_w + (size_t)l * 4 * C * C, g->fcproj_b + (size_t)l * C, dx,
+                        a->s_big, p->fcproj_w + (size_t)l * 4 * C * C, R, 4 * C, C);
+        gelu_backward(dbig, la->fch + r0 * 4 * C, dbig, (size_t)R * 4 * C);
+        fill_zero(dx, (size_t)R * C);
+        linear_backward(dx, g->fc_w + (size_t)l * C * 4 * C, g->fc_b + (size_t)l * 4 * C, dbig,
+                        la->ln2 + r0 * C, p->fc_w + (size_t)l * C * 4 * C, R, C, 4 * C);
+        layernorm_backward(dres, g->ln2_w + (size_t)l * C, g->ln2_b + (size_t)l * C, dx,
+                           la->res1 + r0 * C, p->ln2_w + (size_t)l * C, la->ln2_mean + r0,
+                           la->ln2_rstd + r0, R, C);
+
+        /* attention branch: res1 = x_in + dropout(atty @ Wp + bp) */
+        masked_copy(dx, dres, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
+        float *datty = dbig; /* (R, C) */
+        fill_zero(datty, (size_t)R * C);
+        linear_backward(datty, g->attproj_w + (size_t)l * C * C, g->attproj_b + (size_t)l * C, dx,
+                        la->atty + r0 * C, p->attproj_w + (size_t)l * C * C, R, C, C);
+        /* dQ of the range, and dK/dV of every position it attended to: earlier passes
+         * find the keys/values gradient of their positions waiting in la->dqkv */
+        attention_backward(la->dqkv, datty, la->qkv, la->atty, la->lse, bt->mask, t0, t1, B, T,
+                           C, s->n_head, dropout_site(c->drop.seed, site_attn(l)), pd);
+        fill_zero(dx, (size_t)R * C);
+        linear_backward(dx, g->qkv_w + (size_t)l * C * 3 * C, g->qkv_b + (size_t)l * 3 * C,
+                        la->dqkv + r0 * 3 * C, la->ln1 + r0 * C, p->qkv_w + (size_t)l * C * 3 * C,
+                        R, C, 3 * C);
+        layernorm_backward(dres, g->ln1_w + (size_t)l * C, g->ln1_b + (size_t)l * C, dx,
+                           x_in + r0 * C, p->ln1_w + (size_t)l * C, la->ln1_mean + r0,
+                           la->ln1_rstd + r0, R, C);
+    }
+    embed_backward(c, bt, t0, t1, dres);
+}
