@@ -238,9 +238,14 @@ def test_from_pretrained_reads_a_transformers_directory(hf, tmp_path):
     (classic / "added_tokens.json").write_text(
         json.dumps({token: 50257 + i for i, token in enumerate(LATENT_TOKENS)}))
     from_added_json = GPT2Tokenizer.from_pretrained(classic)
+    # Both layouts at once, as on the Hub: the added tokens are only in tokenizer.json.
+    both = tmp_path / "v5"
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(SHARED_TOKENIZER / name, both / name)
+    from_both = GPT2Tokenizer.from_pretrained(both)
     texts = HANDCRAFTED + CORPUS[:100]
     expected = hf_encode(hf, texts)
-    for tokenizer in (from_json, from_added_json):
+    for tokenizer in (from_json, from_added_json, from_both):
         assert len(tokenizer) == 50260
         assert [tokenizer.encode(text) for text in texts] == expected
 
@@ -295,6 +300,12 @@ def test_bad_files_raise_with_file_and_place(tmp_path):
     (directory / "added_tokens.json").write_text(json.dumps({"<|latent|>": 50300}))
     with pytest.raises(ValueError, match=r"added_tokens\.json.*50300.*next free id is 50257"):
         GPT2Tokenizer.from_pretrained(directory)
+
+    other_model = tmp_path / "wordpiece"
+    other_model.mkdir()
+    (other_model / "tokenizer.json").write_text(json.dumps({"model": {"type": "WordPiece"}}))
+    with pytest.raises(ValueError, match=r"tokenizer\.json: model\.type is 'WordPiece'"):
+        GPT2Tokenizer.from_pretrained(other_model)
 
     with pytest.raises(FileNotFoundError, match="needs vocab.json"):
         GPT2Tokenizer.from_pretrained(tmp_path)

@@ -9,6 +9,7 @@ from coconut.data.loaders import (
     prontoqa_from_raw,
     save_examples,
 )
+from coconut.data.name_pools import prosqa_name_pools
 from coconut.data.prontoqa_generator import generate_prontoqa
 from coconut.data.prosqa_generator import ProsQASettings, generate_prosqa
 from coconut.data.stats import compare_prosqa, print_prosqa_comparison, prosqa_stats
@@ -26,6 +27,7 @@ __all__ = [
     "load_prontoqa_raw",
     "print_prosqa_comparison",
     "prontoqa_from_raw",
+    "prosqa_name_pools",
     "prosqa_stats",
     "save_examples",
 ]

@@ -106,11 +106,11 @@ def example_to_dict(example: Example) -> dict:
         "question": example.question,
         "answer": example.answer,
         "steps": list(example.steps),
-        "idx_to_symbol": list(example.idx_to_symbol),
+        "idx_to_symbol": [str(s) for s in example.idx_to_symbol],
         "edges": [[int(s), int(d)] for s, d in example.edges],
-        "root": example.root,
-        "target": example.target,
-        "neg_target": example.neg_target,
+        "root": int(example.root),
+        "target": int(example.target),
+        "neg_target": int(example.neg_target),
     }
     return {key: values[key] for key in _PROSQA_KEYS}
 

@@ -39,3 +39,13 @@ PROPERTY_FAMILIES = (
     ("heavy", "light"),
     ("young", "old", "ancient"),
 )
+
+
+def prosqa_name_pools(examples) -> tuple[list[str], list[str]]:
+    """(person names, concept names) used by some ProsQA examples, e.g. the official
+    validation file, to generate training data in the same words (sorted, distinct)."""
+    persons, concepts = set(), set()
+    for ex in examples:
+        for name in ex.idx_to_symbol or ():
+            (persons if name[:1].isupper() else concepts).add(name)
+    return sorted(persons), sorted(concepts)

@@ -134,8 +134,7 @@ def _try_example(rng: random.Random, s: ProsQASettings, persons: Sequence[str], 
     root = 1 if rng.random() < s.p_root_id_one else 0
     if root != entity:
         swap = {0: 1, 1: 0}
-        edges = [(swap.get(a, a), b) for a, b in edges]
-        target, neg_target = swap.get(target, target), swap.get(neg_target, neg_target)
+        edges = [(swap.get(a, a), b) for a, b in edges]  # targets are leaves, never 0 or 1
 
     children = children_lists(n, edges)
     parentless = [i for i in range(n) if i not in {b for _, b in edges}]
@@ -177,6 +176,11 @@ def generate_prosqa(
     depends on (seed, i), so a shorter list is a prefix of a longer one."""
     if n < 0:
         raise ValueError(f"generate_prosqa: n must be >= 0, got {n}")
+    # Sentence forms are chosen by capitalisation (persons "Tom is a X.", concepts "Every X ...").
+    if not all(name[:1].isupper() for name in person_names) or len(set(person_names)) != len(person_names):
+        raise ValueError("generate_prosqa: person names must be distinct and capitalised")
+    if not all(name[:1].islower() for name in concept_names) or len(set(concept_names)) != len(concept_names):
+        raise ValueError("generate_prosqa: concept names must be distinct and lower case")
     examples = []
     for i in range(n):
         rng = random.Random(f"prosqa/{seed}/{i}")

@@ -83,9 +83,10 @@ class GPT2Tokenizer:
                vocab_source: str, locate_merge: Callable[[int], str]) -> None:
         _check_vocab(vocab, vocab_source)
         self._vocab: dict[str, int] = dict(vocab)
+        # Token of every id: the vocabulary's, then added tokens beyond it.
         self._tokens: list[str] = sorted(self._vocab, key=self._vocab.__getitem__)
         self._ranks = _rank_merges(merges, self._vocab, locate_merge)
-        # Bytes of every id; added tokens beyond the vocabulary are appended in add_tokens.
+        # Bytes of every id, for decode.
         self._id_bytes: list[bytes] = [_token_bytes(token) for token in self._tokens]
         self._added: dict[str, AddedToken] = {}
         self._split_patterns: list[re.Pattern] = []
@@ -120,6 +121,8 @@ class GPT2Tokenizer:
         added: list[tuple[AddedToken, str]] = []
         if vocab_path.is_file() and merges_path.is_file():
             tokenizer = cls.from_files(vocab_path, merges_path)
+            if tokenizer_json_path.is_file():
+                added += _read_tokenizer_json(tokenizer_json_path)[2]
         elif tokenizer_json_path.is_file():
             vocab, merges, from_json = _read_tokenizer_json(tokenizer_json_path)
             tokenizer = cls.__new__(cls)
@@ -151,7 +154,7 @@ class GPT2Tokenizer:
                 by_id[token.id] = (token, where)
         for token_id in sorted(by_id):
             token, where = by_id[token_id]
-            if token_id < len(self._tokens):
+            if token_id < len(self._vocab):
                 if self._tokens[token_id] != token.content:
                     raise ValueError(
                         f"{where}: added token {token.content!r} has id {token_id}, which "
@@ -188,10 +191,7 @@ class GPT2Tokenizer:
         raise KeyError(f"token {token!r} is neither in the vocabulary nor an added token")
 
     def id_to_token(self, token_id: int) -> str:
-        index = self._check_id(token_id, "id_to_token")
-        if index < len(self._tokens):
-            return self._tokens[index]
-        return next(t.content for t in self._added.values() if t.id == index)
+        return self._tokens[self._check_id(token_id, "id_to_token")]
 
     def add_tokens(self, tokens: Iterable[str], special: bool = False) -> list[int]:
         """Make each string an added token and return its id. As in Hugging Face, a
@@ -213,9 +213,9 @@ class GPT2Tokenizer:
 
     def _register(self, token: AddedToken) -> None:
         self._added[token.content] = token
-        if token.id == len(self._id_bytes):
-            self._id_bytes.append(b"")
-        self._id_bytes[token.id] = _token_bytes(token.content)
+        if token.id == len(self._tokens):
+            self._tokens.append(token.content)
+            self._id_bytes.append(_token_bytes(token.content))
 
     def _rebuild_split_patterns(self) -> None:
         """One alternation per matching round, longest first so that at any position
@@ -294,8 +294,11 @@ class GPT2Tokenizer:
 
         As in Hugging Face, the bytes of all ids, added tokens included, are joined
         before decoding, so a character's bytes may even come from different tokens."""
-        chunks = [self._id_bytes[self._check_id(token_id, f"decode (position {position})")]
-                  for position, token_id in enumerate(ids)]
+        id_bytes, size, chunks = self._id_bytes, len(self._id_bytes), []
+        for position, token_id in enumerate(ids):
+            if type(token_id) is not int or not 0 <= token_id < size:  # rare: check fully
+                token_id = self._check_id(token_id, f"decode (position {position})")
+            chunks.append(id_bytes[token_id])
         return b"".join(chunks).decode("utf-8", errors="replace")
 
     # ----- saving ---------------------------------------------------------------------
@@ -313,7 +316,7 @@ class GPT2Tokenizer:
         with open(directory / "merges.txt", "w", encoding="utf-8") as f:
             f.write("#version: 0.2\n")
             f.writelines(f"{left} {right}\n" for left, right in merges)
-        beyond_vocab = {t.content: t.id for t in self.added_tokens if t.id >= len(self._tokens)}
+        beyond_vocab = {t.content: t.id for t in self.added_tokens if t.id >= len(self._vocab)}
         _write_json(directory / "added_tokens.json", beyond_vocab)
         special = {}
         if EOS_TOKEN in self._vocab:

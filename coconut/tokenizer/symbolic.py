@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Sequence
 
-from coconut.data.prosqa_graph import answer_sentence, edge_sentence, is_person
+from coconut.data.prosqa_graph import answer_sentence, edge_sentence
 
 # The same marker strings the GPT-2 tokenization decodes to, so text from either
 # tokenization goes through the same scoring and analysis code.

@@ -1,0 +1,178 @@
+"""Symbolic tokenizations: hand-checked encodings, exact decoding, robustness, checkpoints."""
+import random
+import re
+from functools import lru_cache
+from pathlib import Path
+from statistics import mean
+
+import pytest
+
+from coconut.data import Example, generate_prontoqa, generate_prosqa, load_examples
+from coconut.tokenizer.symbolic import ProntoQASymbolic, ProsQASymbolic
+
+DATA = Path("/work/shared/data")
+
+
+@lru_cache(maxsize=None)
+def prosqa():
+    return tuple(load_examples(DATA / "prosqa/prosqa_valid.json"))
+
+
+@lru_cache(maxsize=None)
+def prontoqa_valid():
+    return tuple(load_examples(DATA / "prontoqa/prontoqa_valid.json"))
+
+
+@lru_cache(maxsize=None)
+def pronto_tok():
+    return ProntoQASymbolic.build([load_examples(DATA / "prontoqa/prontoqa_train.json"), prontoqa_valid()])
+
+
+def reference_answer(text):
+    """The reference rule: text after the last '#', commas removed, stripped (eos dropped)."""
+    return text.replace("<|endoftext|>", "").split("#")[-1].replace(",", "").strip()
+
+
+def whole(tok, ex):
+    ids = tok.question_ids(ex)
+    for i in range(len(ex.steps)):
+        ids += tok.step_ids(ex, i)
+    return ids + tok.answer_ids(ex)
+
+
+# ---------------------------------------------------------------------------- ProsQA
+
+def test_prosqa_vocabulary_layout():
+    tok = ProsQASymbolic()
+    assert tok.vocab_size == 41
+    assert (tok.sep_id, tok.question_id, tok.root_id, tok.answer_id) == (32, 33, 34, 35)
+    assert (tok.eos_id, tok.bot_id, tok.eot_id, tok.latent_id, tok.pause_id) == (36, 37, 38, 39, 40)
+
+
+def test_prosqa_first_validation_example_by_hand():
+    tok, ex = ProsQASymbolic(), prosqa()[0]
+    q = tok.question_ids(ex)
+    # "Every shumpus is a rempus. Every shumpus is a yimpus. Every terpus is a fompus. ..."
+    # shumpus=2, rempus=5, yimpus=11, terpus=3, fompus=6; "|" = 32.
+    assert q[:9] == [2, 5, 32, 2, 11, 32, 3, 6, 32]
+    # "... Tom is a terpus. ..." is the 11th sentence: Tom=1.
+    assert q[30:33] == [1, 3, 32]
+    # "Is Tom a lempus or scrompus?": [Q] lempus=16 scrompus=13 [R] Tom=1.
+    assert q[-5:] == [33, 16, 13, 34, 1]
+    assert len(q) == 3 * 23 + 5
+    # Steps Tom→terpus→brimpus(14)→lempus(16); answer [A] lempus eos.
+    assert [tok.step_ids(ex, i) for i in range(3)] == [[1, 3, 32], [3, 14, 32], [14, 16, 32]]
+    assert tok.answer_ids(ex) == [35, 16, 36]
+
+
+def test_prosqa_decode_reproduces_official_sentences():
+    tok = ProsQASymbolic()
+    lengths = []
+    for ex in prosqa():
+        body, ending = ex.question.rsplit(" Is ", 1)
+        question_sentences = [s.strip() for s in re.findall(r"[^.]+\.", body)] + ["Is " + ending]
+        assert tok.decode(tok.question_ids(ex), ex) == "".join(s + "\n" for s in question_sentences)
+        for i, step in enumerate(ex.steps):
+            assert tok.decode(tok.step_ids(ex, i), ex) == step + "\n"
+        answer_text = tok.decode(tok.answer_ids(ex), ex)
+        assert answer_text == "### " + ex.answer + "<|endoftext|>"
+        full = tok.decode(whole(tok, ex) , ex)
+        assert reference_answer(full) == ex.answer
+        lengths.append(len(whole(tok, ex)))
+    print(f"mean ProsQA symbolic tokens per example: {mean(lengths):.1f}")
+    assert 120 <= mean(lengths) <= 130  # 3 per edge (~36 edges) + 5 + 3 per step + 3
+
+
+def test_prosqa_decodes_a_thought_prompt_and_a_model_guess():
+    tok, ex = ProsQASymbolic(), prosqa()[0]
+    prompt = tok.question_ids(ex) + [tok.bot_id, tok.latent_id, tok.latent_id, tok.eot_id]
+    guess = [14, 16, tok.sep_id, tok.answer_id, 13, tok.eos_id]
+    text = tok.decode(prompt + guess, ex)
+    assert "Is Tom a lempus or scrompus?\n<|start-latent|><|latent|><|latent|><|end-latent|>" in text
+    assert text.endswith("Every brimpus is a lempus.\n### Tom is a scrompus.<|endoftext|>")
+    assert reference_answer(text) == "Tom is a scrompus."
+
+
+def test_prosqa_decode_never_raises_on_garbage():
+    tok, ex = ProsQASymbolic(), prosqa()[1]
+    rng = random.Random(0)
+    for _ in range(300):
+        ids = [rng.randrange(-3, tok.vocab_size + 5) for _ in range(rng.randrange(0, 25))]
+        assert isinstance(tok.decode(ids, ex), str)
+        assert isinstance(tok.decode(ids), str)
+    assert tok.decode([tok.answer_id, tok.sep_id, 99], ex) == "### <unk:99>"
+    assert tok.decode([3, 14]) == "Every 3 is a 14.\n"  # no example: node indices as names
+
+
+def test_prosqa_generated_examples_encode():
+    tok = ProsQASymbolic()
+    for ex in generate_prosqa(50, seed=0):
+        assert max(whole(tok, ex)) < tok.vocab_size
+        assert tok.decode(tok.step_ids(ex, 0), ex) == ex.steps[0] + "\n"
+
+
+def test_prosqa_errors_are_clear():
+    ex = prosqa()[0]
+    with pytest.raises(ValueError, match="max_nodes"):
+        ProsQASymbolic(max_nodes=10).question_ids(ex)
+    with pytest.raises(ValueError, match="no ProsQA graph"):
+        ProsQASymbolic().question_ids(Example("q?", [], "a"))
+    odd = Example(**{**ex.__dict__, "steps": ["Every wibble is a lempus."]})
+    with pytest.raises(ValueError, match="step 0 names 'wibble'"):
+        ProsQASymbolic().step_ids(odd, 0)
+
+
+def test_prosqa_checkpoint_round_trip():
+    tok = ProsQASymbolic(max_nodes=30)
+    again = ProsQASymbolic.from_dict(tok.to_dict())
+    assert again.vocab_size == tok.vocab_size == 39
+    ex = prosqa()[2]
+    assert whole(again, ex) == whole(tok, ex)
+    with pytest.raises(ValueError, match="kind"):
+        ProsQASymbolic.from_dict({"kind": "prontoqa_symbolic", "words": []})
+
+
+# -------------------------------------------------------------------------- ProntoQA
+
+def test_prontoqa_first_validation_example_by_hand():
+    tok, ex = pronto_tok(), prontoqa_valid()[0]
+    words = [tok.words[i] for i in tok.question_ids(ex)]
+    # "Tumpuses are floral. Each jompus is not melodic. ..."
+    assert words[:9] == ["Tumpuses", "are", "floral", ".", "Each", "jompus", "is", "not", "melodic"]
+    assert words[-9:] == ["True", "or", "false", ":", "Alex", "is", "happy", ".", "\n"]
+    assert [tok.words[i] for i in tok.step_ids(ex, 5)] == ["Alex", "is", "happy", ".", "\n"]
+    assert tok.answer_ids(ex) == [tok.answer_mark_id, tok.word_to_id["True"], tok.eos_id]
+    assert (tok.eos_id, tok.bot_id, tok.eot_id, tok.latent_id, tok.pause_id) == (0, 1, 2, 3, 4)
+
+
+def test_prontoqa_decode_reproduces_official_text():
+    tok = pronto_tok()
+    for ex in prontoqa_valid():
+        assert tok.decode(tok.question_ids(ex)) == ex.question + "\n"
+        for i, step in enumerate(ex.steps):
+            assert tok.decode(tok.step_ids(ex, i)) == step + "\n"
+        assert tok.decode(tok.answer_ids(ex)) == "### " + ex.answer + "<|endoftext|>"
+        assert reference_answer(tok.decode(whole(tok, ex))) == ex.answer
+    print(f"ProntoQA symbolic vocabulary: {tok.vocab_size} tokens")
+    assert 100 <= tok.vocab_size <= 200
+
+
+def test_prontoqa_vocabulary_is_deterministic_and_saved():
+    examples = generate_prontoqa(30, seed=1)
+    a = ProntoQASymbolic.build([examples])
+    b = ProntoQASymbolic.build([list(reversed(examples))])
+    assert a.words == b.words
+    again = ProntoQASymbolic.from_dict(a.to_dict())
+    assert again.words == a.words and whole(again, examples[0]) == whole(a, examples[0])
+    with pytest.raises(ValueError, match="kind"):
+        ProntoQASymbolic.from_dict({"kind": "prosqa_symbolic", "max_nodes": 32})
+
+
+def test_prontoqa_unknown_word_and_garbage():
+    tok = ProntoQASymbolic.build([generate_prontoqa(5, seed=2)])
+    with pytest.raises(ValueError, match="'Tumpuses'.*not in the vocabulary"):
+        tok.question_ids(prontoqa_valid()[0])
+    rng = random.Random(1)
+    for _ in range(100):
+        ids = [rng.randrange(-2, tok.vocab_size + 3) for _ in range(rng.randrange(0, 20))]
+        assert isinstance(tok.decode(ids), str)
