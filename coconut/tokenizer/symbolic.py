@@ -62,7 +62,6 @@ _EDGE_SENTENCE = re.compile(r"^(?:Every (?P<concept>\S+)|(?P<person>\S+)) is a (
 _QUESTION_ENDING = re.compile(r"^Is (?P<entity>\S+) a (?P<first>\S+) or (?P<second>\S+)\?$")
 _SENTENCES = re.compile(r"[^.?]+[.?]")
 
-PROSQA_STRUCTURE = ("|", "[Q]", "[R]", "[A]")
 
 
 class ProsQASymbolic:
