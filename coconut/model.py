@@ -185,6 +185,38 @@ class GPT2:
 
     __call__ = forward
 
+    def generate(self, prompts, max_new_tokens: int = 128, *, eos_id: int, thoughts=None, latent_id=None,
+                 bot_id=None, eot_id=None, batch_size: int = 64) -> list[list[int]]:
+        """Greedy decoding of a list of prompts (lists of ids), batched with the key/value
+        cache; a prompt ending in `<bot> <latent>*k <eot>` first runs the thought passes.
+        Returns the new ids of each prompt. As in the reference, the first new token is
+        kept even if it is eos; a later eos ends that prompt and is not returned."""
+        targs = self._thought_args(self._default_mode(thoughts, latent_id), latent_id, bot_id, eot_id)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        prompts = [list(p) for p in prompts]
+        for i, p in enumerate(prompts):
+            if not p:
+                raise ValueError(f"prompt {i} is empty")
+        results: list[list[int] | None] = [None] * len(prompts)
+        # similar lengths together: less left padding
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            width = max(len(prompts[i]) for i in rows)
+            ids = np.full((len(rows), width), eos_id, dtype=np.int64)
+            mask = np.zeros_like(ids)
+            pos = np.zeros_like(ids)
+            for r, i in enumerate(rows):  # left padding; positions restart after the pads
+                n = len(prompts[i])
+                ids[r, width - n:] = prompts[i]
+                mask[r, width - n:] = 1
+                pos[r, width - n:] = np.arange(n)
+            out, counts = self._core.generate(ids, mask, pos, int(max_new_tokens), int(eos_id), **targs)
+            for r, i in enumerate(rows):
+                results[i] = out[r, :counts[r]].tolist()
+        return results
+
     # ------------------------------------------------------------------ vocabulary
 
     def resize_vocab(self, n_new: int, copy_from: int) -> None:

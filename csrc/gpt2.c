@@ -37,13 +37,25 @@ void param_pointers(const ParamLayout *l, float *m, ParamPtrs *o) {
     o->lnf_w = m + l->lnf_w;       o->lnf_b = m + l->lnf_b;
 }
 
-/* Lays every activation tensor out in one arena; with base == NULL it only counts. */
+/* Lays every activation tensor out in one arena; with base == NULL it only counts.
+ * Without backward only the key/value cache (qkv, lse) and ln_f output (thoughts read
+ * it) must outlive a pass: the other per-layer tensors of all layers share one set. */
 static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward, float *base) {
     size_t TB = (size_t)T * B, C = s->n_embd, NH = s->n_head, at = 0;
 #define CARVE(ptr, n) do { ptr = base ? base + at : NULL; at += (n); } while (0)
     CARVE(a->emb, TB * C);
     for (int l = 0; l < s->n_layer; l++) {
         LayerActs *la = &a->layers[l];
+        if (!need_backward && l > 0) {
+            LayerActs *first = &a->layers[0];
+            CARVE(la->qkv, TB * 3 * C);
+            CARVE(la->lse, (size_t)B * NH * T);
+            la->ln1 = first->ln1; la->ln1_mean = first->ln1_mean; la->ln1_rstd = first->ln1_rstd;
+            la->atty = first->atty; la->res1 = first->res1; la->ln2 = first->ln2;
+            la->ln2_mean = first->ln2_mean; la->ln2_rstd = first->ln2_rstd;
+            la->fch = first->fch; la->res2 = first->res2; la->dqkv = NULL;
+            continue;
+        }
         CARVE(la->ln1, TB * C);
         CARVE(la->ln1_mean, TB);
         CARVE(la->ln1_rstd, TB);

@@ -10,6 +10,7 @@
 
 #include "adamw.h"
 #include "blas.h"
+#include "generate.h"
 #include "gpt2.h"
 #include "thoughts.h"
 
@@ -372,6 +373,73 @@ done:
     return result;
 }
 
+static PyObject *Core_generate(CoreObject *self, PyObject *args, PyObject *kw) {
+    static char *kws[] = {"input_ids", "attention_mask", "position_ids", "max_new_tokens", "eos_id",
+                          "mode", "latent_id", "bot_id", "eot_id", NULL};
+    PyObject *ids, *mask, *pos;
+    int max_new;
+    long long eos;
+    ThoughtSpec spec = {-1, -1, -1, MODE_NONE};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOiL|iLLL", kws, &ids, &mask, &pos, &max_new, &eos,
+                                     &spec.mode, &spec.latent_id, &spec.bot_id, &spec.eot_id))
+        return NULL;
+    if (max_new < 1) {
+        PyErr_Format(PyExc_ValueError, "max_new_tokens must be >= 1, got %d", max_new);
+        return NULL;
+    }
+    if (eos < 0 || eos >= self->shape.vocab_size) {
+        PyErr_Format(PyExc_ValueError, "eos_id = %lld is outside the vocabulary", eos);
+        return NULL;
+    }
+    if (enter(self, 0)) return NULL;
+    Prepared pr;
+    PyObject *out = NULL, *counts = NULL, *result = NULL;
+    int64_t *buf = NULL;
+    uint8_t *thought_ext = NULL;
+    if (prepare(self, ids, mask, pos, Py_None, NULL, &spec, 0, &pr)) goto done;
+    int B = pr.bt.B, Tp = pr.bt.T, T = Tp + max_new - 1;
+    /* the prompt plus room for the decoded columns, owned here because decoding writes */
+    buf = malloc(sizeof(int64_t) * (size_t)B * T * 3);
+    thought_ext = calloc((size_t)B * T, 1);
+    if (!buf || !thought_ext) { PyErr_NoMemory(); goto done; }
+    Batch ext = {B, T, buf, buf + (size_t)B * T, buf + (size_t)2 * B * T, NULL, thought_ext};
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t i = (size_t)b * T + t, j = (size_t)b * Tp + t;
+            int in = t < Tp;
+            ((int64_t *)ext.ids)[i] = in ? pr.bt.ids[j] : eos;
+            ((int64_t *)ext.mask)[i] = in ? pr.bt.mask[j] : 0;
+            ((int64_t *)ext.pos)[i] = in ? pr.bt.pos[j] : 0;
+            thought_ext[i] = in ? pr.is_thought[j] : 0;
+        }
+    if (acts_reserve(&self->acts, &self->shape, B, T, 0)) {
+        PyErr_Format(PyExc_MemoryError, "cannot allocate the cache for batch %d x length %d", B, T);
+        goto done;
+    }
+    npy_intp d2[2] = {B, max_new}, d1[1] = {B};
+    out = PyArray_SimpleNew(2, d2, NPY_INT64);
+    counts = PyArray_SimpleNew(1, d1, NPY_INT64);
+    if (!out || !counts) goto done;
+    Ctx c;
+    make_ctx(self, &c, 0.0f, 0);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    omp_set_num_threads(g_threads);
+    rc = run_generate(&c, &ext, Tp, pr.bounds, pr.n_pass, max_new, eos,
+                      PyArray_DATA((PyArrayObject *)out), PyArray_DATA((PyArrayObject *)counts));
+    Py_END_ALLOW_THREADS
+    if (rc) { PyErr_NoMemory(); goto done; }
+    result = Py_BuildValue("(OO)", out, counts);
+done:
+    Py_XDECREF(out);
+    Py_XDECREF(counts);
+    free(buf);
+    free(thought_ext);
+    release(&pr);
+    self->busy = 0;
+    return result;
+}
+
 static PyMethodDef Core_methods[] = {
     {"layout", (PyCFunction)Core_layout, METH_NOARGS, "Offsets of the parameter tensors."},
     {"bind", (PyCFunction)Core_bind, METH_VARARGS, "bind(params, grads=None)"},
@@ -381,6 +449,9 @@ static PyMethodDef Core_methods[] = {
     {"forward", (PyCFunction)(void (*)(void))Core_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(input_ids, attention_mask, position_ids, mode, latent_id, bot_id, eot_id, logits, "
      "thoughts) -> (logits, thoughts, thought positions)"},
+    {"generate", (PyCFunction)(void (*)(void))Core_generate, METH_VARARGS | METH_KEYWORDS,
+     "generate(input_ids, attention_mask, position_ids, max_new_tokens, eos_id, mode, latent_id, "
+     "bot_id, eot_id) -> (new ids (B, max_new) padded with -1, counts (B,))"},
     {NULL}};
 
 static PyTypeObject CoreType = {

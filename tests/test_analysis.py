@@ -33,6 +33,7 @@ from coconut.analysis import (
     shared_first_tokens,
     shortest_paths,
 )
+from shared_data import DATA as DATA_ROOT
 
 # A small DAG.  Tom(0) is the root, lempus(4) the target, scrompus(5) the negative target.
 #   Tom -> wumpus, yumpus, gorpus      (depth 1)
@@ -66,7 +67,7 @@ def with_question(d):
     return ex
 
 
-OFFICIAL = "/work/shared/data/prosqa/prosqa_valid.json"
+OFFICIAL = str(DATA_ROOT / "prosqa/prosqa_valid.json")
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from coconut.curriculum import (
 from coconut.data.loaders import load_examples
 from coconut.tokenizer.bpe import GPT2Tokenizer
 from coconut.tokenizer.text import TextTokenization
+from shared_data import DATA as DATA_ROOT
 
 BOT, EOT, LAT, PAUSE, EOS = 50257, 50258, 50259, 50260, 50256
 X = IGNORE
@@ -57,7 +58,7 @@ def tok_pause():
 
 @pytest.fixture(scope="module")
 def prosqa():
-    return load_examples("/work/shared/data/prosqa/prosqa_valid.json")
+    return load_examples(str(DATA_ROOT / "prosqa/prosqa_valid.json"))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def pq(prosqa):
 
 @pytest.fixture(scope="module")
 def gsm():
-    return load_examples("/work/shared/data/gsm8k/gsm_valid.json")[0]
+    return load_examples(str(DATA_ROOT / "gsm8k/gsm_valid.json"))[0]
 
 
 @pytest.fixture(scope="module")

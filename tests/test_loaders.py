@@ -12,8 +12,9 @@ from coconut.data import (
     load_prontoqa_raw,
     save_examples,
 )
+from shared_data import DATA as DATA_ROOT
 
-DATA = Path("/work/shared/data")
+DATA = DATA_ROOT
 PROSQA_VALID = DATA / "prosqa/prosqa_valid.json"
 GSM_VALID_JSON = DATA / "gsm8k/gsm_valid.json"
 GSM_VALID_TXT = DATA / "gsm8k/valid.txt"

@@ -15,8 +15,9 @@ from coconut.data import (
 )
 from coconut.data.name_pools import CONCEPT_NAMES, PERSON_NAMES, prosqa_name_pools
 from coconut.data.prosqa_graph import children_lists, count_shortest_paths, distances_from, edge_sentence, shortest_paths
+from shared_data import DATA as DATA_ROOT
 
-PROSQA_VALID = Path("/work/shared/data/prosqa/prosqa_valid.json")
+PROSQA_VALID = DATA_ROOT / "prosqa/prosqa_valid.json"
 
 
 @lru_cache(maxsize=None)

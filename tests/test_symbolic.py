@@ -9,8 +9,9 @@ import pytest
 
 from coconut.data import Example, generate_prontoqa, generate_prosqa, load_examples
 from coconut.tokenizer.symbolic import ProntoQASymbolic, ProsQASymbolic
+from shared_data import DATA as DATA_ROOT
 
-DATA = Path("/work/shared/data")
+DATA = DATA_ROOT
 
 
 @lru_cache(maxsize=None)

@@ -10,8 +10,9 @@ import pytest
 transformers = pytest.importorskip("transformers")
 
 from coconut.tokenizer.bpe import SHIPPED_DIR, GPT2Tokenizer  # noqa: E402
+from shared_data import DATA as DATA_ROOT
 
-DATA = Path("/work/shared/data")
+DATA = DATA_ROOT
 SHARED_TOKENIZER = DATA / "gpt2-tokenizer"
 LATENT_TOKENS = ["<|start-latent|>", "<|end-latent|>", "<|latent|>"]
 

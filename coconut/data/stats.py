@@ -1,10 +1,9 @@
 """Statistics of ProsQA example sets, to check a generator against the official file.
 
-Run `python -m coconut.data.stats OFFICIAL.json [N] [SEED]` for the side-by-side table.
+Run `python -m coconut.data OFFICIAL_PROSQA.json [N] [SEED]` for the side-by-side table.
 """
 from __future__ import annotations
 
-import sys
 from collections import Counter
 from statistics import mean
 from typing import Sequence
@@ -116,8 +115,3 @@ def print_prosqa_comparison(official_path: str, n: int = 2000, seed: int = 0) ->
     print(table)
     return table
 
-
-if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit("usage: python -m coconut.data.stats OFFICIAL_PROSQA.json [N] [SEED]")
-    print_prosqa_comparison(sys.argv[1], *(int(a) for a in sys.argv[2:4]))

@@ -1,0 +1,59 @@
+#include "generate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+/* Greedy choice for the B rows of column t: logits = ln_f output @ wte^T. */
+static void argmax_column(Ctx *c, int B, int t, float *logits, int64_t *best) {
+    int C = c->shape->n_embd, V = c->shape->vocab_size;
+    matmul(0, 1, B, V, C, 1.0f, c->a->lnf + (size_t)t * B * C, C, c->p.wte, C, 0.0f, logits, V);
+    #pragma omp parallel for schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * V;
+        int k = 0;
+        for (int v = 1; v < V; v++) if (z[v] > z[k]) k = v; /* first maximum, as argmax */
+        best[b] = k;
+    }
+}
+
+int run_generate(Ctx *c, Batch *bt, int Tp, const int *bounds, int n_pass, int max_new,
+                 int64_t eos_id, int64_t *out, int64_t *n_out) {
+    int B = bt->B, T = bt->T, P = c->shape->n_positions;
+    int64_t *ids = (int64_t *)bt->ids, *mask = (int64_t *)bt->mask, *pos = (int64_t *)bt->pos;
+    float *logits = malloc(sizeof(float) * (size_t)B * c->shape->vocab_size);
+    int64_t *best = malloc(sizeof(int64_t) * (size_t)B);
+    uint8_t *done = calloc((size_t)B, 1);
+    if (!logits || !best || !done) { free(logits); free(best); free(done); return -1; }
+    for (size_t i = 0; i < (size_t)B * max_new; i++) out[i] = -1;
+    memset(n_out, 0, sizeof(int64_t) * (size_t)B);
+
+    for (int i = 0; i < n_pass; i++) forward_range(c, bt, bounds[i], bounds[i + 1]);
+    int t = Tp - 1; /* column whose logits choose the next token */
+    for (int step = 0; step < max_new; step++) {
+        argmax_column(c, B, t, logits, best);
+        int active = 0;
+        for (int b = 0; b < B; b++) {
+            if (done[b]) continue;
+            if (step > 0 && best[b] == eos_id) { done[b] = 1; continue; }
+            out[(size_t)b * max_new + step] = best[b];
+            n_out[b] = step + 1;
+            if (pos[(size_t)b * T + t] + 1 >= P) done[b] = 1; /* no position left */
+            else active = 1;
+        }
+        if (!active || step + 1 == max_new) break;
+        /* next column: the chosen tokens; finished rows get a masked pad */
+        int n = t + 1;
+        for (int b = 0; b < B; b++) {
+            size_t i = (size_t)b * T + n;
+            ids[i] = done[b] ? eos_id : best[b];
+            mask[i] = !done[b];
+            pos[i] = done[b] ? 0 : pos[(size_t)b * T + t] + 1;
+        }
+        forward_range(c, bt, n, n + 1);
+        t = n;
+    }
+    free(logits); free(best); free(done);
+    return 0;
+}

@@ -1,0 +1,17 @@
+/* Batched greedy decoding with the key/value cache, thought phase included. */
+#ifndef COCONUT_GENERATE_H
+#define COCONUT_GENERATE_H
+
+#include "thoughts.h"
+
+/* bt holds (B, T) buffers the caller owns: the left-padded prompts in columns
+ * [0, Tp), room for max_new tokens after them. The prompt runs through the thought
+ * passes; then each step decodes one column for the whole batch. out (B, max_new)
+ * receives new ids (-1 after an example stopped); n_out (B) their counts. As in the
+ * reference, the first token is kept even if it is eos; a later eos ends an example
+ * and is not kept. An example also ends when its next position would not fit the
+ * position table. Returns 0 or -1 (out of memory for logits). */
+int run_generate(Ctx *c, Batch *bt, int Tp, const int *bounds, int n_pass, int max_new,
+                 int64_t eos_id, int64_t *out, int64_t *n_out);
+
+#endif
