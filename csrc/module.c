@@ -12,6 +12,7 @@
 #include "blas.h"
 #include "generate.h"
 #include "gpt2.h"
+#include "kernels.h"
 #include "thoughts.h"
 
 static int g_threads = 1;
@@ -521,6 +522,31 @@ static PyObject *py_fill_zero(PyObject *m, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* Seconds for `reps` products of two n x n float32 matrices through the core's own
+ * matmul (the same threading as training): the machine's sgemm rate for benchmarks. */
+static PyObject *py_sgemm_seconds(PyObject *m, PyObject *args) {
+    int n, reps;
+    if (!PyArg_ParseTuple(args, "ii", &n, &reps)) return NULL;
+    if (n < 1 || reps < 1) {
+        PyErr_SetString(PyExc_ValueError, "n and reps must be >= 1");
+        return NULL;
+    }
+    size_t nn = (size_t)n * n;
+    float *a = malloc(sizeof(float) * nn * 3);
+    if (!a) return PyErr_NoMemory();
+    for (size_t i = 0; i < nn * 3; i++) a[i] = (float)((i * 7919) % 1000) * 1e-3f;
+    double t0, t1;
+    Py_BEGIN_ALLOW_THREADS
+    omp_set_num_threads(g_threads);
+    matmul(0, 0, n, n, n, 1.0f, a, n, a + nn, n, 0.0f, a + 2 * nn, n); /* warm-up */
+    t0 = omp_get_wtime();
+    for (int r = 0; r < reps; r++) matmul(0, 0, n, n, n, 1.0f, a, n, a + nn, n, 0.0f, a + 2 * nn, n);
+    t1 = omp_get_wtime();
+    Py_END_ALLOW_THREADS
+    free(a);
+    return PyFloat_FromDouble(t1 - t0);
+}
+
 static PyObject *py_set_num_threads(PyObject *m, PyObject *args) {
     int n;
     if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
@@ -564,6 +590,7 @@ static PyMethodDef module_methods[] = {
     {"adamw", py_adamw, METH_VARARGS,
      "adamw(params, grads, exp_avg, exp_avg_sq, start, end, lr, b1, b2, eps, wd, bc1, bc2)"},
     {"fill_zero", py_fill_zero, METH_VARARGS, "Zero a float32 array in parallel."},
+    {"sgemm_seconds", py_sgemm_seconds, METH_VARARGS, "sgemm_seconds(n, reps): timing of n x n products."},
     {"set_num_threads", py_set_num_threads, METH_VARARGS, "Threads for all C compute."},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "Threads for all C compute."},
     {"set_gemm_threading", py_set_gemm_threading, METH_VARARGS,

@@ -1,0 +1,57 @@
+"""Shared pieces of the benchmarks: timing, the machine's sgemm rate through the core's
+own matrix product, thread settings for both sides, and the JSON record."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import coconut  # noqa: E402
+from coconut import _C  # noqa: E402
+
+
+def best_of(fn, repeats: int) -> float:
+    """Minimum wall time of `repeats` calls after one warm-up: the least disturbed run
+    on a shared machine."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def sgemm_gflops(n: int = 2048, reps: int = 5) -> float:
+    return 2.0 * n ** 3 * reps / min(_C.sgemm_seconds(n, reps) for _ in range(3)) / 1e9
+
+
+def set_threads(n: int) -> None:
+    coconut.set_num_threads(n)
+    import torch
+    torch.set_num_threads(n)
+
+
+def train_flops_per_token(n_layer: int, n_embd: int, vocab: int, T: int, supervised_fraction: float = 1.0) -> float:
+    """Forward + backward FLOPs per token: 6 per weight of the blocks, 6 per LM-head
+    weight at supervised positions, and the attention products (QK^T and PV, causal,
+    so half of T keys on average)."""
+    block = 12 * n_layer * n_embd * n_embd
+    head = vocab * n_embd * supervised_fraction
+    attention = 6 * n_layer * n_embd * T  # 2 products x 2 flops x T/2 keys, x3 for backward
+    return 6 * block + 6 * head + attention
+
+
+def write_record(name: str, record: dict) -> str:
+    record = {"benchmark": name, "machine": platform.processor() or platform.machine(),
+              "blas": coconut.blas_info(), "time": time.strftime("%Y-%m-%d %H:%M:%S"), **record}
+    out_dir = os.path.join(os.path.dirname(__file__), "results")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(record, f, indent=2)
+    return path

@@ -1,0 +1,105 @@
+"""The cost of thinking: a Coconut training step with 6 continuous thoughts against the
+same tokens with no thoughts (one ordinary pass), and against the PyTorch re-enactment
+of the reference algorithm (transformers GPT-2, pass-by-pass key/value cache, autograd)
+on the same machine and threads.
+
+    python benchmarks/thought_step.py [--shapes small,gpt2] [--tasks prosqa,gsm8k]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from common import best_of, set_threads, write_record
+
+import coconut
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+
+SHAPES = {"gpt2": dict(n_layer=12, n_head=12, n_embd=768), "small": dict(n_layer=4, n_head=4, n_embd=256)}
+V = 50260
+EOS, BOT, EOT, LAT = 50256, 50257, 50258, 50259
+# (question tokens, answer tokens) around `<bot> <latent>x6 <eot>`: ProsQA ~400 tokens with
+# ~15 supervised, GSM8k ~90 with ~12 supervised, as at the final stage of the curriculum
+TASKS = {"prosqa": (380, 12), "gsm8k": (70, 12)}
+
+
+def batch(task, B, n_thoughts, seed=0):
+    q, a = TASKS[task]
+    rng = np.random.default_rng(seed)
+    rows, labels = [], []
+    for _ in range(B):
+        question = rng.integers(0, 50000, size=q).tolist()
+        answer = rng.integers(0, 50000, size=a).tolist() + [EOS]
+        rows.append(question + [BOT] + [LAT] * n_thoughts + [EOT] + answer)
+        labels.append([-100] * (q + n_thoughts + 2) + answer)
+    return np.array(rows), np.array(labels)
+
+
+def ours(shape, ids, labels, thoughts):
+    model = coconut.GPT2(coconut.GPT2Config(vocab_size=V, n_positions=1024, dropout=0.1, **shape))
+    opt = coconut.AdamW(model)
+    kw = dict(latent_id=LAT, bot_id=BOT, eot_id=EOT, thoughts=thoughts)
+
+    def step():
+        model.zero_grad()
+        model.loss_and_grad(ids, labels, **kw)
+        opt.step()
+    return step
+
+
+def reference(shape, ids, labels):
+    import torch
+    import transformers
+    import torch_reference
+    cfg = transformers.GPT2Config(vocab_size=V, n_positions=1024, **shape)
+    model = transformers.GPT2LMHeadModel(cfg).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    t_ids, t_labels = torch.from_numpy(ids), torch.from_numpy(labels)
+    mask = torch.ones_like(t_ids)
+    pos = torch.arange(ids.shape[1]).expand_as(t_ids)
+
+    def step():
+        opt.zero_grad()
+        loss, _, _ = torch_reference.coconut_forward(model, t_ids, mask, pos, t_labels, LAT)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shapes", default="small,gpt2")
+    ap.add_argument("--tasks", default="gsm8k,prosqa")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--no-torch", action="store_true")
+    args = ap.parse_args()
+    set_threads(args.threads)
+    rows = []
+    for shape_name in args.shapes.split(","):
+        shape = SHAPES[shape_name]
+        for task in args.tasks.split(","):
+            ids, labels = batch(task, args.batch, 6)
+            reps = 1 if shape_name == "gpt2" else args.repeats
+            t_think = best_of(ours(shape, ids, labels, "continuous"), reps)
+            t_plain = best_of(ours(shape, ids, labels, "none"), reps)
+            row = dict(shape=shape_name, task=task, B=args.batch, T=int(ids.shape[1]), thoughts=6,
+                       ours_coconut_s=t_think, ours_no_thought_s=t_plain, thinking_overhead=t_think / t_plain)
+            if not args.no_torch:
+                t_ref = best_of(reference(shape, ids, labels), 1)
+                row.update(torch_reference_s=t_ref, speedup_vs_torch=t_ref / t_think)
+            rows.append(row)
+            print(f"{shape_name:6s} {task:7s} B={args.batch} T={row['T']}: coconut {t_think:.2f}s, same tokens without "
+                  f"thoughts {t_plain:.2f}s (x{row['thinking_overhead']:.3f})"
+                  + (f", PyTorch reference {row['torch_reference_s']:.2f}s (ours x{row['speedup_vs_torch']:.2f} faster)"
+                     if "torch_reference_s" in row else ""))
+    print("record:", write_record("thought_step", dict(threads=args.threads, rows=rows)))
+
+
+if __name__ == "__main__":
+    main()

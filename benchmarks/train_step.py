@@ -1,0 +1,79 @@
+"""Train-step throughput of the C core against transformers' GPT-2 on PyTorch, same
+shapes and threads, and against this machine's sgemm rate.
+
+    python benchmarks/train_step.py [--threads 2] [--shapes small,gpt2] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from common import best_of, set_threads, sgemm_gflops, train_flops_per_token, write_record
+
+import coconut
+
+SHAPES = {"gpt2": dict(n_layer=12, n_head=12, n_embd=768), "small": dict(n_layer=4, n_head=4, n_embd=256)}
+V, P = 50257, 1024
+
+
+def ours_step(shape, B, T, seed=0):
+    cfg = coconut.GPT2Config(vocab_size=V, n_positions=P, dropout=0.1, **shape)
+    model = coconut.GPT2(cfg, seed=seed)
+    opt = coconut.AdamW(model)
+    ids = np.random.default_rng(seed).integers(0, V, size=(B, T))
+
+    def step():
+        model.zero_grad()
+        model.loss_and_grad(ids, ids)
+        opt.step()
+    return step
+
+
+def torch_step(shape, B, T, seed=0):
+    import torch
+    import transformers
+    cfg = transformers.GPT2Config(vocab_size=V, n_positions=P, resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1,
+                                  **shape)
+    model = transformers.GPT2LMHeadModel(cfg).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    ids = torch.from_numpy(np.random.default_rng(seed).integers(0, V, size=(B, T)))
+
+    def step():
+        opt.zero_grad()
+        model(input_ids=ids, labels=ids).loss.backward()
+        opt.step()
+    return step
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shapes", default="small,gpt2")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--length", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    set_threads(args.threads)
+    B, T = args.batch, args.length
+    rate = sgemm_gflops()
+    print(f"sgemm (2048^3, {args.threads} threads, {coconut.blas_info()['core']} kernels): {rate:.0f} GFLOP/s")
+    rows = []
+    for name in args.shapes.split(","):
+        shape = SHAPES[name]
+        flops = train_flops_per_token(shape["n_layer"], shape["n_embd"], V, T) * B * T
+        t_ours = best_of(ours_step(shape, B, T), args.repeats)
+        t_torch = best_of(torch_step(shape, B, T), args.repeats)
+        row = dict(shape=name, B=B, T=T, ours_s=t_ours, torch_s=t_torch,
+                   ours_tokens_per_s=B * T / t_ours, torch_tokens_per_s=B * T / t_torch,
+                   ours_gflops=flops / t_ours / 1e9, torch_gflops=flops / t_torch / 1e9,
+                   ours_over_sgemm=flops / t_ours / 1e9 / rate, speedup_vs_torch=t_torch / t_ours)
+        rows.append(row)
+        print(f"{name:6s} B={B} T={T}: ours {row['ours_tokens_per_s']:.0f} tok/s ({row['ours_gflops']:.0f} GFLOP/s, "
+              f"{100 * row['ours_over_sgemm']:.0f}% of sgemm), torch {row['torch_tokens_per_s']:.0f} tok/s; "
+              f"speed-up x{row['speedup_vs_torch']:.2f}")
+    print("record:", write_record("train_step", dict(threads=args.threads, sgemm_gflops=rate, rows=rows)))
+
+
+if __name__ == "__main__":
+    main()

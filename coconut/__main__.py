@@ -1,0 +1,6 @@
+"""`python -m coconut ...`: the same as the `coconut` command."""
+import sys
+
+from coconut.cli import main
+
+sys.exit(main())

@@ -1,0 +1,134 @@
+"""`coconut train | eval | generate-data` (also `python -m coconut ...`).
+
+    coconut train CONFIG [--resume [N]] [--set key=value ...]
+    coconut eval CONFIG [--checkpoint DIR] [--k-sweep] [--records PATH] [--set key=value ...]
+    coconut generate-data prosqa|prontoqa --n N --seed S --out PATH [--compare OFFICIAL]
+
+A configuration or data error prints one line, `coconut: error: ...`, and exits with
+status 2; nothing is trained before the checks pass.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="coconut", description="Coconut: reasoning in a continuous latent space")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model from a YAML config")
+    t.add_argument("config")
+    t.add_argument("--resume", nargs="?", const="latest", default=None, metavar="N",
+                   help="continue from checkpoint_N, or the latest checkpoint when N is left out")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+
+    e = sub.add_parser("eval", help="generation accuracy of a checkpoint on the validation data")
+    e.add_argument("config")
+    e.add_argument("--checkpoint", help="a checkpoint directory (default: the run's best, else load_model_path)")
+    e.add_argument("--k-sweep", action="store_true", help="accuracy with k = 0..6 thoughts at inference")
+    e.add_argument("--records", metavar="PATH", help="write the per-example records (JSONL)")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    g = sub.add_parser("generate-data", help="write a generated ProsQA or ProntoQA data set (official JSON)")
+    g.add_argument("dataset", choices=["prosqa", "prontoqa"])
+    g.add_argument("--n", type=int, required=True)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True)
+    g.add_argument("--compare", metavar="OFFICIAL", help="print ProsQA statistics next to an official file")
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "eval":
+            return _eval(args)
+        return _generate(args)
+    except (ValueError, OSError, NotImplementedError) as e:   # ConfigError is a ValueError
+        print(f"coconut: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _train(args) -> int:
+    from coconut.run_config import ConfigError, load_config
+    from coconut.train import Trainer
+    resume = args.resume
+    if resume not in (None, "latest"):
+        if not resume.isdigit():
+            raise ConfigError(f"--resume: expected an epoch number, got {resume!r}")
+        resume = int(resume)
+    cfg = load_config(args.config, args.set)
+    result = Trainer(cfg, resume=resume).run()
+    if not cfg.only_eval:
+        print(f"best validation accuracy {result.best_accuracy:.4f} (epoch {result.best_epoch}); "
+              f"checkpoints in {result.save_dir}")
+    return 130 if result.interrupted else 0
+
+
+def _eval(args) -> int:
+    from coconut.evaluate import evaluate, k_sweep
+    from coconut.run_config import ConfigError, load_config
+    from coconut.train import build_method, build_model, build_tokenization, load_data
+    cfg = load_config(args.config, args.set)
+    checkpoint = args.checkpoint or _best_checkpoint(cfg.save_dir)
+    state = None
+    if checkpoint:
+        path = os.path.join(checkpoint, "trainer_state.json")
+        if not os.path.isfile(path):
+            raise ConfigError(f"--checkpoint {checkpoint}: no trainer_state.json (not a coconut checkpoint)")
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    method = build_method(cfg)
+    cfg.only_eval = True   # no training data is needed
+    _, val, _ = load_data(cfg)
+    tok = build_tokenization(cfg, method, val, state["tokenization"] if state else None)
+    model = build_model(cfg, tok, checkpoint)
+    epoch = state["epoch"] - 1 if state and state["epoch"] > 0 else None
+    if args.k_sweep:
+        mode = method.thought_mode if method.thought_mode != "none" else "continuous"
+        results = k_sweep(model, tok, val, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size,
+                          thoughts=mode)
+        print(f"{'k':>3}  {'accuracy':>8}  {'new tokens':>10}")
+        for k, r in results.items():
+            print(f"{k:>3}  {r.accuracy:>8.4f}  {r.mean_new_tokens:>10.2f}")
+        return 0
+    result = evaluate(model, tok, method, val, cfg.max_new_tokens, cfg.eval_batch_size, epoch=epoch)
+    print(f"accuracy {result.accuracy:.4f} on {len(val)} examples, {result.mean_new_tokens:.2f} new tokens "
+          f"on average ({checkpoint or 'weights of the config'})")
+    if args.records:
+        result.write_jsonl(args.records)
+    return 0
+
+
+def _best_checkpoint(save_dir: str) -> str | None:
+    path = os.path.join(save_dir, "best.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return os.path.join(save_dir, json.load(f)["checkpoint"])
+
+
+def _generate(args) -> int:
+    from coconut.data import compare_prosqa, generate_prontoqa, generate_prosqa, load_examples, save_examples
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    if args.compare and args.dataset != "prosqa":
+        raise ValueError("--compare is for ProsQA only")
+    make = generate_prosqa if args.dataset == "prosqa" else generate_prontoqa
+    examples = make(args.n, args.seed)
+    save_examples(args.out, examples)
+    print(f"wrote {len(examples)} {args.dataset} examples to {args.out}")
+    if args.compare:
+        print(compare_prosqa(examples, load_examples(args.compare)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Generation accuracy by the reference rule, per-example records, and k-sweeps.
+
+    result = evaluate(model, tok, method, examples, max_new_tokens=128, batch_size=64)
+    result.accuracy, result.mean_new_tokens, result.write_jsonl("records.jsonl")
+    sweep = k_sweep(model, tok, examples, ks=range(7))      # {k: EvalResult}
+
+The prompt comes from the method at an epoch (`method.prompt_ids`, the reference's
+validation prompt), or, given an integer k, is `question <bot> <latent>×k <eot>`.
+Decoding is greedy; the whole text (prompt + new tokens) is decoded and scored with
+`coconut.scoring.is_correct`, as the reference scores it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from coconut.curriculum.sequence import latent_prompt
+from coconut.scoring import is_correct
+
+FINAL_EPOCH = 10 ** 9   # "after the curriculum": every method's final stage
+
+
+@dataclass
+class Record:
+    question: str
+    gold: str
+    output: str        # the decoded new tokens
+    correct: bool
+    n_tokens: int      # new tokens generated (eos not counted)
+    n_thoughts: int    # <latent> slots in the prompt
+
+
+@dataclass
+class EvalResult:
+    accuracy: float
+    mean_new_tokens: float
+    records: list[Record] = field(default_factory=list)
+
+    def write_jsonl(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            for r in self.records:
+                f.write(json.dumps(asdict(r)) + "\n")
+
+
+def _prompts_and_mode(tok, method_or_k, examples, epoch):
+    if isinstance(method_or_k, (int, np.integer)) and not isinstance(method_or_k, bool):
+        if method_or_k < 0:
+            raise ValueError(f"the number of thoughts k must be >= 0, got {method_or_k}")
+        return [latent_prompt(tok, ex, int(method_or_k)) for ex in examples], "continuous"
+    method = method_or_k
+    e = FINAL_EPOCH if epoch is None else epoch
+    return [method.prompt_ids(tok, ex, e) for ex in examples], method.thought_mode
+
+
+def evaluate(model, tok, method_or_k, examples: Sequence, max_new_tokens: int = 128, batch_size: int = 64,
+             *, epoch: int | None = None, thoughts: str | None = None) -> EvalResult:
+    """Accuracy of greedy generation on `examples`. `method_or_k`: a method (prompt at
+    `epoch`'s stage; None: its final stage) or a number of continuous thoughts.
+    `thoughts` overrides the thought mode (e.g. "pause" for pause-as-thought models)."""
+    if len(examples) == 0:
+        raise ValueError("evaluate: no examples")
+    prompts, mode = _prompts_and_mode(tok, method_or_k, examples, epoch)
+    mode = thoughts or mode
+    limit = model.config.n_positions
+    for i, p in enumerate(prompts):
+        if len(p) + max_new_tokens > limit:
+            raise ValueError(f"evaluate: example {i}: prompt of {len(p)} tokens + max_new_tokens "
+                             f"{max_new_tokens} exceeds n_positions = {limit}")
+    was_training = model.training
+    model.eval()
+    try:
+        new = generate(model, prompts, max_new_tokens, eos_id=tok.eos_id, thoughts=mode,
+                       latent_id=tok.latent_id, bot_id=tok.bot_id, eot_id=tok.eot_id, batch_size=batch_size)
+    finally:
+        model.training = was_training
+    records = []
+    for ex, prompt, ids in zip(examples, prompts, new):
+        text = tok.decode(list(prompt) + list(ids), ex)
+        records.append(Record(question=ex.question, gold=ex.answer, output=tok.decode(ids, ex),
+                              correct=is_correct(text, ex.answer), n_tokens=len(ids),
+                              n_thoughts=sum(1 for t in prompt if t == tok.latent_id)))
+    return EvalResult(accuracy=sum(r.correct for r in records) / len(records),
+                      mean_new_tokens=float(np.mean([r.n_tokens for r in records])), records=records)
+
+
+def k_sweep(model, tok, examples: Sequence, ks: Iterable[int] = range(0, 7), max_new_tokens: int = 128,
+            batch_size: int = 64, thoughts: str = "continuous") -> dict[int, EvalResult]:
+    """One trained model evaluated with k = each of `ks` thoughts at inference (paper, figure 3)."""
+    return {int(k): evaluate(model, tok, int(k), examples, max_new_tokens, batch_size, thoughts=thoughts)
+            for k in ks}
+
+
+# ------------------------------------------------------------------------- decoding
+
+
+def generate(model, prompts, max_new_tokens, *, eos_id, thoughts, latent_id, bot_id, eot_id, batch_size=64):
+    """The model's batched greedy decoder (C core); `greedy_reference` where the model
+    has none."""
+    if hasattr(model, "generate"):
+        return model.generate(prompts, max_new_tokens, eos_id=eos_id, thoughts=thoughts, latent_id=latent_id,
+                              bot_id=bot_id, eot_id=eot_id, batch_size=batch_size)
+    return [greedy_reference(model, p, max_new_tokens, eos_id=eos_id, thoughts=thoughts, latent_id=latent_id,
+                             bot_id=bot_id, eot_id=eot_id) for p in prompts]
+
+
+def greedy_reference(model, prompt, max_new_tokens, *, eos_id, thoughts, latent_id, bot_id, eot_id) -> list[int]:
+    """Greedy decoding as the reference does it: one example, the whole sequence
+    recomputed for every token (no cache). The first token is kept even if it is eos;
+    a later eos stops and is not kept. Slow; the yardstick for `model.generate`."""
+    ids = list(prompt)
+    new: list[int] = []
+    for i in range(max_new_tokens):
+        logits = model.forward(np.asarray([ids], dtype=np.int64), thoughts=thoughts, latent_id=latent_id,
+                               bot_id=bot_id, eot_id=eot_id)
+        token = int(np.argmax(logits[0, -1]))
+        if i > 0 and token == eos_id:
+            break
+        new.append(token)
+        ids.append(token)
+    return new

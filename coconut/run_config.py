@@ -1,0 +1,386 @@
+"""A training run's configuration: one dataclass, read from YAML.
+
+The reference's YAML files (facebookresearch/coconut `args/*.yaml`) load unchanged:
+their flags `coconut`, `cot`, `no_thoughts`, `no_cot` pick the method as run.py does.
+Our own keys add a method by name (`method`, overriding those flags), the model shape
+for from-scratch runs, the tokenization, generated data, and evaluation settings.
+
+    cfg = load_config("coconut/configs/default.yaml", overrides=["lr=3e-4"])
+
+Paths: relative `train_path`, `val_path`, `save_path`, `model_id` and
+`load_model_path` are resolved against the WORKING DIRECTORY when the config is
+loaded, as the reference's run.py does (its configs say `data/prosqa_train.json`
+and are run from the repository root). The shipped configs therefore work from the
+directory holding your `data/` folder.
+
+Every error is a `ConfigError` naming the file and the key (and the line, where the
+YAML gives one), raised before anything is built.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Union
+
+import yaml
+
+RESET_RULES = ("epoch", "stage", "never")
+TOKENIZATIONS = ("gpt2", "prosqa_symbolic", "prontoqa_symbolic")
+GENERATED_DATASETS = ("prosqa", "prontoqa")
+PATH_KEYS = ("train_path", "val_path", "save_path", "model_id", "load_model_path")
+GPT2_HUB_NAMES = ("gpt2", "openai-community/gpt2")
+
+
+class ConfigError(ValueError):
+    """A configuration the trainer refuses; the message names the file and the key."""
+
+
+@dataclass
+class GenerateData:
+    """Generated training data: `n` training and `val_n` validation examples from one
+    stream (`generate_prosqa(n + val_n, seed)`), the validation ones last."""
+
+    dataset: Literal["prosqa", "prontoqa"] = "prosqa"
+    n: int = 2000
+    val_n: int = 200
+    seed: int = 0
+
+
+@dataclass
+class RunConfig:
+    # ---- the reference's keys (args/*.yaml), same names and meanings ----------------
+    project: str = "coconut"                 # wandb project in the reference; kept in logs
+    name: str = "run"                        # checkpoints go to save_path/name
+    save_path: str = "checkpoints"
+    only_eval: bool = False                  # evaluate load_model_path on val_path, no training
+    coconut: bool = False
+    cot: bool = False
+    no_thoughts: bool = False
+    no_cot: bool = False
+    c_thought: int = 1
+    epochs_per_stage: int = 5
+    max_latent_stage: int = 6
+    pad_latent_to_max: bool = False
+    save_only_improve: bool = False
+    uniform_prob: float = 0.0
+    model_id: Optional[str] = "openai-community/gpt2"   # with init: pretrained, a local HF directory
+    load_model_path: Optional[str] = None    # a checkpoint directory whose weights start the run
+    seed: int = 0
+    resume: int = 0                          # start at this epoch (from checkpoint_N when it exists)
+    bf16: bool = False                       # refused when true: the core computes in float32
+    train_path: Optional[str] = None
+    val_path: Optional[str] = None
+    reset_optimizer: Union[bool, str] = True  # bool as the reference, or "epoch" | "stage" | "never"
+    batch_size_training: int = 32
+    debug: bool = False                      # as the reference: no checkpoints are written
+    gradient_accumulation_steps: int = 1
+    num_epochs: int = 50
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+
+    # ---- our keys ------------------------------------------------------------------
+    method: Optional[str] = None             # a name in coconut.curriculum.METHODS; overrides the flags
+    method_options: dict = field(default_factory=dict)   # e.g. {n_pause: 6} or {tokens_removed_per_epoch: 8}
+    init: Literal["scratch", "pretrained"] = "pretrained"
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    n_positions: int = 1024
+    dropout: float = 0.1
+    tokenization: Literal["gpt2", "prosqa_symbolic", "prontoqa_symbolic"] = "gpt2"
+    threads: Optional[int] = None            # C core threads (None: its default)
+    max_new_tokens: int = 128
+    eval_batch_size: int = 64
+    train_size: Optional[int] = None         # use only the first N training examples
+    val_size: Optional[int] = None
+    generate: Optional[GenerateData] = None  # generated data instead of train_path / val_path
+    log_every_steps: int = 0                 # also log every N optimizer steps (0: per epoch only)
+
+    # where the config came from, for error messages; not a YAML key
+    source: str = field(default="<defaults>", repr=False, compare=False)
+    explicit: frozenset = field(default=frozenset(), repr=False, compare=False)
+
+    def __post_init__(self):
+        if isinstance(self.generate, dict):
+            self.generate = GenerateData(**self.generate)
+
+    @property
+    def save_dir(self) -> str:
+        return os.path.join(self.save_path, self.name)
+
+    @property
+    def reset_rule(self) -> str:
+        r = self.reset_optimizer
+        return "epoch" if r is True else "never" if r is False else r
+
+    def to_dict(self) -> dict:
+        """The YAML keys and values (what a checkpoint records)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name in _NOT_KEYS:
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        return out
+
+
+_NOT_KEYS = ("source", "explicit")
+
+
+def config_keys() -> list[str]:
+    return [f.name for f in dataclasses.fields(RunConfig) if f.name not in _NOT_KEYS]
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | tuple = ()) -> RunConfig:
+    """Read a YAML run configuration; `overrides` are "key=value" strings (the CLI's
+    --set), the value read as YAML, a dotted key reaching into `generate` or
+    `method_options` ("generate.n=100")."""
+    path = str(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config ({e.strerror})") from None
+    raw, lines = _parse_yaml(text, path)
+    for item in overrides:
+        _apply_override(raw, item, lines)
+    return config_from_dict(raw, source=path, lines=lines)
+
+
+def config_from_dict(raw: dict, source: str = "<dict>", lines: dict | None = None) -> RunConfig:
+    """Validate a mapping of YAML keys (unknown keys, types, values) into a RunConfig."""
+    lines = lines or {}
+    where = lambda key: f"{source}: {('line %d: ' % lines[key]) if key in lines else ''}key '{key}'"
+    known = config_keys()
+    values = {}
+    for key, value in raw.items():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where(key)}: unknown key{hint}")
+        values[key] = _check_type(key, value, _HINTS[key], where(key))
+    if isinstance(values.get("generate"), dict):
+        values["generate"] = _generate_data(values["generate"], where("generate"))
+    for key in PATH_KEYS:
+        if isinstance(values.get(key), str) and values[key].strip() in ("None", "none", ""):
+            values[key] = None   # the reference writes `load_model_path: None`
+    cfg = RunConfig(**values, source=source, explicit=frozenset(values))
+    _check_values(cfg, where)
+    _resolve_paths(cfg)
+    return cfg
+
+
+def _parse_yaml(text: str, path: str) -> tuple[dict, dict]:
+    """(mapping, line of each top-level key), refusing duplicate keys."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        place = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: {place}malformed YAML ({problem})") from None
+    if data is None:
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping of keys to values, "
+                          f"got a {type(data).__name__}")
+    lines: dict = {}
+    for key_node, _ in root.value:
+        key = key_node.value
+        if key in lines:
+            raise ConfigError(f"{path}: line {key_node.start_mark.line + 1}: key '{key}' appears twice "
+                              f"(first on line {lines[key]})")
+        lines[key] = key_node.start_mark.line + 1
+    return data, lines
+
+
+def _apply_override(raw: dict, item: str, lines: dict) -> None:
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected key=value")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    head, dot, rest = key.partition(".")
+    if dot:
+        if head not in ("generate", "method_options"):
+            raise ConfigError(f"--set {item!r}: only 'generate' and 'method_options' take dotted keys")
+        inner = raw.get(head)
+        inner = dict(inner) if isinstance(inner, dict) else {}
+        inner[rest] = value
+        raw[head] = inner
+    else:
+        raw[key] = value
+    lines.pop(head, None)   # the value no longer comes from the file's line
+
+
+# ----------------------------------------------------------------------------- checks
+
+_HINTS = typing.get_type_hints(RunConfig)
+
+
+def _describe(value) -> str:
+    return "null" if value is None else f"{type(value).__name__} {value!r}"
+
+
+def _check_type(key, value, hint, where):
+    """The value converted to the annotated type, or a ConfigError."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(key, value, arg, where)
+            except ConfigError as e:
+                errors.append(e)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(f"{where} must be {_hint_name(hint)}, got {_describe(value)}")
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            hint_text = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where} must be one of {list(choices)}, got {value!r}{hint_text}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {_describe(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {_describe(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, str):
+            # PyYAML reads `1e-4` (no dot) as a string: accept number literals written so.
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {_describe(value)}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {_describe(value)}")
+        return value
+    if hint is dict or hint is GenerateData:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {_describe(value)}")
+        return value
+    raise TypeError(f"RunConfig: no check for the annotation {hint!r} of {key}")
+
+
+def _hint_name(hint) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    parts = [names.get(a, getattr(a, "__name__", str(a))) for a in typing.get_args(hint) if a is not type(None)]
+    return " or ".join(parts)
+
+
+def _generate_data(raw: dict, where: str) -> GenerateData:
+    hints = typing.get_type_hints(GenerateData)
+    values = {}
+    for key, value in raw.items():
+        if key not in hints:
+            close = difflib.get_close_matches(str(key), list(hints), n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where}: unknown key '{key}'{hint}; known: {sorted(hints)}")
+        values[key] = _check_type(key, value, hints[key], f"{where}.{key}")
+    gen = GenerateData(**values)
+    if gen.n < 1 or gen.val_n < 1:
+        raise ConfigError(f"{where}: n and val_n must be >= 1, got n={gen.n}, val_n={gen.val_n}")
+    return gen
+
+
+def _check_values(cfg: RunConfig, where) -> None:
+    if cfg.bf16:
+        raise ConfigError(f"{where('bf16')}: bf16 is not supported: the C core computes in float32 "
+                          "only (set bf16: false)")
+    if isinstance(cfg.reset_optimizer, str) and cfg.reset_optimizer not in RESET_RULES:
+        raise ConfigError(f"{where('reset_optimizer')} must be true, false or one of {list(RESET_RULES)}, "
+                          f"got {cfg.reset_optimizer!r}")
+    positive = ("batch_size_training", "gradient_accumulation_steps", "n_layer", "n_head", "n_embd",
+                "n_positions", "max_new_tokens", "eval_batch_size", "epochs_per_stage")
+    for key in positive:
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{where(key)} must be >= 1, got {getattr(cfg, key)}")
+    for key in ("num_epochs", "resume", "c_thought", "max_latent_stage", "log_every_steps"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"{where(key)} must be >= 0, got {getattr(cfg, key)}")
+    for key in ("train_size", "val_size", "threads"):
+        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
+            raise ConfigError(f"{where(key)} must be >= 1 (or null), got {getattr(cfg, key)}")
+    if cfg.n_embd % cfg.n_head:
+        raise ConfigError(f"{where('n_embd')}: n_embd = {cfg.n_embd} is not divisible by n_head = {cfg.n_head}")
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise ConfigError(f"{where('dropout')} must lie in [0, 1), got {cfg.dropout}")
+    if not 0.0 <= cfg.uniform_prob <= 1.0:
+        raise ConfigError(f"{where('uniform_prob')} must lie in [0, 1], got {cfg.uniform_prob}")
+    if cfg.lr < 0 or cfg.weight_decay < 0:
+        key = "lr" if cfg.lr < 0 else "weight_decay"
+        raise ConfigError(f"{where(key)} must be >= 0, got {getattr(cfg, key)}")
+    if cfg.method is not None:
+        from coconut.curriculum import METHODS
+        if cfg.method not in METHODS:
+            close = difflib.get_close_matches(cfg.method, list(METHODS), n=1, cutoff=0.5)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where('method')}: unknown method {cfg.method!r}{hint}; known: {sorted(METHODS)}")
+    if cfg.method_options:
+        known = _method_fields(cfg)
+        for key in cfg.method_options:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ConfigError(f"{where('method_options')}: '{key}' is not an option of method "
+                                  f"{cfg.method or '(from the reference flags)'}{hint}; known: {known}")
+    if cfg.init == "pretrained" and cfg.tokenization != "gpt2":
+        raise ConfigError(f"{where('init')}: a pretrained GPT-2 needs tokenization: gpt2, "
+                          f"got {cfg.tokenization!r} (use init: scratch)")
+    has_files = cfg.train_path is not None or cfg.val_path is not None
+    if cfg.generate is not None and has_files:
+        raise ConfigError(f"{where('generate')}: give either generate or train_path/val_path, not both")
+    if cfg.generate is None and not cfg.only_eval and cfg.train_path is None:
+        raise ConfigError(f"{where('train_path')}: no training data: set train_path (and val_path) "
+                          "or generate")
+    if cfg.generate is None and cfg.val_path is None:
+        raise ConfigError(f"{where('val_path')}: no validation data: set val_path or generate")
+
+
+def _method_fields(cfg: RunConfig) -> list[str]:
+    """Dataclass fields of the method this config trains (its options)."""
+    from coconut.curriculum import METHODS, method_from_reference_config
+    cls = METHODS[cfg.method] if cfg.method else type(method_from_reference_config(reference_flags(cfg)))
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def reference_flags(cfg: RunConfig) -> dict:
+    """The reference keys that choose and shape the method, as run.py reads them."""
+    keys = ("coconut", "cot", "no_thoughts", "no_cot", "c_thought", "epochs_per_stage", "max_latent_stage",
+            "pad_latent_to_max", "uniform_prob")
+    return {k: getattr(cfg, k) for k in keys}
+
+
+def _resolve_paths(cfg: RunConfig) -> None:
+    for key in PATH_KEYS:
+        value = getattr(cfg, key)
+        if value is None:
+            continue
+        if key == "model_id" and (cfg.init != "pretrained" or value in GPT2_HUB_NAMES and not os.path.isdir(value)):
+            continue   # a hub name: checked (and explained) when the model is built
+        setattr(cfg, key, os.path.abspath(os.path.expanduser(value)))

@@ -1,0 +1,193 @@
+"""RunConfig: the reference's YAML files load unchanged, our keys are checked, and every
+bad input is one ConfigError naming the file and the key (and line)."""
+import os
+
+import pytest
+
+from coconut.curriculum import Coconut, CoT, ICoT, NoCoT, NoCurriculum, NoThought, PauseAsThought, PauseToken
+from coconut.run_config import ConfigError, RunConfig, load_config
+from coconut.train import build_method
+
+CONFIGS = os.path.join(os.path.dirname(__file__), "..", "coconut", "configs")
+
+# The reference's args/gsm_coconut.yaml layout (values as published).
+REFERENCE = """\
+# need 4 gpus
+
+project: coconut
+save_path: YOUR_PATH_TO_SAVE_THE_MODEL
+name: gsm-coconut
+
+only_eval: False
+
+coconut: True
+cot: False
+no_thoughts: False
+no_cot: False
+
+c_thought: 2
+epochs_per_stage: 3
+max_latent_stage: 3
+pad_latent_to_max: True
+
+save_only_improve: False
+uniform_prob: 0.0
+model_id: openai-community/gpt2
+load_model_path: None
+seed: 0
+resume: 3
+bf16: False
+train_path: data/gsm_train.json
+val_path: data/gsm_valid.json
+reset_optimizer: True
+batch_size_training: 32
+debug: False
+gradient_accumulation_steps: 1
+num_epochs: 25
+lr: !!float "1e-4"
+weight_decay: 0.01
+"""
+
+
+def write(tmp_path, text, name="run.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def small(extra=""):
+    return "generate: {dataset: prosqa, n: 10, val_n: 2}\ntokenization: prosqa_symbolic\ninit: scratch\n" + extra
+
+
+def error(tmp_path, text, overrides=()):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text), overrides)
+    return str(e.value)
+
+
+def test_reference_yaml_loads_unchanged(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(write(tmp_path, REFERENCE))
+    assert cfg.coconut is True and cfg.cot is False and cfg.c_thought == 2
+    assert cfg.epochs_per_stage == 3 and cfg.max_latent_stage == 3 and cfg.pad_latent_to_max is True
+    assert cfg.lr == 1e-4 and isinstance(cfg.lr, float) and cfg.num_epochs == 25 and cfg.resume == 3
+    assert cfg.load_model_path is None              # the reference writes the string "None"
+    assert cfg.model_id == "openai-community/gpt2"  # a hub name stays as it is
+    # relative paths are resolved against the working directory
+    assert cfg.train_path == os.path.join(str(tmp_path), "data", "gsm_train.json")
+    assert cfg.save_dir == os.path.join(str(tmp_path), "YOUR_PATH_TO_SAVE_THE_MODEL", "gsm-coconut")
+    method = build_method(cfg)
+    assert type(method) is Coconut and method.c_thought == 2 and method.max_latent_stage == 3
+    assert method.pad_latent_to_max and method.reset_optimizer == "epoch"
+
+
+def test_unknown_key_suggests_the_close_one(tmp_path):
+    msg = error(tmp_path, small("epoch_per_stage: 3\n"))
+    assert "run.yaml" in msg and "line 4" in msg and "'epoch_per_stage'" in msg
+    assert "did you mean 'epochs_per_stage'" in msg
+
+
+def test_wrong_type_names_file_line_and_key(tmp_path):
+    msg = error(tmp_path, small("num_epochs: 3.5\n"))
+    assert "run.yaml: line 4: key 'num_epochs' must be an integer, got float 3.5" in msg
+    msg = error(tmp_path, small("lr: fast\n"))
+    assert "key 'lr' must be a number" in msg and "'fast'" in msg
+    msg = error(tmp_path, small("coconut: yes please\n"))
+    assert "key 'coconut' must be true or false" in msg
+
+
+def test_pyyaml_string_floats_are_numbers(tmp_path):
+    cfg = load_config(write(tmp_path, small("lr: 1e-3\n")))   # PyYAML reads 1e-3 as a string
+    assert cfg.lr == 1e-3
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    msg = error(tmp_path, "lr: 0.1\nmethod: [cot\nseed: 1\n")
+    assert "run.yaml: line 3" in msg and "malformed YAML" in msg
+
+
+def test_not_a_mapping_and_duplicates(tmp_path):
+    assert "must be a mapping" in error(tmp_path, "- a\n- b\n")
+    msg = error(tmp_path, small("seed: 1\nseed: 2\n"))
+    assert "line 5: key 'seed' appears twice (first on line 4)" in msg
+
+
+def test_bf16_is_refused_and_false_accepted(tmp_path):
+    msg = error(tmp_path, small("bf16: true\n"))
+    assert "key 'bf16'" in msg and "float32" in msg
+    assert load_config(write(tmp_path, small("bf16: false\n"))).bf16 is False
+
+
+def test_method_name_and_options_are_checked(tmp_path):
+    msg = error(tmp_path, small("method: cocunut\n"))
+    assert "unknown method 'cocunut'" in msg and "did you mean 'coconut'" in msg
+    msg = error(tmp_path, small("method: pause_token\nmethod_options: {n_paus: 3}\n"))
+    assert "'n_paus' is not an option of method pause_token" in msg and "did you mean 'n_pause'" in msg
+    cfg = load_config(write(tmp_path, small("method: pause_token\nmethod_options: {n_pause: 3}\n")))
+    method = build_method(cfg)
+    assert type(method) is PauseToken and method.n_pause == 3
+
+
+def test_bad_method_option_value_names_the_file(tmp_path):
+    cfg = load_config(write(tmp_path, small("method: icot\nmethod_options: {tokens_removed_per_epoch: -1}\n")))
+    with pytest.raises(ConfigError, match=r"run.yaml: method: tokens_removed_per_epoch must be"):
+        build_method(cfg)
+
+
+def test_reset_optimizer_rules(tmp_path):
+    assert "got 'stag'" in error(tmp_path, small("reset_optimizer: stag\n"))
+    for value, rule in (("true", "epoch"), ("false", "never"), ("stage", "stage"), ("never", "never")):
+        cfg = load_config(write(tmp_path, small(f"coconut: true\nreset_optimizer: {value}\n")))
+        assert build_method(cfg).reset_optimizer == rule
+    # not given: the method's own default (CoT never resets)
+    assert build_method(load_config(write(tmp_path, small("method: cot\n")))).reset_optimizer == "never"
+
+
+def test_values_and_data_sources_are_checked(tmp_path):
+    assert "key 'batch_size_training' must be >= 1" in error(tmp_path, small("batch_size_training: 0\n"))
+    assert "not divisible by n_head" in error(tmp_path, small("n_embd: 30\nn_head: 4\n"))
+    assert "unknown key 'm'" in error(tmp_path, "generate: {dataset: prosqa, m: 3}\ninit: scratch\n")
+    assert "must be one of ['prosqa', 'prontoqa']" in error(tmp_path, "generate: {dataset: gsm}\n")
+    assert "not both" in error(tmp_path, small("train_path: a.json\n"))
+    assert "no training data" in error(tmp_path, "init: scratch\ntokenization: prosqa_symbolic\nval_path: v.json\n")
+    msg = error(tmp_path, "generate: {n: 3}\ntokenization: prosqa_symbolic\n")   # init defaults to pretrained
+    assert "key 'init'" in msg and "tokenization: gpt2" in msg
+
+
+def test_overrides(tmp_path):
+    path = write(tmp_path, small())
+    cfg = load_config(path, ["lr=3e-4", "generate.n=7", "method=cot", "load_model_path=None"])
+    assert cfg.lr == 3e-4 and cfg.generate.n == 7 and cfg.generate.val_n == 2 and cfg.method == "cot"
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(path, ["lr"])
+    with pytest.raises(ConfigError, match="unknown key.*did you mean 'num_epochs'"):
+        load_config(path, ["num_epoch=3"])
+    with pytest.raises(ConfigError, match="key 'seed' must be an integer"):
+        load_config(path, ["seed=abc"])
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: cannot read"):
+        load_config(str(tmp_path / "nope.yaml"))
+
+
+SHIPPED = {
+    "default.yaml": Coconut, "gsm_cot.yaml": CoT, "gsm_coconut.yaml": Coconut,
+    "prontoqa_coconut.yaml": Coconut, "prosqa_coconut.yaml": Coconut, "prosqa_cot.yaml": CoT,
+    "prosqa_no_cot.yaml": NoCoT, "prosqa_icot.yaml": ICoT, "prosqa_pause_token.yaml": PauseToken,
+    "prosqa_no_curriculum.yaml": NoCurriculum, "prosqa_no_thought.yaml": NoThought,
+    "prosqa_pause_as_thought.yaml": PauseAsThought,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_configs_load_and_pick_their_method(name):
+    cfg = load_config(os.path.join(CONFIGS, name))
+    method = build_method(cfg)
+    assert type(method) is SHIPPED[name]
+    if name.startswith("prosqa") and name != "prosqa_coconut.yaml":
+        # the baselines keep the paper's training budget
+        assert cfg.num_epochs == 50 and cfg.lr == 1e-4 and cfg.batch_size_training == 32
+    if isinstance(method, Coconut):
+        c = 2 if name.startswith("gsm") else 1
+        assert name == "default.yaml" or (method.c_thought, method.reset_optimizer) == (c, "epoch")
