@@ -54,6 +54,9 @@ def main(argv=None) -> int:
     except (ValueError, OSError, NotImplementedError) as e:   # ConfigError is a ValueError
         print(f"coconut: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:   # a second Ctrl-C during training, or one outside it
+        print("coconut: interrupted", file=sys.stderr)
+        return 130
 
 
 def _train(args) -> int:
@@ -75,7 +78,7 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from coconut.evaluate import evaluate, k_sweep
     from coconut.run_config import ConfigError, load_config
-    from coconut.train import build_method, build_model, build_tokenization, load_data
+    from coconut.train import build_method, build_model, build_tokenization, load_data, saved_tokenization
     cfg = load_config(args.config, args.set)
     checkpoint = args.checkpoint or _best_checkpoint(cfg.save_dir)
     state = None
@@ -88,7 +91,7 @@ def _eval(args) -> int:
     method = build_method(cfg)
     cfg.only_eval = True   # no training data is needed
     _, val, _ = load_data(cfg)
-    tok = build_tokenization(cfg, method, val, state["tokenization"] if state else None)
+    tok = build_tokenization(cfg, method, val, state["tokenization"] if state else saved_tokenization(cfg.load_model_path))
     model = build_model(cfg, tok, checkpoint)
     epoch = state["epoch"] - 1 if state and state["epoch"] > 0 else None
     if args.k_sweep:

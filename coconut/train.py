@@ -80,10 +80,10 @@ class Trainer:
 
         self.method = build_method(cfg)
         self.train_set, self.val_set, names = load_data(cfg)
-        self.tok = build_tokenization(cfg, self.method, self.train_set + self.val_set,
-                                      state["tokenization"] if state else None)
+        saved_tok = state["tokenization"] if state else saved_tokenization(cfg.load_model_path)
+        self.tok = build_tokenization(cfg, self.method, self.train_set + self.val_set, saved_tok)
         self.method.check_tokenization(self.tok)
-        n_positions = model_shape(cfg, self.tok).n_positions
+        n_positions = model_shape(cfg, self.tok, ckpt).n_positions
         first_epoch = state["epoch"] if state else (0 if cfg.only_eval else cfg.resume)
         if not cfg.only_eval:
             check_lengths(self.method, self.tok, self.train_set, names[0], range(first_epoch, cfg.num_epochs),
@@ -347,15 +347,24 @@ def build_tokenization(cfg: RunConfig, method, examples, saved: dict | None = No
     return ProntoQASymbolic.from_dict(saved) if saved is not None else ProntoQASymbolic.build([examples])
 
 
+def saved_tokenization(directory: str | None) -> dict | None:
+    """The tokenization recorded in a coconut checkpoint (None for other model directories)."""
+    path = os.path.join(directory, "trainer_state.json") if directory else None
+    if not path or not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f).get("tokenization")
+
+
 def tokenization_dict(tok) -> dict:
     if hasattr(tok, "to_dict"):
         return tok.to_dict()
     return {"kind": "gpt2", "with_pause": tok.pause_id is not None}
 
 
-def model_shape(cfg: RunConfig, tok) -> GPT2Config:
+def model_shape(cfg: RunConfig, tok, checkpoint: str | None = None) -> GPT2Config:
     """The shape the model will have, read without loading any weights."""
-    source = pretrained_dir(cfg)
+    source = checkpoint or pretrained_dir(cfg)
     if source is None:
         return GPT2Config(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, vocab_size=tok.vocab_size,
                           n_positions=cfg.n_positions, dropout=cfg.dropout)

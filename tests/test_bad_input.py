@@ -88,3 +88,12 @@ def test_threads_and_blas_info():
     coconut.set_num_threads(n)
     with pytest.raises(ValueError):
         coconut.set_num_threads(0)
+
+
+def test_omp_num_threads_is_respected():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", "import coconut; print(coconut.get_num_threads())"],
+                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "1"

@@ -24,6 +24,8 @@ from typing import Iterable, Sequence
 
 from coconut.data.prosqa_graph import answer_sentence, edge_sentence
 
+from .pieces import CachedPieces
+
 # The same marker strings the GPT-2 tokenization decodes to, so text from either
 # tokenization goes through the same scoring and analysis code.
 EOS_TEXT = "<|endoftext|>"
@@ -32,24 +34,6 @@ EOT_TEXT = "<|end-latent|>"
 LATENT_TEXT = "<|latent|>"
 PAUSE_TEXT = "<pause>"
 SPECIAL_TEXTS = (EOS_TEXT, BOT_TEXT, EOT_TEXT, LATENT_TEXT, PAUSE_TEXT)
-
-
-class _Cache:
-    """Encodings per example object: the curriculum lays every example out every epoch."""
-
-    def __init__(self):
-        self._entries: dict[int, tuple] = {}
-
-    def get(self, example, encode):
-        entry = self._entries.get(id(example))
-        # The example is kept in the entry so that its id cannot be reused meanwhile.
-        if entry is None or entry[0] is not example:
-            entry = (example, encode(example))
-            self._entries[id(example)] = entry
-        return entry[1]
-
-    def clear(self):
-        self._entries.clear()
 
 
 def _symbol_where(example) -> str:
@@ -64,37 +48,22 @@ _SENTENCES = re.compile(r"[^.?]+[.?]")
 
 
 
-class ProsQASymbolic:
+class ProsQASymbolic(CachedPieces):
     """Node tokens 0..max_nodes-1 (token id = node index), then `|`, `[Q]`, `[R]`, `[A]`,
     eos, `<bot>`, `<eot>`, `<latent>`, `<pause>`."""
 
     KIND = "prosqa_symbolic"
 
     def __init__(self, max_nodes: int = 32):
+        super().__init__()
         if not isinstance(max_nodes, int) or max_nodes < 2:
             raise ValueError(f"ProsQASymbolic: max_nodes must be an integer >= 2, got {max_nodes!r}")
         self.max_nodes = max_nodes
         self.sep_id, self.question_id, self.root_id, self.answer_id = range(max_nodes, max_nodes + 4)
         self.eos_id, self.bot_id, self.eot_id, self.latent_id, self.pause_id = range(max_nodes + 4, max_nodes + 9)
         self.vocab_size = max_nodes + 9
-        self._cache = _Cache()
 
     # -- the protocol -----------------------------------------------------------
-
-    def question_ids(self, example) -> list[int]:
-        return list(self._cache.get(example, self._encode)[0])
-
-    def step_ids(self, example, index: int) -> list[int]:
-        return list(self._cache.get(example, self._encode)[1][index])
-
-    def answer_ids(self, example) -> list[int]:
-        return list(self._cache.get(example, self._encode)[2])
-
-    def n_steps(self, example) -> int:
-        return len(example.steps)
-
-    def clear_cache(self) -> None:
-        self._cache.clear()
 
     def decode(self, ids: Sequence[int], example=None) -> str:
         return _ProsQARenderer(self, example).render(ids)
@@ -244,13 +213,14 @@ def split_words(text: str) -> list[str]:
     return _WORDS.findall(text)
 
 
-class ProntoQASymbolic:
+class ProntoQASymbolic(CachedPieces):
     """Ids 0..6: eos, `<bot>`, `<eot>`, `<latent>`, `<pause>`, newline, `###`; then one id per
     word or punctuation mark seen when the vocabulary was built, sorted."""
 
     KIND = "prontoqa_symbolic"
 
     def __init__(self, words: Sequence[str]):
+        super().__init__()
         words = list(words)
         clashes = [w for w in words if w in PRONTOQA_FIXED]
         if clashes or len(set(words)) != len(words):
@@ -260,7 +230,6 @@ class ProntoQASymbolic:
         (self.eos_id, self.bot_id, self.eot_id, self.latent_id, self.pause_id,
          self.newline_id, self.answer_mark_id) = range(len(PRONTOQA_FIXED))
         self.vocab_size = len(self.words)
-        self._cache = _Cache()
 
     @classmethod
     def build(cls, example_lists: Iterable[Iterable]) -> "ProntoQASymbolic":
@@ -273,21 +242,6 @@ class ProntoQASymbolic:
         return cls(sorted(seen - set(PRONTOQA_FIXED)))
 
     # -- the protocol -----------------------------------------------------------
-
-    def question_ids(self, example) -> list[int]:
-        return list(self._cache.get(example, self._encode)[0])
-
-    def step_ids(self, example, index: int) -> list[int]:
-        return list(self._cache.get(example, self._encode)[1][index])
-
-    def answer_ids(self, example) -> list[int]:
-        return list(self._cache.get(example, self._encode)[2])
-
-    def n_steps(self, example) -> int:
-        return len(example.steps)
-
-    def clear_cache(self) -> None:
-        self._cache.clear()
 
     def decode(self, ids: Sequence[int], example=None) -> str:
         pieces: list[str] = []

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .pieces import CachedPieces
+
 BOT_TOKEN = "<|start-latent|>"
 EOT_TOKEN = "<|end-latent|>"
 LATENT_TOKEN = "<|latent|>"
 PAUSE_TOKEN = "<pause>"
 
 
-class TextTokenization:
+class TextTokenization(CachedPieces):
     """`Tokenization` (see base.py) over a GPT-2 BPE tokenizer.
 
     The tokenizer is extended in place with the added tokens. Encodings are cached per
@@ -34,6 +36,7 @@ class TextTokenization:
     """
 
     def __init__(self, tokenizer=None, *, with_pause: bool = False):
+        super().__init__()
         if tokenizer is None:
             from coconut.tokenizer.bpe import GPT2Tokenizer
 
@@ -53,39 +56,13 @@ class TextTokenization:
             self.vocab_size = len(tokenizer)
         except TypeError:  # a tokenizer without __len__
             self.vocab_size = max(added + [self.eos_id]) + 1
-        # id(example) -> (example, question, steps, answer); the example itself is kept
-        # so that its id cannot be reused by another object while the entry lives.
-        self._cache: dict[int, tuple] = {}
-
-    # -- the protocol -------------------------------------------------------------
-
-    def question_ids(self, example) -> list[int]:
-        return list(self._pieces(example)[1])
-
-    def step_ids(self, example, index: int) -> list[int]:
-        return list(self._pieces(example)[2][index])
-
-    def answer_ids(self, example) -> list[int]:
-        return list(self._pieces(example)[3])
 
     def decode(self, ids: Sequence[int], example=None) -> str:
         return self.tokenizer.decode([int(i) for i in ids])
 
-    # -- helpers ------------------------------------------------------------------
-
-    def n_steps(self, example) -> int:
-        return len(self._pieces(example)[2])
-
-    def clear_cache(self) -> None:
-        self._cache.clear()
-
-    def _pieces(self, example):
-        entry = self._cache.get(id(example))
-        if entry is None or entry[0] is not example:
-            enc = self.tokenizer.encode
-            question = tuple(enc(example.question + "\n"))
-            steps = tuple(tuple(enc(s + "\n")) for s in example.steps)
-            answer = tuple(enc("### " + example.answer)) + (self.eos_id,)
-            entry = (example, question, steps, answer)
-            self._cache[id(example)] = entry
-        return entry
+    def _encode(self, example) -> tuple:
+        enc = self.tokenizer.encode
+        question = tuple(enc(example.question + "\n"))
+        steps = tuple(tuple(enc(s + "\n")) for s in example.steps)
+        answer = tuple(enc("### " + example.answer)) + (self.eos_id,)
+        return question, steps, answer

@@ -1,0 +1,72 @@
+"""The latent value probe on a model (paper, section 5): what does each thought "hold"?
+
+A continuous thought is the final hidden state (after ln_f) that the LM head would read,
+so it can be decoded like any position: logits = thought @ wte^T (GPT-2 ties the head to
+the embedding; there is no bias), softmax over the vocabulary. A node's value is the
+probability of its name's token:
+
+- symbolic ProsQA tokenization: node i is token i, so the value is exact;
+- GPT-2 BPE: the first token of " name" (the name as it appears mid-sentence); nodes
+  whose names share a first token share a value (see `probe.shared_first_tokens`).
+
+    values = probe_values(model, tok, example, k)        # (k, n_nodes)
+    summary = probe_dataset(model, tok, examples, k)     # per thought index, averaged
+
+Thought t (0-based) is compared with the frontier at depth t + 1 by
+`probe.frontier_value_summary`.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from coconut.curriculum.sequence import latent_prompt
+
+from .probe import aggregate_value_summaries, frontier_value_summary, node_token_map, node_values
+
+__all__ = ["node_tokens", "thought_vectors", "probe_values", "probe_example", "probe_dataset"]
+
+
+def node_tokens(tok, example) -> dict[int, list[int]]:
+    """node id -> the token ids whose first one carries that node's value."""
+    names = example.idx_to_symbol
+    if names is None:
+        raise ValueError("the latent value probe needs a ProsQA example (idx_to_symbol)")
+    if hasattr(tok, "max_nodes"):                      # symbolic: token id = node id
+        if len(names) > tok.max_nodes:
+            raise ValueError(f"example has {len(names)} nodes, the tokenization {tok.max_nodes}")
+        return {i: [i] for i in range(len(names))}
+    encode = tok.tokenizer.encode if hasattr(tok, "tokenizer") else tok.encode
+    return node_token_map(example, encode, leading_space=True)
+
+
+def thought_vectors(model, tok, example, k: int) -> np.ndarray:
+    """(k, C) thoughts of `question <bot> <latent>×k <eot>`."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    ids = np.asarray([latent_prompt(tok, example, k)], dtype=np.int64)
+    _, thoughts = model.forward(ids, thoughts="continuous", latent_id=tok.latent_id, bot_id=tok.bot_id,
+                                eot_id=tok.eot_id, return_thoughts=True)
+    return thoughts[0]
+
+
+def probe_values(model, tok, example, k: int) -> np.ndarray:
+    """(k, n_nodes): probability of each node's token under each decoded thought."""
+    thoughts = thought_vectors(model, tok, example, k).astype(np.float64)
+    logits = thoughts @ np.asarray(model.params["transformer.wte.weight"], dtype=np.float64).T
+    return node_values(logits, node_tokens(tok, example), kind="logits", n_nodes=len(example.idx_to_symbol))
+
+
+def probe_example(model, tok, example, k: int, mode: str = "shortest") -> dict[int, dict]:
+    """`frontier_value_summary` of one example's k thoughts."""
+    return frontier_value_summary(probe_values(model, tok, example, k), example, mode=mode)
+
+
+def probe_dataset(model, tok, examples: Sequence, k: int, mode: str = "shortest") -> dict[int, dict[str, float]]:
+    """Per thought index t: the mean over examples of frontier / rest / reachable /
+    unreachable / optimal values, frontier ranks and precision (see
+    `probe.aggregate_value_summaries`)."""
+    if len(examples) == 0:
+        raise ValueError("probe_dataset: no examples")
+    return aggregate_value_summaries([probe_example(model, tok, ex, k, mode) for ex in examples])

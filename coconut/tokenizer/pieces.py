@@ -1,0 +1,38 @@
+"""The cached piece encodings every tokenization shares: the curriculum lays every
+example out again each epoch, so each example is encoded once into (question, steps,
+answer) and the protocol methods read from that."""
+from __future__ import annotations
+
+
+class CachedPieces:
+    """Subclasses define `_encode(example) -> (question ids, tuple of step ids, answer ids)`."""
+
+    def __init__(self):
+        # id(example) -> (example, pieces); the example is kept so that its id cannot be
+        # reused by another object while the entry lives
+        self._entries: dict[int, tuple] = {}
+
+    def _pieces(self, example) -> tuple:
+        entry = self._entries.get(id(example))
+        if entry is None or entry[0] is not example:
+            entry = (example, self._encode(example))
+            self._entries[id(example)] = entry
+        return entry[1]
+
+    def _encode(self, example) -> tuple:
+        raise NotImplementedError
+
+    def question_ids(self, example) -> list[int]:
+        return list(self._pieces(example)[0])
+
+    def step_ids(self, example, index: int) -> list[int]:
+        return list(self._pieces(example)[1][index])
+
+    def answer_ids(self, example) -> list[int]:
+        return list(self._pieces(example)[2])
+
+    def n_steps(self, example) -> int:
+        return len(self._pieces(example)[1])
+
+    def clear_cache(self) -> None:
+        self._entries.clear()

@@ -1,0 +1,77 @@
+"""The latent value probe wired to a model (coconut/analysis/latent_probe.py): node values
+equal the softmax of the core's own logits at the position that computes each thought,
+for the symbolic and the BPE tokenization; the dataset summary aggregates per thought."""
+import numpy as np
+import pytest
+
+import coconut
+from coconut.analysis import aggregate_value_summaries, frontier_value_summary, softmax
+from coconut.analysis.latent_probe import node_tokens, probe_dataset, probe_values
+from coconut.curriculum.sequence import latent_prompt
+from coconut.data import generate_prosqa
+from coconut.tokenizer.symbolic import ProsQASymbolic
+
+
+def make_model(vocab, n_positions, seed=0):
+    cfg = coconut.GPT2Config(n_layer=2, n_head=2, n_embd=32, vocab_size=vocab, n_positions=n_positions, dropout=0.0)
+    model = coconut.GPT2(cfg, seed=seed)
+    for view in model.params.values():
+        if view.ndim == 2:
+            view *= 5.0   # sharper distributions than GPT-2's init
+    return model.eval()
+
+
+def core_probs(model, tok, ex, k):
+    """Next-token distributions the core computes at <bot> and at latents 1..k-1."""
+    ids = latent_prompt(tok, ex, k)
+    logits = model.forward(np.array([ids]), thoughts="continuous", latent_id=tok.latent_id, bot_id=tok.bot_id,
+                           eot_id=tok.eot_id)
+    bot = ids.index(tok.bot_id)
+    return softmax(logits[0, bot:bot + k])
+
+
+def test_symbolic_values_are_the_core_distribution():
+    examples = generate_prosqa(3, seed=5)
+    tok = ProsQASymbolic(max_nodes=32)
+    model = make_model(tok.vocab_size, 200)
+    for ex in examples:
+        n = len(ex.idx_to_symbol)
+        vals = probe_values(model, tok, ex, 4)
+        assert vals.shape == (4, n)
+        probs = core_probs(model, tok, ex, 4)
+        np.testing.assert_allclose(vals, probs[:, :n], atol=1e-5)
+        assert np.all(vals.sum(axis=1) < 1.0 + 1e-9)
+        assert np.ptp(vals) > 1e-3          # values vary across nodes and thoughts
+    assert node_tokens(tok, examples[0]) == {i: [i] for i in range(len(examples[0].idx_to_symbol))}
+
+
+def test_bpe_values_read_the_first_token_of_each_name():
+    from coconut.tokenizer.text import TextTokenization
+    tok = TextTokenization()
+    ex = generate_prosqa(1, seed=2)[0]
+    model = make_model(tok.vocab_size, 512, seed=3)
+    mapping = node_tokens(tok, ex)
+    for i, name in enumerate(ex.idx_to_symbol):
+        assert mapping[i][0] == tok.tokenizer.encode(" " + name)[0]
+    vals = probe_values(model, tok, ex, 2)
+    probs = core_probs(model, tok, ex, 2)
+    expected = probs[:, [mapping[i][0] for i in range(len(ex.idx_to_symbol))]]
+    np.testing.assert_allclose(vals, expected, rtol=1e-4, atol=1e-9)
+
+
+def test_probe_dataset_averages_per_thought():
+    examples = generate_prosqa(4, seed=7)
+    tok = ProsQASymbolic(max_nodes=32)
+    model = make_model(tok.vocab_size, 200, seed=1)
+    got = probe_dataset(model, tok, examples, 3)
+    per = [frontier_value_summary(probe_values(model, tok, ex, 3), ex) for ex in examples]
+    want = aggregate_value_summaries(per)
+    assert sorted(got) == [0, 1, 2]
+    for t in got:
+        assert got[t]["n"] == 4
+        for key in ("frontier_mean", "rest_mean", "precision_at_frontier"):
+            assert got[t][key] == pytest.approx(want[t][key], nan_ok=True)
+    manual = np.mean([per[i][0]["frontier_mean"] for i in range(4)])
+    assert got[0]["frontier_mean"] == pytest.approx(manual)
+    with pytest.raises(ValueError):
+        probe_values(model, tok, examples[0], 0)

@@ -1,0 +1,158 @@
+"""The trainer end to end on ~40 generated ProsQA examples with the symbolic
+tokenization: loss goes down, metrics and checkpoints are written, a resumed run ends
+bitwise where an uninterrupted one does, optimizer resets follow the rule, and bad
+data fails before any training."""
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import coconut
+from coconut.run_config import ConfigError, config_from_dict
+from coconut.train import Trainer, train
+
+BASE = dict(generate={"dataset": "prosqa", "n": 40, "val_n": 6, "seed": 0}, tokenization="prosqa_symbolic",
+            init="scratch", n_layer=2, n_head=2, n_embd=32, n_positions=256, dropout=0.1, coconut=True,
+            c_thought=1, epochs_per_stage=1, max_latent_stage=2, pad_latent_to_max=True, num_epochs=3,
+            batch_size_training=8, gradient_accumulation_steps=1, lr=3e-3, max_new_tokens=6,
+            eval_batch_size=8, threads=1)
+
+
+def config(tmp_path, name="run", **kw):
+    return config_from_dict({**BASE, "save_path": str(tmp_path), "name": name, **kw}, source="test.yaml")
+
+
+def metrics(save_dir):
+    with open(os.path.join(save_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_end_to_end_run_writes_metrics_and_checkpoints(tmp_path):
+    result = train(config(tmp_path), )
+    lines = metrics(result.save_dir)
+    assert [l["epoch"] for l in lines] == [1, 2, 3] and [l["stage"] for l in lines] == [0, 1, 2]
+    assert lines[-1]["train_loss"] < lines[0]["train_loss"] - 0.3   # it learns
+    assert lines[-1]["val_loss"] < lines[0]["val_loss"]
+    for l in lines:
+        assert 0.0 <= l["val_accuracy"] <= 1.0 and l["tokens_per_s"] > 0 and l["global_step"] % 5 == 0
+        assert l["optimizer_reset"] is True          # the reference: a fresh AdamW every epoch
+    assert lines[-1]["global_step"] == 15           # 40 examples / 8 per step, 3 epochs
+    best = json.load(open(os.path.join(result.save_dir, "best.json")))
+    assert best["accuracy"] == max(l["val_accuracy"] for l in lines) == result.best_accuracy
+    for n in (1, 2, 3):
+        ckpt = os.path.join(result.save_dir, f"checkpoint_{n}")
+        assert sorted(os.listdir(ckpt)) == ["config.json", "model.safetensors", "optimizer.npz",
+                                            "trainer_state.json"]
+    state = json.load(open(os.path.join(result.save_dir, "checkpoint_3", "trainer_state.json")))
+    assert state["epoch"] == 3 and state["step_in_epoch"] == 0 and state["global_step"] == 15
+    assert state["dropout_calls"] == result.model.dropout_calls == 15
+    assert state["tokenization"] == {"kind": "prosqa_symbolic", "max_nodes": 32}
+    back = coconut.GPT2.from_pretrained(os.path.join(result.save_dir, "checkpoint_3"))
+    assert np.array_equal(back.param_block, result.model.param_block)
+    assert not [e for e in os.listdir(result.save_dir) if e.startswith(".")]   # no temporary leftovers
+
+
+def test_resume_is_bitwise_exact(tmp_path):
+    # dropout on, moments kept across epochs and accumulation: everything a resume must restore
+    kw = dict(reset_optimizer="never", gradient_accumulation_steps=2, batch_size_training=4)
+    straight = train(config(tmp_path, "straight", **kw))
+    first = train(config(tmp_path, "split", **{**kw, "num_epochs": 2}))
+    after_two = first.model.param_block.copy()
+    resumed = train(config(tmp_path, "split", **kw), resume=2)
+    assert not np.array_equal(after_two, resumed.model.param_block)
+    assert np.array_equal(straight.model.param_block, resumed.model.param_block)
+    assert resumed.model.dropout_calls == straight.model.dropout_calls
+    assert [l["val_loss"] for l in metrics(straight.save_dir)][-1] == metrics(resumed.save_dir)[-1]["val_loss"]
+
+
+def test_ctrl_c_stops_with_a_checkpoint_and_resumes_exactly(tmp_path):
+    kw = dict(reset_optimizer="never", num_epochs=2)
+    straight = train(config(tmp_path, "straight", **kw))
+    trainer = Trainer(config(tmp_path, "stopped", **kw))
+    step, calls = trainer.optimizer.step, []
+
+    def step_then_interrupt():
+        step()
+        calls.append(1)
+        if len(calls) == 7:              # the third step of epoch 2: a real SIGINT
+            os.kill(os.getpid(), signal.SIGINT)
+
+    trainer.optimizer.step = step_then_interrupt
+    stopped = trainer.run()
+    assert stopped.interrupted and len(calls) == 7
+    assert sorted(e for e in os.listdir(stopped.save_dir) if e.startswith("checkpoint")) == \
+        ["checkpoint_1", "checkpoint_1_step2"]
+    resumed = train(config(tmp_path, "stopped", **kw), resume="latest")
+    assert not resumed.interrupted
+    assert np.array_equal(straight.model.param_block, resumed.model.param_block)
+
+
+@pytest.mark.parametrize("rule,expected", [("epoch", [0, 1, 2, 3]), ("stage", [0, 2]), ("never", [0])])
+def test_optimizer_reset_rule(tmp_path, rule, expected):
+    cfg = config(tmp_path, rule, reset_optimizer=rule, epochs_per_stage=2, num_epochs=4, debug=True,
+                 generate={"dataset": "prosqa", "n": 16, "val_n": 2, "seed": 0})
+    trainer = Trainer(cfg, verbose=False)
+    resets, reset = [], trainer.optimizer.reset
+    trainer.optimizer.reset = lambda: (resets.append(trainer.epoch), reset())[1]
+    trainer.run()
+    assert resets == expected
+    # AdamW's step count restarts at each reset: 2 steps per epoch since the last one
+    assert trainer.optimizer.step_count == 2 * (4 - expected[-1])
+    assert not os.path.exists(os.path.join(str(tmp_path), rule, "checkpoint_1"))   # debug: no checkpoints
+
+
+def test_too_long_example_fails_before_training(tmp_path):
+    cfg = config(tmp_path, "short", n_positions=100)
+    with pytest.raises(ConfigError) as e:
+        Trainer(cfg)
+    msg = str(e.value)
+    assert "generated prosqa (seed 0) training set: example" in msg and "n_positions = 100" in msg
+    assert "tokens at stage 0 (epoch 0)" in msg
+    assert not os.path.exists(cfg.save_dir)   # nothing written
+
+
+def test_prompt_plus_new_tokens_must_fit(tmp_path):
+    cfg = config(tmp_path, "gen", max_new_tokens=200)
+    with pytest.raises(ConfigError, match=r"validation set: example \d+ is too long: its prompt .* max_new_tokens = 200"):
+        Trainer(cfg)
+
+
+def test_an_existing_run_is_not_overwritten_and_resume_needs_the_same_config(tmp_path):
+    train(config(tmp_path, "once", num_epochs=1))
+    with pytest.raises(ConfigError, match="already holds checkpoints .*checkpoint_1.*--resume"):
+        Trainer(config(tmp_path, "once", num_epochs=2))
+    with pytest.raises(ConfigError, match=r"config changed \(lr: 0.003 -> 0.01\)"):
+        Trainer(config(tmp_path, "once", num_epochs=2, lr=1e-2), resume=1)
+    with pytest.raises(ConfigError, match="checkpoint_5 does not exist .*checkpoint_1"):
+        Trainer(config(tmp_path, "once", num_epochs=6), resume=5)
+
+
+def test_pretrained_gpt2_grows_by_the_thought_tokens_copied_from_lt_lt(tmp_path):
+    gpt2 = coconut.GPT2(coconut.GPT2Config(1, 2, 16, 50257, 1024), seed=7)
+    gpt2.save_pretrained(str(tmp_path / "gpt2"))
+    base = dict(generate={"dataset": "prosqa", "n": 2, "val_n": 1, "seed": 0}, init="pretrained",
+                model_id=str(tmp_path / "gpt2"), tokenization="gpt2", num_epochs=1, debug=True)
+    trainer = Trainer(config_from_dict({**base, "coconut": True}), verbose=False)
+    wte = trainer.model.params["transformer.wte.weight"]
+    assert wte.shape == (50260, 16) and (trainer.tok.bot_id, trainer.tok.latent_id) == (50257, 50259)
+    assert np.array_equal(wte[:50257], gpt2.params["transformer.wte.weight"])
+    for row in (50257, 50258, 50259):
+        assert np.array_equal(wte[row], gpt2.params["transformer.wte.weight"][16791])
+    pause = Trainer(config_from_dict({**base, "method": "pause_token"}), verbose=False)
+    assert pause.model.config.vocab_size == 50261 and pause.tok.pause_id == 50260
+    with pytest.raises(ConfigError, match="model_id: 'openai-community/gpt2' is not a local Hugging Face"):
+        Trainer(config_from_dict({**base, "model_id": "openai-community/gpt2"}))
+
+
+def test_resume_epoch_from_load_model_path_as_the_reference(tmp_path):
+    first = train(config(tmp_path, "cot", num_epochs=1, coconut=False, cot=True))
+    cfg = config(tmp_path, "coconut", load_model_path=os.path.join(first.save_dir, "checkpoint_1"), resume=2,
+                 num_epochs=3)
+    trainer = Trainer(cfg, verbose=False)
+    assert trainer.epoch == 2 and trainer.optimizer.step_count == 0 and trainer.model.dropout_calls == 0
+    assert np.array_equal(trainer.model.param_block, first.model.param_block)
+    result = trainer.run()
+    assert [l["stage"] for l in result.history] == [2]
+    assert sorted(e for e in os.listdir(result.save_dir) if e.startswith("checkpoint")) == ["checkpoint_3"]
