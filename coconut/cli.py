@@ -6,6 +6,14 @@
 
 A configuration or data error prints one line, `coconut: error: ...`, and exits with
 status 2; nothing is trained before the checks pass.
+
+Data-parallel over MPI (coconut.distributed; needs mpi4py):
+
+    mpirun -np 2 coconut train CONFIG                          # one machine, 2 processes
+    mpirun -np 8 --host a:4,b:4 coconut train CONFIG            # two machines, shared file system
+
+`train` and `eval` share the work over the ranks; rank 0 alone prints and writes. An
+error on any rank under MPI aborts the whole job with the same exit status.
 """
 from __future__ import annotations
 
@@ -13,6 +21,8 @@ import argparse
 import json
 import os
 import sys
+
+from coconut.distributed import DistributedError, current
 
 EXIT_BAD_INPUT = 2
 
@@ -51,12 +61,26 @@ def main(argv=None) -> int:
         if args.command == "eval":
             return _eval(args)
         return _generate(args)
-    except (ValueError, OSError, NotImplementedError) as e:   # ConfigError is a ValueError
-        print(f"coconut: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except (ValueError, OSError, NotImplementedError, DistributedError) as e:   # ConfigError is a ValueError
+        return _fail(f"coconut: error: {e}", EXIT_BAD_INPUT)
     except KeyboardInterrupt:   # a second Ctrl-C during training, or one outside it
-        print("coconut: interrupted", file=sys.stderr)
-        return 130
+        return _fail("coconut: interrupted", 130)
+
+
+def _fail(message: str, code: int) -> int:
+    """Print the error; under MPI, with other ranks possibly waiting in a collective,
+    end the whole job with this status."""
+    w = current()
+    if w is not None and w.size > 1:
+        print(f"{message} (rank {w.rank} of {w.size})", file=sys.stderr)
+        w.abort(code)
+    print(message, file=sys.stderr)
+    return code
+
+
+def _is_root() -> bool:
+    w = current()
+    return w is None or w.is_root
 
 
 def _train(args) -> int:
@@ -69,17 +93,20 @@ def _train(args) -> int:
         resume = int(resume)
     cfg = load_config(args.config, args.set)
     result = Trainer(cfg, resume=resume).run()
-    if not cfg.only_eval:
+    if not cfg.only_eval and _is_root():
         print(f"best validation accuracy {result.best_accuracy:.4f} (epoch {result.best_epoch}); "
               f"checkpoints in {result.save_dir}")
     return 130 if result.interrupted else 0
 
 
 def _eval(args) -> int:
+    from coconut.distributed import configure_threads, world
     from coconut.evaluate import evaluate, k_sweep
     from coconut.run_config import ConfigError, load_config
     from coconut.train import build_method, build_model, build_tokenization, load_data, saved_tokenization
     cfg = load_config(args.config, args.set)
+    comm = world()
+    configure_threads(comm, cfg.threads)
     checkpoint = args.checkpoint or _best_checkpoint(cfg.save_dir)
     state = None
     if checkpoint:
@@ -97,12 +124,16 @@ def _eval(args) -> int:
     if args.k_sweep:
         mode = method.thought_mode if method.thought_mode != "none" else "continuous"
         results = k_sweep(model, tok, val, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size,
-                          thoughts=mode)
+                          thoughts=mode, comm=comm)
+        if not comm.is_root:
+            return 0
         print(f"{'k':>3}  {'accuracy':>8}  {'new tokens':>10}")
         for k, r in results.items():
             print(f"{k:>3}  {r.accuracy:>8.4f}  {r.mean_new_tokens:>10.2f}")
         return 0
-    result = evaluate(model, tok, method, val, cfg.max_new_tokens, cfg.eval_batch_size, epoch=epoch)
+    result = evaluate(model, tok, method, val, cfg.max_new_tokens, cfg.eval_batch_size, epoch=epoch, comm=comm)
+    if not comm.is_root:
+        return 0
     print(f"accuracy {result.accuracy:.4f} on {len(val)} examples, {result.mean_new_tokens:.2f} new tokens "
           f"on average ({checkpoint or 'weights of the config'})")
     if args.records:

@@ -8,6 +8,11 @@ The prompt comes from the method at an epoch (`method.prompt_ids`, the reference
 validation prompt), or, given an integer k, is `question <bot> <latent>×k <eot>`.
 Decoding is greedy; the whole text (prompt + new tokens) is decoded and scored with
 `coconut.scoring.is_correct`, as the reference scores it.
+
+With `comm` (a `coconut.distributed` world of N > 1 processes) the decoding is shared
+out: the prompts are grouped into batches as `model.generate` groups them (sorted by
+length, batch_size at a time), batch k is decoded by rank k mod N, and every rank gets
+all the new tokens back, so the result is the one-process result on every rank.
 """
 from __future__ import annotations
 
@@ -56,10 +61,11 @@ def _prompts_and_mode(tok, method_or_k, examples, epoch):
 
 
 def evaluate(model, tok, method_or_k, examples: Sequence, max_new_tokens: int = 128, batch_size: int = 64,
-             *, epoch: int | None = None, thoughts: str | None = None) -> EvalResult:
+             *, epoch: int | None = None, thoughts: str | None = None, comm=None) -> EvalResult:
     """Accuracy of greedy generation on `examples`. `method_or_k`: a method (prompt at
     `epoch`'s stage; None: its final stage) or a number of continuous thoughts.
-    `thoughts` overrides the thought mode (e.g. "pause" for pause-as-thought models)."""
+    `thoughts` overrides the thought mode (e.g. "pause" for pause-as-thought models).
+    `comm`: a coconut.distributed world to share the decoding over (every rank calls)."""
     if len(examples) == 0:
         raise ValueError("evaluate: no examples")
     prompts, mode = _prompts_and_mode(tok, method_or_k, examples, epoch)
@@ -71,9 +77,13 @@ def evaluate(model, tok, method_or_k, examples: Sequence, max_new_tokens: int = 
                              f"{max_new_tokens} exceeds n_positions = {limit}")
     was_training = model.training
     model.eval()
+    decode = dict(eos_id=tok.eos_id, thoughts=mode, latent_id=tok.latent_id, bot_id=tok.bot_id,
+                  eot_id=tok.eot_id, batch_size=batch_size)
     try:
-        new = generate(model, prompts, max_new_tokens, eos_id=tok.eos_id, thoughts=mode,
-                       latent_id=tok.latent_id, bot_id=tok.bot_id, eot_id=tok.eot_id, batch_size=batch_size)
+        if comm is None or comm.size == 1:
+            new = generate(model, prompts, max_new_tokens, **decode)
+        else:
+            new = _generate_sharded(model, prompts, max_new_tokens, comm, decode)
     finally:
         model.training = was_training
     records = []
@@ -87,10 +97,28 @@ def evaluate(model, tok, method_or_k, examples: Sequence, max_new_tokens: int = 
 
 
 def k_sweep(model, tok, examples: Sequence, ks: Iterable[int] = range(0, 7), max_new_tokens: int = 128,
-            batch_size: int = 64, thoughts: str = "continuous") -> dict[int, EvalResult]:
+            batch_size: int = 64, thoughts: str = "continuous", comm=None) -> dict[int, EvalResult]:
     """One trained model evaluated with k = each of `ks` thoughts at inference (paper, figure 3)."""
-    return {int(k): evaluate(model, tok, int(k), examples, max_new_tokens, batch_size, thoughts=thoughts)
+    return {int(k): evaluate(model, tok, int(k), examples, max_new_tokens, batch_size, thoughts=thoughts,
+                             comm=comm)
             for k in ks}
+
+
+def _generate_sharded(model, prompts, max_new_tokens, comm, decode) -> list[list[int]]:
+    """This rank decodes its batches (those `model.generate` would form: prompts sorted by
+    length, batch_size at a time; batch k to rank k mod N), then all new ids are gathered.
+    The rank's prompts stay in sorted order and only the globally last batch can be
+    short, so `generate` forms exactly these batches again."""
+    bs = decode["batch_size"]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    batches = [order[s:s + bs] for s in range(0, len(order), bs)]
+    mine = [i for k in range(comm.rank, len(batches), comm.size) for i in batches[k]]
+    out = generate(model, [prompts[i] for i in mine], max_new_tokens, **decode) if mine else []
+    new: list = [None] * len(prompts)
+    for part in comm.allgather(list(zip(mine, out))):
+        for i, ids in part:
+            new[i] = ids
+    return new
 
 
 # ------------------------------------------------------------------------- decoding

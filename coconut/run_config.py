@@ -92,7 +92,7 @@ class RunConfig:
     n_positions: int = 1024
     dropout: float = 0.1
     tokenization: Literal["gpt2", "prosqa_symbolic", "prontoqa_symbolic"] = "gpt2"
-    threads: Optional[int] = None            # C core threads (None: its default)
+    threads: Optional[int] = None            # C core threads (None: its default; under MPI cores / ranks)
     max_new_tokens: int = 128
     eval_batch_size: int = 64
     train_size: Optional[int] = None         # use only the first N training examples

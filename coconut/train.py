@@ -19,6 +19,15 @@ Save directory `save_path/name/`:
     checkpoint_last/       with save_only_improve, the latest epoch that did not improve
     best.json              epoch and accuracy of the best validation accuracy so far
     metrics.jsonl          one line per epoch (and per step with log_every_steps)
+
+Under MPI (`mpirun -np N coconut train CONFIG`, see coconut.distributed) every rank runs
+this loop on the same data; rank r computes the micro-batches j = r, r + N, ... of each
+step (gradient_accumulation_steps must be a multiple of N) with the single-process
+dropout seeds and grad_scale, one in-place all-reduce sums `model.grad_block`, and all
+ranks take the same AdamW step: N processes follow the one-process trajectory up to
+summation order, and a checkpoint written with one N resumes with another. Validation
+is sharded by batch and gathered. Rank 0 alone writes checkpoints, metrics and progress
+output; Ctrl-C under mpirun ends the job (resume from the last epoch's checkpoint).
 """
 from __future__ import annotations
 
@@ -31,12 +40,15 @@ import shutil
 import signal
 import threading
 import time
+import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm
 
 import coconut
+from coconut import distributed
 from coconut.collate import collate
 from coconut.config import GPT2Config
 from coconut.curriculum import METHODS, StageCurriculum, method_from_reference_config
@@ -67,12 +79,15 @@ def train(config: RunConfig, resume=None) -> TrainResult:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, resume=None, verbose: bool = True):
-        """resume: None (config.resume), an epoch N (checkpoint_N) or "latest"."""
+    def __init__(self, config: RunConfig, resume=None, verbose: bool = True, world=None):
+        """resume: None (config.resume), an epoch N (checkpoint_N) or "latest".
+        world: the process group (default `coconut.distributed.world()`)."""
         cfg = self.cfg = config
-        self.verbose = verbose
-        if cfg.threads:
-            coconut.set_num_threads(cfg.threads)
+        self.world = world if world is not None else distributed.world()
+        self.verbose = verbose and self.world.is_root
+        if not cfg.only_eval:
+            distributed.check_accumulation(cfg.gradient_accumulation_steps, self.world.size, cfg.source)
+        distributed.configure_threads(self.world, cfg.threads)
         self.save_dir = cfg.save_dir
         resume = cfg.resume if resume is None else resume
         ckpt = None if cfg.only_eval else find_checkpoint(cfg, resume)
@@ -105,6 +120,24 @@ class Trainer:
             refuse_to_overwrite(self.save_dir)
         self.resumed_from = ckpt
         self._stop = False
+        if self.world.size > 1:
+            self._agree_across_ranks()
+
+    def _agree_across_ranks(self) -> None:
+        """Every rank must start from the same state: check what each one read, then copy
+        rank 0's weights and moments to all (a guard, they are equal already)."""
+        data = "\n".join(ex.question for ex in self.train_set + self.val_set).encode()
+        mine = {"checkpoint": os.path.basename(self.resumed_from or ""), "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+                "dropout_calls": self.model.dropout_calls, "parameters": self.model.num_parameters,
+                "data": (len(self.train_set), len(self.val_set), zlib.crc32(data))}
+        every = self.world.allgather(mine)
+        differ = [r for r, s in enumerate(every) if s != every[0]]
+        if differ:
+            raise ConfigError(f"{self.cfg.source}: the {self.world.size} MPI processes start from different "
+                              f"states (rank 0: {every[0]}; rank {differ[0]}: {every[differ[0]]}): every rank must "
+                              "read the same config, data and save_path (across machines, a shared file system)")
+        self.world.bcast_(self.model.param_block, self.optimizer.exp_avg, self.optimizer.exp_avg_sq)
 
     # ------------------------------------------------------------------ the loop
 
@@ -117,11 +150,15 @@ class Trainer:
             self.say(f"accuracy {ev.accuracy:.4f} on {len(self.val_set)} examples "
                      f"({ev.mean_new_tokens:.1f} new tokens on average)")
             return result
-        os.makedirs(self.save_dir, exist_ok=True)
+        if self.world.is_root:
+            os.makedirs(self.save_dir, exist_ok=True)
+        if self.world.size > 1:
+            self.say(f"data-parallel over {self.world.describe()}, {coconut.get_num_threads()} threads each")
         if self.resumed_from:
             self.say(f"resuming from {self.resumed_from}")
             self.log({"event": "resume", "checkpoint": self.resumed_from})
-        with self.stop_on_ctrl_c():
+        # Under mpirun a Ctrl-C ends the whole job (mpirun signals every rank).
+        with self.stop_on_ctrl_c() if self.world.size == 1 else nullcontext():
             for epoch in range(self.epoch, cfg.num_epochs):
                 self.epoch = epoch
                 if self.step_in_epoch == 0 and self.method.optimizer_reset(epoch):
@@ -139,6 +176,7 @@ class Trainer:
                     self.say("stopped by Ctrl-C after the epoch's checkpoint; resume with --resume")
                     result.interrupted = True
                     break
+        self.world.barrier()   # every rank returns once rank 0's files are written
         result.best_accuracy, result.best_epoch = self.best_accuracy, self.best_epoch
         return result
 
@@ -153,32 +191,56 @@ class Trainer:
         steps = [micro[i:i + acc] for i in range(0, len(micro), acc)]
         model.train()
         model.zero_grad()
-        losses, tokens, start = [], 0, time.perf_counter()
-        bar = tqdm(total=len(steps), initial=self.step_in_epoch, disable=None, leave=False,
-                   desc=f"epoch {epoch + 1}/{cfg.num_epochs} stage {method.stage(epoch)}")
+        losses, tokens, start = [], 0, time.perf_counter()   # losses: (step, micro-batch, loss) of this rank
+        bar = tqdm(total=len(steps), initial=self.step_in_epoch, disable=None if self.world.is_root else True,
+                   leave=False, desc=f"epoch {epoch + 1}/{cfg.num_epochs} stage {method.stage(epoch)}")
         for step in range(self.step_in_epoch, len(steps)):
-            for seqs in steps[step]:
-                b = collate(seqs, tok.eos_id, tok.latent_id)
-                # The reference divides each micro-batch's mean loss by the accumulation steps.
-                loss, _ = model.loss_and_count(b.input_ids, b.labels, b.attention_mask, b.position_ids,
-                                               thoughts=method.thought_mode, latent_id=tok.latent_id,
-                                               bot_id=tok.bot_id, eot_id=tok.eot_id, grad_scale=1.0 / acc)
-                losses.append(loss)
-                tokens += int(b.attention_mask.sum())
-            self.optimizer.step()
-            model.zero_grad()
+            losses += [(step, j, loss) for j, loss in self.train_step(steps[step])]
+            # tokens of the whole step (every rank's micro-batches): the padding-free lengths
+            tokens += sum(len(s.input_ids) for seqs in steps[step] for s in seqs)
             self.step_in_epoch, self.global_step = step + 1, self.global_step + 1
             tokens_per_s = tokens / max(time.perf_counter() - start, 1e-9)
             bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", tok_s=f"{tokens_per_s:.0f}")
+            bar.set_postfix(loss=f"{losses[-1][2]:.4f}", tok_s=f"{tokens_per_s:.0f}")
             if cfg.log_every_steps and self.global_step % cfg.log_every_steps == 0:
-                self.log({"epoch": epoch, "step": self.global_step, "loss": losses[-1],
+                # the loss of the step's last micro-batch computed here (under MPI: on rank 0)
+                self.log({"epoch": epoch, "step": self.global_step, "loss": losses[-1][2],
                           "tokens_per_s": tokens_per_s})
             if self._stop:
                 break
         bar.close()
-        mean_loss = float(np.mean(losses)) if losses else math.nan
+        if self.world.size > 1:
+            # every micro-batch loss, in the single process's order; and a guard against ranks
+            # drifting apart by the rounding of an all-reduce that sums in rank-dependent order
+            losses = sorted(x for part in self.world.allgather(losses) for x in part)
+            self.world.bcast_(model.param_block, self.optimizer.exp_avg, self.optimizer.exp_avg_sq)
+        mean_loss = float(np.mean([loss for _, _, loss in losses])) if losses else math.nan
         return mean_loss, tokens / max(time.perf_counter() - start, 1e-9)
+
+    def train_step(self, micro_batches) -> list[tuple[int, float]]:
+        """One optimizer step on `micro_batches` (lists of training sequences, in order).
+        This rank computes micro-batches j = rank, rank + N, ... each exactly as the
+        single process does: the reference's mean loss / gradient_accumulation_steps, and
+        the dropout seed of its place in the run (`dropout_calls` = the step's first call
+        + j). One in-place all-reduce sums the gradient block over the ranks; every rank
+        then takes the same AdamW step. Returns this rank's (j, loss)."""
+        model, tok, method, world = self.model, self.tok, self.method, self.world
+        acc = self.cfg.gradient_accumulation_steps
+        first_call, per_pass = model.dropout_calls, distributed.dropout_calls_per_pass(model)
+        done = []
+        for j in distributed.shard(len(micro_batches), world.rank, world.size):
+            model.dropout_calls = first_call + j * per_pass
+            b = collate(micro_batches[j], tok.eos_id, tok.latent_id)
+            # The reference divides each micro-batch's mean loss by the accumulation steps.
+            loss, _ = model.loss_and_count(b.input_ids, b.labels, b.attention_mask, b.position_ids,
+                                           thoughts=method.thought_mode, latent_id=tok.latent_id,
+                                           bot_id=tok.bot_id, eot_id=tok.eot_id, grad_scale=1.0 / acc)
+            done.append((j, loss))
+        model.dropout_calls = first_call + len(micro_batches) * per_pass
+        world.allreduce_sum_(model.grad_block)
+        self.optimizer.step()
+        model.zero_grad()
+        return done
 
     def end_of_epoch(self, epoch: int, train_loss: float, tokens_per_s: float) -> dict:
         val_loss = self.validation_loss(epoch)
@@ -191,7 +253,7 @@ class Trainer:
                 "tokens_per_s": tokens_per_s, "global_step": self.global_step,
                 "optimizer_reset": self.method.optimizer_reset(epoch), "best_accuracy": self.best_accuracy}
         self.epoch = epoch + 1   # what a checkpoint of this moment resumes at
-        if not self.cfg.debug:
+        if not self.cfg.debug and self.world.is_root:
             if improved or not self.cfg.save_only_improve:
                 self.save_checkpoint(f"checkpoint_{epoch + 1}")
             else:
@@ -209,23 +271,29 @@ class Trainer:
     # ------------------------------------------------------------------ validation
 
     def validation_loss(self, epoch: int) -> float:
-        """Mean loss per supervised token of the validation sequences at this epoch's stage."""
+        """Mean loss per supervised token of the validation sequences at this epoch's stage.
+        Under MPI batch k is computed by rank k mod N and the sums are taken in batch order."""
         rng = random.Random(f"coconut/{self.cfg.seed}/val/{epoch}")
         seqs = [self.method.sequence(self.tok, ex, epoch, rng) for ex in self.val_set]
-        total = count = 0.0
         bs = self.cfg.eval_batch_size
-        for i in range(0, len(seqs), bs):
-            b = collate(seqs[i:i + bs], self.tok.eos_id, self.tok.latent_id)
+        starts = range(0, len(seqs), bs)
+        mine = []
+        for k in distributed.shard(len(starts), self.world.rank, self.world.size):
+            b = collate(seqs[starts[k]:starts[k] + bs], self.tok.eos_id, self.tok.latent_id)
             loss, n = self.model.loss_and_count(b.input_ids, b.labels, b.attention_mask, b.position_ids,
                                                 backward=False, thoughts=self.method.thought_mode,
                                                 latent_id=self.tok.latent_id, bot_id=self.tok.bot_id,
                                                 eot_id=self.tok.eot_id)
+            mine.append((k, loss, n))
+        batches = sorted(x for part in self.world.allgather(mine) for x in part)
+        total = count = 0.0
+        for _, loss, n in batches:
             total, count = total + loss * n, count + n
         return total / max(count, 1)
 
     def accuracy(self, epoch: int) -> EvalResult:
         return evaluate(self.model, self.tok, self.method, self.val_set, self.cfg.max_new_tokens,
-                        self.cfg.eval_batch_size, epoch=epoch)
+                        self.cfg.eval_batch_size, epoch=epoch, comm=self.world)
 
     # ------------------------------------------------------------------ output
 
@@ -234,6 +302,8 @@ class Trainer:
             tqdm.write(text)
 
     def log(self, line: dict) -> None:
+        if not self.world.is_root:
+            return
         os.makedirs(self.save_dir, exist_ok=True)
         with open(os.path.join(self.save_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")

@@ -2,12 +2,14 @@
 
 #include <math.h>
 
+#include "kernels.h"
+
 void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
                   float b2, float eps, float wd, double bc1, double bc2) {
     float decay = 1.0f - lr * wd;
     float step_size = (float)(lr / bc1);
     float bc2_sqrt = (float)sqrt(bc2);
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) PAR_IF(n)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         float pi = p[i] * decay;

@@ -9,7 +9,7 @@
 static void argmax_column(Ctx *c, int B, int t, float *logits, int64_t *best) {
     int C = c->shape->n_embd, V = c->shape->vocab_size;
     matmul(0, 1, B, V, C, 1.0f, c->a->lnf + (size_t)t * B * C, C, c->p.wte, C, 0.0f, logits, V);
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) PAR_IF((size_t)B * V)
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * V;
         int k = 0;

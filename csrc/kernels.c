@@ -12,7 +12,8 @@
  * polynomial; about 2 ulp over the range softmax and GELU use. */
 static inline float exp_approx(float x) {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = __builtin_roundf(x * 1.44269504088896341f);
+    /* round to nearest by the 1.5 * 2^23 trick: no libm call, vectorisable */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f + n * 2.12194440e-4f;
     float p = 1.3888889e-3f;
     p = p * r + 8.3333337e-3f;
@@ -68,7 +69,7 @@ void matmul(int transA, int transB, int M, int N, int K, float alpha,
 
 void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int IC, int OC) {
     if (N <= 0) return;
-    #pragma omp parallel for
+    #pragma omp parallel for PAR_IF((size_t)N * OC)
     for (int i = 0; i < N; i++) memcpy(y + (size_t)i * OC, b, sizeof(float) * OC);
     matmul(0, 0, N, OC, IC, 1.0f, x, IC, w, OC, 1.0f, y, OC);
 }
@@ -79,7 +80,7 @@ void linear_backward(float *dx, float *dw, float *db, const float *dy, const flo
     if (dx) matmul(0, 1, N, IC, OC, 1.0f, dy, OC, w, OC, 1.0f, dx, IC);
     matmul(1, 0, IC, OC, N, 1.0f, x, IC, dy, OC, 1.0f, dw, OC);
     /* bias gradient: each thread owns a slice of columns, so no races */
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) PAR_IF((size_t)N * OC)
     for (int o0 = 0; o0 < OC; o0 += 64) {
         int o1 = o0 + 64 < OC ? o0 + 64 : OC;
         float acc[64] = {0};
@@ -95,7 +96,7 @@ void linear_backward(float *dx, float *dw, float *db, const float *dy, const flo
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *x,
                        const float *w, const float *b, int N, int C) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) PAR_IF((size_t)N * C)
     for (int i = 0; i < N; i++) {
         const float *xi = x + (size_t)i * C;
         float *oi = out + (size_t)i * C;
@@ -114,7 +115,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *x,
 
 void layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
                         const float *w, const float *mean, const float *rstd, int N, int C) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) PAR_IF((size_t)N * C)
     for (int i = 0; i < N; i++) {
         const float *xi = x + (size_t)i * C, *gi = dout + (size_t)i * C;
         float *dxi = dx + (size_t)i * C;
@@ -132,7 +133,7 @@ void layernorm_backward(float *dx, float *dw, float *db, const float *dout, cons
             dxi[c] += (gi[c] * w[c] - sum_g - n * sum_gn) * s;
         }
     }
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) PAR_IF((size_t)N * C)
     for (int c0 = 0; c0 < C; c0 += 64) {
         int c1 = c0 + 64 < C ? c0 + 64 : C;
         float aw[64] = {0}, ab[64] = {0};
@@ -153,7 +154,7 @@ void layernorm_backward(float *dx, float *dw, float *db, const float *dout, cons
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
 void gelu_forward(float *out, const float *x, size_t n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) PAR_IF(n)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         out[i] = 0.5f * v * (1.0f + tanh_approx(GELU_K * (v + 0.044715f * v * v * v)));
@@ -161,7 +162,7 @@ void gelu_forward(float *out, const float *x, size_t n) {
 }
 
 void gelu_backward(float *dx, const float *x, const float *dout, size_t n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) PAR_IF(n)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         float u = GELU_K * (v + 0.044715f * v * v * v);
@@ -192,7 +193,7 @@ int dropout_keep(uint64_t site_key, uint64_t index, float p) {
 void dropout_rows(float *x, int t0, int t1, int B, int T, int D, uint64_t site_key, float p) {
     if (p <= 0.0f) return;
     float scale = 1.0f / (1.0f - p);
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for collapse(2) schedule(static) PAR_IF((size_t)(t1 - t0) * B * D)
     for (int t = t0; t < t1; t++)
         for (int b = 0; b < B; b++) {
             float *r = x + ((size_t)(t - t0) * B + b) * D;
@@ -215,107 +216,137 @@ static inline float dotf(const float *a, const float *b, int n) {
     return s;
 }
 
+/* Attention of the queries [t0, t1) of one (batch row, head) against the keys [0, t1),
+ * as two matrix products with strided rows (the (T, B, 3C) layout: a position's row of
+ * one batch entry is B*3C floats after the previous one) around a masked softmax.
+ * The upper triangle is computed and then masked: BLAS is faster than skipping it. */
+
+/* P (nq, nk) from the scores S (in place): probabilities of each query row over its
+ * visible keys (s <= t, mask 1), zero elsewhere; the whole row is zero for a masked
+ * query. lse receives log-sum-exp per row (forward) or is read from it (recompute). */
+static void softmax_rows(float *S, float *lse, int recompute, const int64_t *mask_b, int t0, int nq, int nk) {
+    for (int i = 0; i < nq; i++) {
+        int t = t0 + i;
+        float *row = S + (size_t)i * nk;
+        if (!mask_b[t]) {
+            memset(row, 0, sizeof(float) * nk);
+            if (!recompute) lse[t] = 0.0f;
+            continue;
+        }
+        float L;
+        if (recompute) {
+            L = lse[t];
+        } else {
+            float mx = -INFINITY;
+            for (int s = 0; s <= t; s++) if (mask_b[s] && row[s] > mx) mx = row[s];
+            float sum = 0.0f;
+            for (int s = 0; s <= t; s++) sum += mask_b[s] ? exp_approx(row[s] - mx) : 0.0f;
+            L = mx + logf(sum);
+            lse[t] = L;
+        }
+        for (int s = 0; s <= t; s++) row[s] = mask_b[s] ? exp_approx(row[s] - L) : 0.0f;
+        for (int s = t + 1; s < nk; s++) row[s] = 0.0f;
+    }
+}
+
+/* dst = P with attention dropout applied (mask scaled by 1/(1-p)); dst may equal P. */
+static void drop_probs(float *dst, const float *P, int b, int h, int NH, int T, int t0, int nq, int nk,
+                       uint64_t site_key, float p_drop) {
+    float keep_scale = 1.0f / (1.0f - p_drop);
+    for (int i = 0; i < nq; i++) {
+        uint64_t base = (((uint64_t)b * NH + h) * T + t0 + i) * T;
+        for (int s = 0; s < nk; s++) {
+            float v = P[(size_t)i * nk + s];
+            dst[(size_t)i * nk + s] = v != 0.0f && dropout_keep(site_key, base + s, p_drop) ? v * keep_scale : 0.0f;
+        }
+    }
+}
+
 void attention_forward(float *out, float *lse, const float *qkv, const int64_t *mask,
                        int t0, int t1, int B, int T, int C, int NH,
                        uint64_t site_key, float p_drop) {
-    int hd = C / NH;
+    int hd = C / NH, nq = t1 - t0, nk = t1;
     float scale = 1.0f / sqrtf((float)hd);
-    float keep_scale = p_drop > 0.0f ? 1.0f / (1.0f - p_drop) : 1.0f;
-    size_t row3 = (size_t)B * 3 * C; /* stride between positions in qkv */
-    #pragma omp parallel
+    int ld3 = B * 3 * C, ld1 = B * C;
+    #pragma omp parallel if (!blas_threads_mode() && (size_t)B * NH * nq * nk * hd >= PAR_GRAIN)
     {
-        float *w = malloc(sizeof(float) * (T > 0 ? T : 1));
-        #pragma omp for collapse(3) schedule(dynamic, 1)
+        float *S = malloc(sizeof(float) * (size_t)nq * nk);
+        #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++)
-            for (int h = 0; h < NH; h++)
-                for (int t = t0; t < t1; t++) {
-                    float *o = out + ((size_t)t * B + b) * C + h * hd;
-                    float *l = lse + ((size_t)b * NH + h) * T + t;
-                    memset(o, 0, sizeof(float) * hd);
-                    if (!mask[(size_t)b * T + t] || !w) { *l = 0.0f; continue; }
-                    const float *q = qkv + t * row3 + (size_t)b * 3 * C + h * hd;
-                    float mx = -INFINITY;
-                    for (int s = 0; s <= t; s++) {
-                        if (!mask[(size_t)b * T + s]) { w[s] = -INFINITY; continue; }
-                        const float *k = qkv + s * row3 + (size_t)b * 3 * C + C + h * hd;
-                        w[s] = dotf(q, k, hd) * scale;
-                        if (w[s] > mx) mx = w[s];
-                    }
-                    float sum = 0.0f;
-                    for (int s = 0; s <= t; s++) {
-                        float e = w[s] == -INFINITY ? 0.0f : exp_approx(w[s] - mx);
-                        w[s] = e;
-                        sum += e;
-                    }
-                    float inv = 1.0f / sum;
-                    *l = mx + logf(sum);
-                    uint64_t base = (((uint64_t)b * NH + h) * T + t) * T;
-                    for (int s = 0; s <= t; s++) {
-                        if (w[s] == 0.0f) continue;
-                        float pr = w[s] * inv;
-                        if (p_drop > 0.0f)
-                            pr = dropout_keep(site_key, base + s, p_drop) ? pr * keep_scale : 0.0f;
-                        const float *v = qkv + s * row3 + (size_t)b * 3 * C + 2 * C + h * hd;
-                        for (int i = 0; i < hd; i++) o[i] += pr * v[i];
-                    }
-                }
-        free(w);
+            for (int h = 0; h < NH; h++) {
+                if (!S) continue;
+                const float *Q = qkv + (size_t)t0 * ld3 + (size_t)b * 3 * C + h * hd;
+                const float *K = qkv + (size_t)b * 3 * C + C + h * hd;
+                const float *V = K + C;
+                blas_sgemm(0, 1, nq, nk, hd, scale, Q, ld3, K, ld3, 0.0f, S, nk);
+                softmax_rows(S, lse + ((size_t)b * NH + h) * T, 0, mask + (size_t)b * T, t0, nq, nk);
+                if (p_drop > 0.0f) drop_probs(S, S, b, h, NH, T, t0, nq, nk, site_key, p_drop);
+                blas_sgemm(0, 0, nq, hd, nk, 1.0f, S, nk, V, ld3, 0.0f,
+                           out + (size_t)t0 * ld1 + (size_t)b * C + h * hd, ld1);
+            }
+        free(S);
     }
 }
 
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
                         const float *lse, const int64_t *mask, int t0, int t1, int B, int T,
                         int C, int NH, uint64_t site_key, float p_drop) {
-    int hd = C / NH;
+    int hd = C / NH, nq = t1 - t0, nk = t1;
     float scale = 1.0f / sqrtf((float)hd);
     float keep_scale = p_drop > 0.0f ? 1.0f / (1.0f - p_drop) : 1.0f;
-    size_t row3 = (size_t)B * 3 * C;
-    size_t row1 = (size_t)B * C;
-    /* one (b, h) pair per task: it alone writes the dK, dV rows of that head */
-    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            for (int t = t1 - 1; t >= t0; t--) {
-                float *dq = dqkv + t * row3 + (size_t)b * 3 * C + h * hd;
-                memset(dq, 0, sizeof(float) * hd);
-                if (!mask[(size_t)b * T + t]) continue;
-                const float *q = qkv + t * row3 + (size_t)b * 3 * C + h * hd;
-                const float *dout_t = dout + (size_t)(t - t0) * row1 + (size_t)b * C + h * hd;
-                const float *o = out + t * row1 + (size_t)b * C + h * hd;
-                float L = lse[((size_t)b * NH + h) * T + t];
-                float D = dotf(dout_t, o, hd);
-                uint64_t base = (((uint64_t)b * NH + h) * T + t) * T;
-                for (int s = 0; s <= t; s++) {
-                    if (!mask[(size_t)b * T + s]) continue;
-                    const float *k = qkv + s * row3 + (size_t)b * 3 * C + C + h * hd;
-                    const float *v = k + C;
-                    float *dk = dqkv + s * row3 + (size_t)b * 3 * C + C + h * hd;
-                    float *dv = dk + C;
-                    float pr = exp_approx(dotf(q, k, hd) * scale - L);
-                    float m = 1.0f;
-                    if (p_drop > 0.0f) m = dropout_keep(site_key, base + s, p_drop) ? keep_scale : 0.0f;
-                    float dp = dotf(dout_t, v, hd) * m;
-                    float ds = pr * (dp - D) * scale;
-                    float pm = pr * m;
-                    for (int i = 0; i < hd; i++) {
-                        dq[i] += ds * k[i];
-                        dk[i] += ds * q[i];
-                        dv[i] += pm * dout_t[i];
+    int ld3 = B * 3 * C, ld1 = B * C;
+    /* one (b, h) pair per task: it alone writes the dQ, dK, dV columns of that head */
+    #pragma omp parallel if (!blas_threads_mode() && (size_t)B * NH * nq * nk * hd >= PAR_GRAIN)
+    {
+        size_t n = (size_t)nq * nk;
+        float *P = malloc(sizeof(float) * n * 3), *Pd = P ? P + n : NULL, *G = P ? P + 2 * n : NULL;
+        #pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++) {
+                if (!P) continue;
+                const float *Q = qkv + (size_t)t0 * ld3 + (size_t)b * 3 * C + h * hd;
+                const float *K = qkv + (size_t)b * 3 * C + C + h * hd;
+                const float *V = K + C;
+                const float *dO = dout + (size_t)b * C + h * hd;          /* range rows, stride ld1 */
+                const float *O = out + (size_t)t0 * ld1 + (size_t)b * C + h * hd;
+                const float *Lb = lse + ((size_t)b * NH + h) * T;
+                float *dQ = dqkv + (size_t)t0 * ld3 + (size_t)b * 3 * C + h * hd;
+                float *dK = dqkv + (size_t)b * 3 * C + C + h * hd, *dV = dK + C;
+                const int64_t *mb = mask + (size_t)b * T;
+                /* recompute the probabilities from the saved log-sum-exp */
+                blas_sgemm(0, 1, nq, nk, hd, scale, Q, ld3, K, ld3, 0.0f, P, nk);
+                softmax_rows(P, (float *)Lb, 1, mb, t0, nq, nk);
+                const float *Pused = P;
+                if (p_drop > 0.0f) { drop_probs(Pd, P, b, h, NH, T, t0, nq, nk, site_key, p_drop); Pused = Pd; }
+                /* G = dO V^T: gradient of the (dropped) probabilities */
+                blas_sgemm(0, 1, nq, nk, hd, 1.0f, dO, ld1, V, ld3, 0.0f, G, nk);
+                for (int i = 0; i < nq; i++) {
+                    float *g = G + (size_t)i * nk;
+                    const float *p = P + (size_t)i * nk, *pu = Pused + (size_t)i * nk;
+                    /* D = sum_s p_s dp_s = dO . O, with dp_s the gradient of the softmax output */
+                    float D = dotf(dO + (size_t)i * ld1, O + (size_t)i * ld1, hd);
+                    for (int s = 0; s < nk; s++) {
+                        float dp = p_drop > 0.0f ? (pu[s] != 0.0f ? g[s] * keep_scale : 0.0f) : g[s];
+                        g[s] = p[s] * (dp - D) * scale;
                     }
                 }
+                blas_sgemm(0, 0, nq, hd, nk, 1.0f, G, nk, K, ld3, 0.0f, dQ, ld3);
+                blas_sgemm(1, 0, nk, hd, nq, 1.0f, G, nk, Q, ld3, 1.0f, dK, ld3);
+                blas_sgemm(1, 0, nk, hd, nq, 1.0f, Pused, nk, dO, ld1, 1.0f, dV, ld3);
             }
-        }
+        free(P);
+    }
 }
 
 /* ---------------------------------------------------------------- small helpers */
 
 void fill_zero(float *x, size_t n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) PAR_IF(n)
     for (size_t i = 0; i < n; i++) x[i] = 0.0f;
 }
 
 void add_inplace(float *y, const float *x, size_t n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) PAR_IF(n)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
@@ -333,7 +364,7 @@ double lm_head_xent(float *dh, float *dwte, const float *h, const float *wte,
         const float *hr = h + (size_t)r0 * C;
         matmul(0, 1, n, V, C, 1.0f, hr, C, wte, C, 0.0f, logits, V);
         double part = 0.0;
-        #pragma omp parallel for reduction(+:part, bad) schedule(static)
+        #pragma omp parallel for reduction(+:part, bad) schedule(static) PAR_IF((size_t)n * V)
         for (int i = 0; i < n; i++) {
             float *z = logits + (size_t)i * V;
             float mx = -INFINITY;

@@ -516,7 +516,7 @@ static PyObject *py_fill_zero(PyObject *m, PyObject *args) {
     size_t n = PyArray_SIZE(a);
     Py_BEGIN_ALLOW_THREADS
     omp_set_num_threads(g_threads);
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) PAR_IF(n)
     for (size_t i = 0; i < n; i++) d[i] = 0.0f;
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;

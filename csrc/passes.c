@@ -16,7 +16,7 @@ static uint64_t site_res_mlp(int l) { return 3 + 3 * (uint64_t)l; }
 static void embed_forward(Ctx *c, const Batch *bt, int t0, int t1) {
     int B = bt->B, T = bt->T, C = c->shape->n_embd;
     Acts *a = c->a;
-    #pragma omp parallel for collapse(2) schedule(static)
+    #pragma omp parallel for collapse(2) schedule(static) PAR_IF((size_t)(t1 - t0) * B * C)
     for (int t = t0; t < t1; t++)
         for (int b = 0; b < B; b++) {
             size_t i = (size_t)b * T + t;
@@ -36,7 +36,7 @@ static void embed_backward(Ctx *c, const Batch *bt, int t0, int t1, float *demb)
     dropout_rows(demb, t0, t1, B, T, C,
                  dropout_site(c->drop.seed, SITE_EMB), c->drop.p);
     /* threads own slices of channels, so rows sharing a token never race */
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) PAR_IF((size_t)(t1 - t0) * B * C)
     for (int k0 = 0; k0 < C; k0 += 32) {
         int k1 = k0 + 32 < C ? k0 + 32 : C;
         for (int t = t0; t < t1; t++)
