@@ -21,6 +21,7 @@ from . import _C  # noqa: E402
 from .config import GPT2Config  # noqa: E402
 from .model import GPT2  # noqa: E402
 from .optim import AdamW  # noqa: E402
+from . import tokenizer  # noqa: E402
 
 set_num_threads = _C.set_num_threads
 get_num_threads = _C.get_num_threads

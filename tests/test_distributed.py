@@ -127,8 +127,8 @@ class FakeRank(distributed.SingleProcess):
 def test_one_step_shared_by_simulated_ranks_sums_to_the_one_process_gradient(size):
     cfg = config_from_dict({**CONFIG, "debug": True, "threads": 1, "gradient_accumulation_steps": 4},
                            source="test.yaml")
-    trainers = [Trainer(cfg, verbose=False, world=distributed.SingleProcess())] + [Trainer(cfg, verbose=False, world=FakeRank(r, size))
-                                                for r in range(size)]
+    trainers = [Trainer(cfg, verbose=False, world=distributed.SingleProcess())]
+    trainers += [Trainer(cfg, verbose=False, world=FakeRank(r, size)) for r in range(size)]
     grads = []
     for t in trainers:
         t.model.dropout_calls = 5   # some point of a run: every micro-batch's seed depends on it

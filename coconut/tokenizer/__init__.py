@@ -1,0 +1,7 @@
+"""Tokenizers and tokenizations: GPT-2 byte-level BPE with the reference's text pieces,
+and the symbolic ones (one token per graph node or word) for from-scratch CPU runs."""
+from .bpe import GPT2Tokenizer
+from .symbolic import ProntoQASymbolic, ProsQASymbolic
+from .text import TextTokenization
+
+__all__ = ["GPT2Tokenizer", "TextTokenization", "ProsQASymbolic", "ProntoQASymbolic"]
