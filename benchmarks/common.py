@@ -15,8 +15,12 @@ from coconut import _C  # noqa: E402
 
 
 def best_of(fn, repeats: int) -> float:
-    """Minimum wall time of `repeats` calls after one warm-up: the least disturbed run
-    on a shared machine."""
+    """Minimum wall time of `repeats` calls after one warm-up (repeats = 0: one call, no
+    warm-up): the least disturbed run on a shared machine."""
+    if repeats == 0:
+        t = time.perf_counter()
+        fn()
+        return time.perf_counter() - t
     fn()
     times = []
     for _ in range(repeats):

@@ -53,7 +53,8 @@ static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_bac
             la->ln1 = first->ln1; la->ln1_mean = first->ln1_mean; la->ln1_rstd = first->ln1_rstd;
             la->atty = first->atty; la->res1 = first->res1; la->ln2 = first->ln2;
             la->ln2_mean = first->ln2_mean; la->ln2_rstd = first->ln2_rstd;
-            la->fch = first->fch; la->res2 = first->res2; la->dqkv = NULL;
+            la->fch = first->fch; la->res2 = first->res2;
+            la->dqkv = la->d_attproj = la->d_fc = la->d_fcproj = NULL;
             continue;
         }
         CARVE(la->ln1, TB * C);
@@ -68,7 +69,14 @@ static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_bac
         CARVE(la->ln2_rstd, TB);
         CARVE(la->fch, TB * 4 * C);
         CARVE(la->res2, TB * C);
-        if (need_backward) CARVE(la->dqkv, TB * 3 * C); else la->dqkv = NULL;
+        if (need_backward) {
+            CARVE(la->dqkv, TB * 3 * C);
+            CARVE(la->d_attproj, TB * C);
+            CARVE(la->d_fc, TB * 4 * C);
+            CARVE(la->d_fcproj, TB * C);
+        } else {
+            la->dqkv = la->d_attproj = la->d_fc = la->d_fcproj = NULL;
+        }
     }
     CARVE(a->lnf, TB * C);
     CARVE(a->lnf_mean, TB);
@@ -78,7 +86,7 @@ static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_bac
         CARVE(a->dlnf, TB * C);
         CARVE(a->s_dres, TB * C);
         CARVE(a->s_dx, TB * C);
-        CARVE(a->s_dbig, TB * 4 * C);
+        CARVE(a->s_dbig, TB * C);
     } else {
         a->dlnf = a->s_dres = a->s_dx = a->s_dbig = NULL;
     }

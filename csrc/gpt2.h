@@ -60,6 +60,9 @@ typedef struct {
     float *fch;                          /* (T,B,4C) before GELU */
     float *res2;                         /* (T,B,C) layer output */
     float *dqkv;                         /* (T,B,3C) gradient of q,k,v, accumulated across passes */
+    /* gradients at the outputs of the other linear layers, kept for all rows so that
+     * the weight gradients are one product over the whole batch after the last pass */
+    float *d_attproj, *d_fc, *d_fcproj;  /* (T,B,C), (T,B,4C), (T,B,C) */
 } LayerActs;
 
 typedef struct {
@@ -69,7 +72,7 @@ typedef struct {
     float *lnf, *lnf_mean, *lnf_rstd;    /* (T,B,C), (T,B), (T,B) */
     float *dlnf;                         /* (T,B,C) gradient of the ln_f output */
     /* scratch for one range of rows (at most T*B rows) */
-    float *s_dres, *s_dx, *s_dbig, *s_big;
+    float *s_dres, *s_dx, *s_dbig, *s_big; /* s_big holds (T*B, 4C): GELU of all rows */
     float *arena;
     size_t arena_floats;
 } Acts;
@@ -100,5 +103,7 @@ void acts_free(Acts *a);
  * and its backward, which also accumulates into the key/value gradients of [0, t0). */
 void forward_range(Ctx *c, const Batch *b, int t0, int t1);
 void backward_range(Ctx *c, const Batch *b, int t0, int t1);
+/* After every backward_range: the weight and bias gradients of the linear layers. */
+void backward_weights(Ctx *c, const Batch *b);
 
 #endif

@@ -74,10 +74,12 @@ void linear_forward(float *y, const float *x, const float *w, const float *b, in
     matmul(0, 0, N, OC, IC, 1.0f, x, IC, w, OC, 1.0f, y, OC);
 }
 
-void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                     const float *w, int N, int IC, int OC) {
+void linear_backward_input(float *dx, const float *dy, const float *w, int N, int IC, int OC) {
+    if (N > 0) matmul(0, 1, N, IC, OC, 1.0f, dy, OC, w, OC, 1.0f, dx, IC);
+}
+
+void linear_backward_weights(float *dw, float *db, const float *dy, const float *x, int N, int IC, int OC) {
     if (N <= 0) return;
-    if (dx) matmul(0, 1, N, IC, OC, 1.0f, dy, OC, w, OC, 1.0f, dx, IC);
     matmul(1, 0, IC, OC, N, 1.0f, x, IC, dy, OC, 1.0f, dw, OC);
     /* bias gradient: each thread owns a slice of columns, so no races */
     #pragma omp parallel for schedule(static) PAR_IF((size_t)N * OC)
@@ -174,20 +176,8 @@ void gelu_backward(float *dx, const float *x, const float *dout, size_t n) {
 
 /* ---------------------------------------------------------------- dropout */
 
-static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
 uint64_t dropout_site(uint64_t seed, uint64_t site) {
     return mix64(mix64(seed + 0x9E3779B97F4A7C15ULL) ^ (site * 0xD1B54A32D192ED03ULL + 1));
-}
-
-int dropout_keep(uint64_t site_key, uint64_t index, float p) {
-    uint64_t h = mix64(site_key ^ mix64(index + 0x632BE59BD9B4E019ULL));
-    float u = (float)(h >> 40) * (1.0f / 16777216.0f); /* 24 bits: uniform in [0,1) */
-    return u >= p;
 }
 
 void dropout_rows(float *x, int t0, int t1, int B, int T, int D, uint64_t site_key, float p) {
@@ -220,6 +210,46 @@ static inline float dotf(const float *a, const float *b, int n) {
  * as two matrix products with strided rows (the (T, B, 3C) layout: a position's row of
  * one batch entry is B*3C floats after the previous one) around a masked softmax.
  * The upper triangle is computed and then masked: BLAS is faster than skipping it. */
+
+/* The products of attention for a handful of query rows (a thought pass, a decoding
+ * step): plain loops, since a BLAS call per (row, head) costs more than its arithmetic.
+ * Same contract as blas_sgemm for the three forms attention uses. */
+static void gemm_small(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        for (int j = 0; j < N; j++) c[j] = beta == 0.0f ? 0.0f : c[j] * beta;
+    }
+    if (!transA && transB) {          /* C = A B^T: dot products of rows */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(size_t)i * ldc + j] += alpha * dotf(A + (size_t)i * lda, B + (size_t)j * ldb, K);
+    } else if (!transA && !transB) {  /* C = A B: rows of B weighted by A */
+        for (int i = 0; i < M; i++)
+            for (int k = 0; k < K; k++) {
+                float a = alpha * A[(size_t)i * lda + k];
+                if (a == 0.0f) continue;
+                const float *b = B + (size_t)k * ldb;
+                float *c = C + (size_t)i * ldc;
+                for (int j = 0; j < N; j++) c[j] += a * b[j];
+            }
+    } else {                          /* C = A^T B */
+        for (int k = 0; k < K; k++)
+            for (int i = 0; i < M; i++) {
+                float a = alpha * A[(size_t)k * lda + i];
+                if (a == 0.0f) continue;
+                const float *b = B + (size_t)k * ldb;
+                float *c = C + (size_t)i * ldc;
+                for (int j = 0; j < N; j++) c[j] += a * b[j];
+            }
+    }
+}
+
+static void attn_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc, int few_rows) {
+    if (few_rows) gemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else blas_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
 
 /* P (nq, nk) from the scores S (in place): probabilities of each query row over its
  * visible keys (s <= t, mask 1), zero elsewhere; the whole row is zero for a masked
@@ -265,7 +295,7 @@ static void drop_probs(float *dst, const float *P, int b, int h, int NH, int T, 
 void attention_forward(float *out, float *lse, const float *qkv, const int64_t *mask,
                        int t0, int t1, int B, int T, int C, int NH,
                        uint64_t site_key, float p_drop) {
-    int hd = C / NH, nq = t1 - t0, nk = t1;
+    int hd = C / NH, nq = t1 - t0, nk = t1, few = nq <= 4;
     float scale = 1.0f / sqrtf((float)hd);
     int ld3 = B * 3 * C, ld1 = B * C;
     #pragma omp parallel if (!blas_threads_mode() && (size_t)B * NH * nq * nk * hd >= PAR_GRAIN)
@@ -278,11 +308,11 @@ void attention_forward(float *out, float *lse, const float *qkv, const int64_t *
                 const float *Q = qkv + (size_t)t0 * ld3 + (size_t)b * 3 * C + h * hd;
                 const float *K = qkv + (size_t)b * 3 * C + C + h * hd;
                 const float *V = K + C;
-                blas_sgemm(0, 1, nq, nk, hd, scale, Q, ld3, K, ld3, 0.0f, S, nk);
+                attn_gemm(0, 1, nq, nk, hd, scale, Q, ld3, K, ld3, 0.0f, S, nk, few);
                 softmax_rows(S, lse + ((size_t)b * NH + h) * T, 0, mask + (size_t)b * T, t0, nq, nk);
                 if (p_drop > 0.0f) drop_probs(S, S, b, h, NH, T, t0, nq, nk, site_key, p_drop);
-                blas_sgemm(0, 0, nq, hd, nk, 1.0f, S, nk, V, ld3, 0.0f,
-                           out + (size_t)t0 * ld1 + (size_t)b * C + h * hd, ld1);
+                attn_gemm(0, 0, nq, hd, nk, 1.0f, S, nk, V, ld3, 0.0f,
+                          out + (size_t)t0 * ld1 + (size_t)b * C + h * hd, ld1, few);
             }
         free(S);
     }
@@ -291,7 +321,7 @@ void attention_forward(float *out, float *lse, const float *qkv, const int64_t *
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
                         const float *lse, const int64_t *mask, int t0, int t1, int B, int T,
                         int C, int NH, uint64_t site_key, float p_drop) {
-    int hd = C / NH, nq = t1 - t0, nk = t1;
+    int hd = C / NH, nq = t1 - t0, nk = t1, few = nq <= 4;
     float scale = 1.0f / sqrtf((float)hd);
     float keep_scale = p_drop > 0.0f ? 1.0f / (1.0f - p_drop) : 1.0f;
     int ld3 = B * 3 * C, ld1 = B * C;
@@ -314,12 +344,12 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
                 float *dK = dqkv + (size_t)b * 3 * C + C + h * hd, *dV = dK + C;
                 const int64_t *mb = mask + (size_t)b * T;
                 /* recompute the probabilities from the saved log-sum-exp */
-                blas_sgemm(0, 1, nq, nk, hd, scale, Q, ld3, K, ld3, 0.0f, P, nk);
+                attn_gemm(0, 1, nq, nk, hd, scale, Q, ld3, K, ld3, 0.0f, P, nk, few);
                 softmax_rows(P, (float *)Lb, 1, mb, t0, nq, nk);
                 const float *Pused = P;
                 if (p_drop > 0.0f) { drop_probs(Pd, P, b, h, NH, T, t0, nq, nk, site_key, p_drop); Pused = Pd; }
                 /* G = dO V^T: gradient of the (dropped) probabilities */
-                blas_sgemm(0, 1, nq, nk, hd, 1.0f, dO, ld1, V, ld3, 0.0f, G, nk);
+                attn_gemm(0, 1, nq, nk, hd, 1.0f, dO, ld1, V, ld3, 0.0f, G, nk, few);
                 for (int i = 0; i < nq; i++) {
                     float *g = G + (size_t)i * nk;
                     const float *p = P + (size_t)i * nk, *pu = Pused + (size_t)i * nk;
@@ -330,9 +360,9 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
                         g[s] = p[s] * (dp - D) * scale;
                     }
                 }
-                blas_sgemm(0, 0, nq, hd, nk, 1.0f, G, nk, K, ld3, 0.0f, dQ, ld3);
-                blas_sgemm(1, 0, nk, hd, nq, 1.0f, G, nk, Q, ld3, 1.0f, dK, ld3);
-                blas_sgemm(1, 0, nk, hd, nq, 1.0f, Pused, nk, dO, ld1, 1.0f, dV, ld3);
+                attn_gemm(0, 0, nq, hd, nk, 1.0f, G, nk, K, ld3, 0.0f, dQ, ld3, few);
+                attn_gemm(1, 0, nk, hd, nq, 1.0f, G, nk, Q, ld3, 1.0f, dK, ld3, few);
+                attn_gemm(1, 0, nk, hd, nq, 1.0f, Pused, nk, dO, ld1, 1.0f, dV, ld3, few);
             }
         free(P);
     }

@@ -18,9 +18,11 @@ void matmul(int transA, int transB, int M, int N, int K, float alpha,
 
 /* y (N,OC) = x (N,IC) @ w (IC,OC) + b (OC) */
 void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int IC, int OC);
-/* dx (N,IC) += dy @ w^T (dx may be NULL); dw (IC,OC) += x^T @ dy; db (OC) += sum dy */
-void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
-                     const float *w, int N, int IC, int OC);
+/* The backward of linear_forward in its two halves, which the thought schedule runs at
+ * different times: dx (N,IC) += dy @ w^T per pass; dw (IC,OC) += x^T @ dy and
+ * db (OC) += sum dy once over all rows (one large product instead of one per pass). */
+void linear_backward_input(float *dx, const float *dy, const float *w, int N, int IC, int OC);
+void linear_backward_weights(float *dw, float *db, const float *dy, const float *x, int N, int IC, int OC);
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *x,
                        const float *w, const float *b, int N, int C);
@@ -34,8 +36,20 @@ void gelu_backward(float *dx, const float *x, const float *dout, size_t n);
 
 /* Counter-based dropout masks: keep(seed, site, index) is a pure function, so masks
  * never depend on how the positions were split into passes. */
+static inline uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
 uint64_t dropout_site(uint64_t seed, uint64_t site);
-int dropout_keep(uint64_t site_key, uint64_t index, float p);
+
+/* inline: it runs once per element of every dropped tensor */
+static inline int dropout_keep(uint64_t site_key, uint64_t index, float p) {
+    uint64_t h = mix64(site_key ^ mix64(index + 0x632BE59BD9B4E019ULL));
+    float u = (float)(h >> 40) * (1.0f / 16777216.0f); /* 24 bits: uniform in [0,1) */
+    return u >= p;
+}
 
 /* In place on the rows of positions [t0, t1) of a time-major tensor ((t1-t0), B, D),
  * x pointing at the row of (t0, b=0): x = keep ? x / (1-p) : 0, with the mask indexed by

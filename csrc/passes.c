@@ -108,7 +108,7 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
     Acts *a = c->a;
     const ParamPtrs *p = &c->p, *g = &c->g;
     float pd = c->drop.p;
-    float *dres = a->s_dres, *dx = a->s_dx, *dbig = a->s_dbig;
+    float *dres = a->s_dres, *dx = a->s_dx;
 
     /* dres: gradient of the residual stream at the current depth, range rows only */
     fill_zero(dres, (size_t)R * C);
@@ -118,38 +118,53 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
     for (int l = L - 1; l >= 0; l--) {
         LayerActs *la = &a->layers[l];
         const float *x_in = l == 0 ? a->emb : a->layers[l - 1].res2;
+        float *d_fcproj = la->d_fcproj + r0 * C, *d_fc = la->d_fc + r0 * 4 * C;
+        float *d_attproj = la->d_attproj + r0 * C;
 
         /* MLP branch: res2 = res1 + dropout(gelu(fch) @ Wp + bp), fch = ln2 @ Wf + bf */
-        masked_copy(dx, dres, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
-        gelu_forward(a->s_big, la->fch + r0 * 4 * C, (size_t)R * 4 * C);
-        fill_zero(dbig, (size_t)R * 4 * C);
-        linear_backward(dbig, g->fcproj_w + (size_t)l * 4 * C * C, g->fcproj_b + (size_t)l * C, dx,
-                        a->s_big, p->fcproj_w + (size_t)l * 4 * C * C, R, 4 * C, C);
-        gelu_backward(dbig, la->fch + r0 * 4 * C, dbig, (size_t)R * 4 * C);
+        masked_copy(d_fcproj, dres, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
+        fill_zero(d_fc, (size_t)R * 4 * C);
+        linear_backward_input(d_fc, d_fcproj, p->fcproj_w + (size_t)l * 4 * C * C, R, 4 * C, C);
+        gelu_backward(d_fc, la->fch + r0 * 4 * C, d_fc, (size_t)R * 4 * C);
         fill_zero(dx, (size_t)R * C);
-        linear_backward(dx, g->fc_w + (size_t)l * C * 4 * C, g->fc_b + (size_t)l * 4 * C, dbig,
-                        la->ln2 + r0 * C, p->fc_w + (size_t)l * C * 4 * C, R, C, 4 * C);
+        linear_backward_input(dx, d_fc, p->fc_w + (size_t)l * C * 4 * C, R, C, 4 * C);
         layernorm_backward(dres, g->ln2_w + (size_t)l * C, g->ln2_b + (size_t)l * C, dx,
                            la->res1 + r0 * C, p->ln2_w + (size_t)l * C, la->ln2_mean + r0,
                            la->ln2_rstd + r0, R, C);
 
         /* attention branch: res1 = x_in + dropout(atty @ Wp + bp) */
-        masked_copy(dx, dres, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
-        float *datty = dbig; /* (R, C) */
+        masked_copy(d_attproj, dres, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
+        float *datty = a->s_dbig; /* (R, C) */
         fill_zero(datty, (size_t)R * C);
-        linear_backward(datty, g->attproj_w + (size_t)l * C * C, g->attproj_b + (size_t)l * C, dx,
-                        la->atty + r0 * C, p->attproj_w + (size_t)l * C * C, R, C, C);
+        linear_backward_input(datty, d_attproj, p->attproj_w + (size_t)l * C * C, R, C, C);
         /* dQ of the range, and dK/dV of every position it attended to: earlier passes
          * find the keys/values gradient of their positions waiting in la->dqkv */
         attention_backward(la->dqkv, datty, la->qkv, la->atty, la->lse, bt->mask, t0, t1, B, T,
                            C, s->n_head, dropout_site(c->drop.seed, site_attn(l)), pd);
         fill_zero(dx, (size_t)R * C);
-        linear_backward(dx, g->qkv_w + (size_t)l * C * 3 * C, g->qkv_b + (size_t)l * 3 * C,
-                        la->dqkv + r0 * 3 * C, la->ln1 + r0 * C, p->qkv_w + (size_t)l * C * 3 * C,
-                        R, C, 3 * C);
+        linear_backward_input(dx, la->dqkv + r0 * 3 * C, p->qkv_w + (size_t)l * C * 3 * C, R, C, 3 * C);
         layernorm_backward(dres, g->ln1_w + (size_t)l * C, g->ln1_b + (size_t)l * C, dx,
                            x_in + r0 * C, p->ln1_w + (size_t)l * C, la->ln1_mean + r0,
                            la->ln1_rstd + r0, R, C);
     }
     embed_backward(c, bt, t0, t1, dres);
+}
+
+void backward_weights(Ctx *c, const Batch *bt) {
+    const GPT2Shape *s = c->shape;
+    int C = s->n_embd, N = bt->T * bt->B;
+    Acts *a = c->a;
+    const ParamPtrs *g = &c->g;
+    for (int l = 0; l < s->n_layer; l++) {
+        LayerActs *la = &a->layers[l];
+        gelu_forward(a->s_big, la->fch, (size_t)N * 4 * C);
+        linear_backward_weights(g->fcproj_w + (size_t)l * 4 * C * C, g->fcproj_b + (size_t)l * C,
+                                la->d_fcproj, a->s_big, N, 4 * C, C);
+        linear_backward_weights(g->fc_w + (size_t)l * C * 4 * C, g->fc_b + (size_t)l * 4 * C, la->d_fc,
+                                la->ln2, N, C, 4 * C);
+        linear_backward_weights(g->attproj_w + (size_t)l * C * C, g->attproj_b + (size_t)l * C,
+                                la->d_attproj, la->atty, N, C, C);
+        linear_backward_weights(g->qkv_w + (size_t)l * C * 3 * C, g->qkv_b + (size_t)l * 3 * C, la->dqkv,
+                                la->ln1, N, C, 3 * C);
+    }
 }

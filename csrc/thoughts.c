@@ -113,6 +113,7 @@ int run_loss(Ctx *c, const Batch *bt, const int *bounds, int n_pass, int backwar
             /* reverse pass order: a pass's backward completes the ln_f gradient of the
              * positions whose hidden states it read as thoughts */
             for (int i = n_pass - 1; i >= 0; i--) backward_range(c, bt, bounds[i], bounds[i + 1]);
+            backward_weights(c, bt);
         }
     }
     free(h); free(tg); free(rows);
