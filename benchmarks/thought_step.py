@@ -102,7 +102,8 @@ def main():
                   f"thoughts {t_plain:.2f}s (x{row['thinking_overhead']:.3f})"
                   + (f", PyTorch reference {row['torch_reference_s']:.2f}s (ours x{row['speedup_vs_torch']:.2f} faster)"
                      if "torch_reference_s" in row else ""))
-    print("record:", write_record("thought_step", dict(threads=args.threads, rows=rows)))
+    name = "thought_step_" + "_".join(args.shapes.split(",")) + "_" + "_".join(args.tasks.split(","))
+    print("record:", write_record(name, dict(threads=args.threads, rows=rows)))
 
 
 if __name__ == "__main__":
