@@ -14,6 +14,10 @@ import coconut  # noqa: E402
 from coconut import _C  # noqa: E402
 
 
+# the two model shapes every benchmark reports: GPT-2 small and a CPU-sized one
+SHAPES = {"gpt2": dict(n_layer=12, n_head=12, n_embd=768), "small": dict(n_layer=4, n_head=4, n_embd=256)}
+
+
 def best_of(fn, repeats: int) -> float:
     """Minimum wall time of `repeats` calls after one warm-up (repeats = 0: one call, no
     warm-up): the least disturbed run on a shared machine."""

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from common import set_threads, write_record
+from common import set_threads, write_record, SHAPES
 
 import coconut
 from coconut.curriculum.sequence import latent_prompt
@@ -30,7 +30,6 @@ from coconut.tokenizer.text import TextTokenization
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-SHAPES = {"gpt2": dict(n_layer=12, n_head=12, n_embd=768), "small": dict(n_layer=4, n_head=4, n_embd=256)}
 
 
 def build(shape, tok, seed=0):

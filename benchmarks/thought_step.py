@@ -13,13 +13,12 @@ import sys
 
 import numpy as np
 
-from common import best_of, set_threads, write_record
+from common import best_of, set_threads, write_record, SHAPES
 
 import coconut
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-SHAPES = {"gpt2": dict(n_layer=12, n_head=12, n_embd=768), "small": dict(n_layer=4, n_head=4, n_embd=256)}
 V = 50260
 EOS, BOT, EOT, LAT = 50256, 50257, 50258, 50259
 # (question tokens, answer tokens) around `<bot> <latent>x6 <eot>`: ProsQA ~400 tokens with

@@ -9,11 +9,10 @@ import argparse
 
 import numpy as np
 
-from common import best_of, set_threads, sgemm_gflops, train_flops_per_token, write_record
+from common import best_of, set_threads, sgemm_gflops, train_flops_per_token, write_record, SHAPES
 
 import coconut
 
-SHAPES = {"gpt2": dict(n_layer=12, n_head=12, n_embd=768), "small": dict(n_layer=4, n_head=4, n_embd=256)}
 V, P = 50257, 1024
 
 
