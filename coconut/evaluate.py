@@ -81,7 +81,7 @@ def evaluate(model, tok, method_or_k, examples: Sequence, max_new_tokens: int = 
                   eot_id=tok.eot_id, batch_size=batch_size)
     try:
         if comm is None or comm.size == 1:
-            new = generate(model, prompts, max_new_tokens, **decode)
+            new = model.generate(prompts, max_new_tokens, **decode)
         else:
             new = _generate_sharded(model, prompts, max_new_tokens, comm, decode)
     finally:
@@ -108,12 +108,12 @@ def _generate_sharded(model, prompts, max_new_tokens, comm, decode) -> list[list
     """This rank decodes its batches (those `model.generate` would form: prompts sorted by
     length, batch_size at a time; batch k to rank k mod N), then all new ids are gathered.
     The rank's prompts stay in sorted order and only the globally last batch can be
-    short, so `generate` forms exactly these batches again."""
+    short, so `model.generate` forms exactly these batches again."""
     bs = decode["batch_size"]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     batches = [order[s:s + bs] for s in range(0, len(order), bs)]
     mine = [i for k in range(comm.rank, len(batches), comm.size) for i in batches[k]]
-    out = generate(model, [prompts[i] for i in mine], max_new_tokens, **decode) if mine else []
+    out = model.generate([prompts[i] for i in mine], max_new_tokens, **decode) if mine else []
     new: list = [None] * len(prompts)
     for part in comm.allgather(list(zip(mine, out))):
         for i, ids in part:
@@ -122,16 +122,6 @@ def _generate_sharded(model, prompts, max_new_tokens, comm, decode) -> list[list
 
 
 # ------------------------------------------------------------------------- decoding
-
-
-def generate(model, prompts, max_new_tokens, *, eos_id, thoughts, latent_id, bot_id, eot_id, batch_size=64):
-    """The model's batched greedy decoder (C core); `greedy_reference` where the model
-    has none."""
-    if hasattr(model, "generate"):
-        return model.generate(prompts, max_new_tokens, eos_id=eos_id, thoughts=thoughts, latent_id=latent_id,
-                              bot_id=bot_id, eot_id=eot_id, batch_size=batch_size)
-    return [greedy_reference(model, p, max_new_tokens, eos_id=eos_id, thoughts=thoughts, latent_id=latent_id,
-                             bot_id=bot_id, eot_id=eot_id) for p in prompts]
 
 
 def greedy_reference(model, prompt, max_new_tokens, *, eos_id, thoughts, latent_id, bot_id, eot_id) -> list[int]:
