@@ -1,6 +1,6 @@
 """`coconut train | eval | generate-data` (also `python -m coconut ...`).
 
-    coconut train CONFIG [--resume [N]] [--set key=value ...]
+    coconut train CONFIG [--resume [N]] [--set key=value ...]     (CONFIG: a file, or prosqa-cpu, ...)
     coconut eval CONFIG [--checkpoint DIR] [--k-sweep] [--records PATH] [--set key=value ...]
     coconut generate-data prosqa|prontoqa --n N --seed S --out PATH [--compare OFFICIAL]
 
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model from a YAML config")
-    t.add_argument("config")
+    t.add_argument("config", help="a YAML file, or a shipped config by name: prosqa-cpu, prontoqa-cpu, default, ...")
     t.add_argument("--resume", nargs="?", const="latest", default=None, metavar="N",
                    help="continue from checkpoint_N, or the latest checkpoint when N is left out")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")

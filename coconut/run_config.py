@@ -6,12 +6,14 @@ Our own keys add a method by name (`method`, overriding those flags), the model 
 for from-scratch runs, the tokenization, generated data, and evaluation settings.
 
     cfg = load_config("coconut/configs/default.yaml", overrides=["lr=3e-4"])
+    cfg = load_config("prosqa-cpu")        # a shipped config by its name
 
 Paths: relative `train_path`, `val_path`, `save_path`, `model_id` and
 `load_model_path` are resolved against the WORKING DIRECTORY when the config is
 loaded, as the reference's run.py does (its configs say `data/prosqa_train.json`
 and are run from the repository root). The shipped configs therefore work from the
-directory holding your `data/` folder.
+directory holding your `data/` folder. `$VAR` and `${VAR}` in a path are expanded
+(the CPU presets read their data from ${COCONUT_DATA}); an unset one is an error.
 
 Every error is a `ConfigError` naming the file and the key (and the line, where the
 YAML gives one), raised before anything is built.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -42,7 +45,9 @@ class ConfigError(ValueError):
 @dataclass
 class GenerateData:
     """Generated training data: `n` training and `val_n` validation examples from one
-    stream (`generate_prosqa(n + val_n, seed)`), the validation ones last."""
+    stream (`generate_prosqa(n + val_n, seed)`), the validation ones last. With a
+    `val_path` as well, only the `n` training examples are generated and validation
+    uses that file (the official split)."""
 
     dataset: Literal["prosqa", "prontoqa"] = "prosqa"
     n: int = 2000
@@ -97,7 +102,7 @@ class RunConfig:
     eval_batch_size: int = 64
     train_size: Optional[int] = None         # use only the first N training examples
     val_size: Optional[int] = None
-    generate: Optional[GenerateData] = None  # generated data instead of train_path / val_path
+    generate: Optional[GenerateData] = None  # generated data instead of train_path (and val_path unless set)
     log_every_steps: int = 0                 # also log every N optimizer steps (0: per epoch only)
 
     # where the config came from, for error messages; not a YAML key
@@ -142,16 +147,34 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple = ()) -> R
     """Read a YAML run configuration; `overrides` are "key=value" strings (the CLI's
     --set), the value read as YAML, a dotted key reaching into `generate` or
     `method_options` ("generate.n=100")."""
-    path = str(path)
+    path = preset_path(str(path))
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read the config ({e.strerror})") from None
+        hint = "" if os.sep in path else f"; shipped configs: {', '.join(presets())}"
+        raise ConfigError(f"{path}: cannot read the config ({e.strerror}){hint}") from None
     raw, lines = _parse_yaml(text, path)
     for item in overrides:
         _apply_override(raw, item, lines)
     return config_from_dict(raw, source=path, lines=lines)
+
+
+PRESETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+def preset_path(name: str) -> str:
+    """A path as given when it exists; else a shipped config by its name ("prosqa-cpu"
+    is coconut/configs/prosqa-cpu.yaml)."""
+    shipped = os.path.join(PRESETS_DIR, name + ".yaml")
+    if os.path.exists(name) or os.sep in name or not os.path.isfile(shipped):
+        return name
+    return shipped
+
+
+def presets() -> list[str]:
+    """Names of the shipped configs."""
+    return sorted(f[:-5] for f in os.listdir(PRESETS_DIR) if f.endswith(".yaml"))
 
 
 def config_from_dict(raw: dict, source: str = "<dict>", lines: dict | None = None) -> RunConfig:
@@ -173,7 +196,7 @@ def config_from_dict(raw: dict, source: str = "<dict>", lines: dict | None = Non
             values[key] = None   # the reference writes `load_model_path: None`
     cfg = RunConfig(**values, source=source, explicit=frozenset(values))
     _check_values(cfg, where)
-    _resolve_paths(cfg)
+    _resolve_paths(cfg, where)
     return cfg
 
 
@@ -303,8 +326,8 @@ def _generate_data(raw: dict, where: str) -> GenerateData:
             raise ConfigError(f"{where}: unknown key '{key}'{hint}; known: {sorted(hints)}")
         values[key] = _check_type(key, value, hints[key], f"{where}.{key}")
     gen = GenerateData(**values)
-    if gen.n < 1 or gen.val_n < 1:
-        raise ConfigError(f"{where}: n and val_n must be >= 1, got n={gen.n}, val_n={gen.val_n}")
+    if gen.n < 1 or gen.val_n < 0:
+        raise ConfigError(f"{where}: n must be >= 1 and val_n >= 0, got n={gen.n}, val_n={gen.val_n}")
     return gen
 
 
@@ -352,9 +375,10 @@ def _check_values(cfg: RunConfig, where) -> None:
     if cfg.init == "pretrained" and cfg.tokenization != "gpt2":
         raise ConfigError(f"{where('init')}: a pretrained GPT-2 needs tokenization: gpt2, "
                           f"got {cfg.tokenization!r} (use init: scratch)")
-    has_files = cfg.train_path is not None or cfg.val_path is not None
-    if cfg.generate is not None and has_files:
-        raise ConfigError(f"{where('generate')}: give either generate or train_path/val_path, not both")
+    if cfg.generate is not None and cfg.train_path is not None:
+        raise ConfigError(f"{where('generate')}: give either generate or train_path, not both")
+    if cfg.generate is not None and cfg.val_path is None and cfg.generate.val_n < 1:
+        raise ConfigError(f"{where('generate')}: no validation data: set generate.val_n >= 1 or val_path")
     if cfg.generate is None and not cfg.only_eval and cfg.train_path is None:
         raise ConfigError(f"{where('train_path')}: no training data: set train_path (and val_path) "
                           "or generate")
@@ -376,11 +400,21 @@ def reference_flags(cfg: RunConfig) -> dict:
     return {k: getattr(cfg, k) for k in keys}
 
 
-def _resolve_paths(cfg: RunConfig) -> None:
+def _resolve_paths(cfg: RunConfig, where) -> None:
+    """Expand `~` and `$VAR` / `${VAR}` (the presets name the data folder as
+    ${COCONUT_DATA}), then make the path absolute."""
     for key in PATH_KEYS:
         value = getattr(cfg, key)
         if value is None:
             continue
         if key == "model_id" and (cfg.init != "pretrained" or value in GPT2_HUB_NAMES and not os.path.isdir(value)):
             continue   # a hub name: checked (and explained) when the model is built
-        setattr(cfg, key, os.path.abspath(os.path.expanduser(value)))
+        unset = [m.group(1) or m.group(2) for m in _ENV_VAR.finditer(value)
+                 if (m.group(1) or m.group(2)) not in os.environ]
+        if unset:
+            raise ConfigError(f"{where(key)}: {value} names the environment variable {unset[0]}, "
+                              f"which is not set (e.g. {unset[0]}=../shared/data coconut train ...)")
+        setattr(cfg, key, os.path.abspath(os.path.expanduser(os.path.expandvars(value))))
+
+
+_ENV_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")

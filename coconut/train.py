@@ -374,9 +374,12 @@ def load_data(cfg: RunConfig):
     if cfg.generate is not None:
         g = cfg.generate
         make = generate_prosqa if g.dataset == "prosqa" else generate_prontoqa
-        examples = make(g.n + g.val_n, g.seed)
-        train, val = examples[:g.n], examples[g.n:]
-        names = (f"generated {g.dataset} (seed {g.seed}) training set", f"generated {g.dataset} validation set")
+        from_file = cfg.val_path is not None
+        examples = make(g.n + (0 if from_file else g.val_n), g.seed)
+        train = examples[:g.n]
+        val = _load(cfg.val_path, "val_path", cfg) if from_file else examples[g.n:]
+        names = (f"generated {g.dataset} (seed {g.seed}) training set",
+                 cfg.val_path if from_file else f"generated {g.dataset} validation set")
     else:
         train = [] if cfg.train_path is None or cfg.only_eval else _load(cfg.train_path, "train_path", cfg)
         val = _load(cfg.val_path, "val_path", cfg)

@@ -171,23 +171,47 @@ def test_missing_file(tmp_path):
         load_config(str(tmp_path / "nope.yaml"))
 
 
+def test_generated_training_data_with_an_official_validation_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    cfg = load_config(write(tmp_path, small("val_path: ${DATA_DIR}/v.json\n")), ["generate.val_n=0"])
+    assert cfg.val_path == str(tmp_path / "data" / "v.json") and cfg.generate.val_n == 0
+    assert "set generate.val_n >= 1 or val_path" in error(tmp_path, small(), ["generate.val_n=0"])
+    monkeypatch.delenv("DATA_DIR")
+    msg = error(tmp_path, small("val_path: $DATA_DIR/v.json\n"))
+    assert "key 'val_path'" in msg and "DATA_DIR, which is not set" in msg
+
+
+def test_presets_are_found_by_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("COCONUT_DATA", str(tmp_path))
+    for name in ("prosqa-cpu", "prontoqa-cpu"):
+        cfg = load_config(name, ["method=cot"])
+        assert cfg.source == os.path.join(os.path.abspath(CONFIGS), name + ".yaml")
+        assert type(build_method(cfg)) is CoT and cfg.val_path.startswith(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, small(), name="prosqa-cpu")   # a file of that name in the working directory wins
+    assert load_config("prosqa-cpu").generate.n == 10
+    with pytest.raises(ConfigError, match="no-such-preset: cannot read"):
+        load_config("no-such-preset")
+
+
 SHIPPED = {
     "default.yaml": Coconut, "gsm_cot.yaml": CoT, "gsm_coconut.yaml": Coconut,
     "prontoqa_coconut.yaml": Coconut, "prosqa_coconut.yaml": Coconut, "prosqa_cot.yaml": CoT,
     "prosqa_no_cot.yaml": NoCoT, "prosqa_icot.yaml": ICoT, "prosqa_pause_token.yaml": PauseToken,
     "prosqa_no_curriculum.yaml": NoCurriculum, "prosqa_no_thought.yaml": NoThought,
-    "prosqa_pause_as_thought.yaml": PauseAsThought,
+    "prosqa_pause_as_thought.yaml": PauseAsThought, "prosqa-cpu.yaml": Coconut, "prontoqa-cpu.yaml": Coconut,
 }
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
-def test_shipped_configs_load_and_pick_their_method(name):
+def test_shipped_configs_load_and_pick_their_method(name, monkeypatch):
+    monkeypatch.setenv("COCONUT_DATA", "data")
     cfg = load_config(os.path.join(CONFIGS, name))
     method = build_method(cfg)
     assert type(method) is SHIPPED[name]
-    if name.startswith("prosqa") and name != "prosqa_coconut.yaml":
+    if name.startswith("prosqa_") and name != "prosqa_coconut.yaml":
         # the baselines keep the paper's training budget
         assert cfg.num_epochs == 50 and cfg.lr == 1e-4 and cfg.batch_size_training == 32
     if isinstance(method, Coconut):
         c = 2 if name.startswith("gsm") else 1
-        assert name == "default.yaml" or (method.c_thought, method.reset_optimizer) == (c, "epoch")
+        assert name in ("default.yaml", "prosqa-cpu.yaml", "prontoqa-cpu.yaml") or (method.c_thought, method.reset_optimizer) == (c, "epoch")

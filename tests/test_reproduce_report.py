@@ -1,0 +1,74 @@
+"""benchmarks/reproduce.py: every row's command is a valid run of its method, and the
+report turns metrics.jsonl files into the table and the plots."""
+import json
+import os
+import sys
+
+import pytest
+
+from coconut.curriculum import METHODS
+from coconut.run_config import load_config
+from coconut.train import Trainer, build_method
+
+from shared_data import DATA
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+import reproduce  # noqa: E402
+
+
+@pytest.mark.parametrize("row", reproduce.ROWS)
+def test_each_row_command_trains_its_method(row, monkeypatch, tmp_path):
+    monkeypatch.setenv("COCONUT_DATA", str(tmp_path))
+    preset, method = row.split(":")
+    cmd = reproduce.row_command(row)
+    assert cmd[:3] == ["coconut", "train", preset] and cmd[3::2] == ["--set"] * len(reproduce.row_overrides(row))
+    cfg = load_config(preset, cmd[4::2])
+    assert type(build_method(cfg)) is METHODS[method] and cfg.name == f"{preset}-{method}"
+    if method == "icot":
+        assert build_method(cfg).tokens_removed_per_epoch == 2
+
+
+def _write_run(out, row, accuracies, tokens):
+    preset, method = row.split(":")
+    folder = out / f"{preset}-{method}"
+    folder.mkdir(parents=True)
+    lines = [{"epoch": 1, "step": 5, "loss": 2.0, "tokens_per_s": 100.0}]
+    lines += [{"epoch": e + 1, "stage": e // 2, "train_loss": 1.0 / (e + 1), "val_loss": 1.0, "val_accuracy": a,
+               "mean_new_tokens": tokens, "global_step": 10 * (e + 1)} for e, a in enumerate(accuracies)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (out / f"{preset}-{method}.run.json").write_text(json.dumps({"wall_minutes": 12.4, "threads": 1}))
+
+
+def test_report_table_and_plots(tmp_path):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    _write_run(runs, "prosqa-cpu:coconut", [0.5, 0.9, 0.8], 9.0)
+    _write_run(runs, "prontoqa-cpu:cot", [0.7, 0.75], 60.25)
+    rows = reproduce.report(str(runs), str(results))
+    by_row = {r["row"]: r for r in rows}
+    assert set(by_row) == {"prosqa-cpu:coconut", "prontoqa-cpu:cot"}   # rows without a run are left out
+    coconut = by_row["prosqa-cpu:coconut"]
+    # the final epoch is the reported accuracy; the best epoch is shown beside it
+    assert (coconut["accuracy"], coconut["best_accuracy"], coconut["best_epoch"]) == (0.8, 0.9, 2)
+    table = (results / "reproduce.md").read_text()
+    # no checkpoint to read the tokenization from: the thought count is not known
+    assert "| Coconut | 80.0 | 9.0 + - | 2 (90.0) | 97.0 (14.2) | 12 | `coconut train prosqa-cpu --set method=coconut" in table
+    assert "| CoT | 75.0 | 60.2 + - | 2 (75.0) | 98.8 (92.5) |" in table
+    assert json.loads((results / "reproduce.json").read_text())["rows"][0]["row"] == "prosqa-cpu:coconut"
+    for name in ("prosqa-cpu_curves", "prosqa-cpu_stages", "prontoqa-cpu_curves"):
+        png = results / f"reproduce_{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert not (results / "reproduce_prontoqa-cpu_stages.png").exists()   # CoT has one stage
+
+
+def test_thoughts_are_counted_from_a_real_run(tmp_path, monkeypatch):
+    """A one-epoch w/o-curriculum run at toy size: its prompts carry the final stage's 6
+    thoughts; CoT's carry none."""
+    if not (DATA / "prosqa" / "prosqa_valid.json").exists():
+        pytest.skip(f"the official ProsQA validation split is not in {DATA}")
+    monkeypatch.setenv("COCONUT_DATA", str(DATA))
+    for method in ("no_curriculum", "cot"):
+        toy = ["generate.n=8", "num_epochs=1", "n_layer=1", "n_embd=16", "n_head=2", "max_new_tokens=4",
+               f"save_path={tmp_path}"]
+        Trainer(load_config("prosqa-cpu", reproduce.row_overrides(f"prosqa-cpu:{method}") + toy), verbose=False).run()
+    rows = {r["method"]: r for r in reproduce.report(str(tmp_path), str(tmp_path / "results"))}
+    assert rows["no_curriculum"]["mean_thoughts"] == 6.0 and rows["cot"]["mean_thoughts"] == 0.0
