@@ -31,6 +31,7 @@ PRONTOQA_METHODS = ("coconut", "cot", "no_cot")
 # ProsQA chain (at most 6 steps of 3 symbolic tokens) is gone by epoch 9 of 14, close
 # to the curriculum's pace of one step every 2 epochs.
 ROW_OPTIONS = {"icot": ["method_options.tokens_removed_per_epoch=2"]}
+STAGE_CURRICULUM = ("coconut", "no_thought", "pause_as_thought")
 ROWS = [f"prosqa-cpu:{m}" for m in PROSQA_METHODS] + [f"prontoqa-cpu:{m}" for m in PRONTOQA_METHODS]
 
 # Hao et al. 2024, table 1: GPT-2 accuracy % (mean generated tokens)
@@ -176,8 +177,9 @@ def plot(results: list[dict], prefix: str) -> list[str]:
                    ylim=(0, 100))
         written.append(_save(plt, fig, (ax_loss, ax_acc), f"{prefix}_{preset}_curves.png"))
 
-        # accuracy at the end of each stage, for the methods with a stage curriculum
-        staged = [r for r in rows if len({e["stage"] for e in r["epochs"]}) > 1]
+        # accuracy at the end of each stage, for the methods that walk the stage curriculum
+        # (iCoT's "stage" counts tokens removed; w/o curriculum has one stage)
+        staged = [r for r in rows if r["method"] in STAGE_CURRICULUM]
         if staged:
             fig, ax = plt.subplots(figsize=(6.5, 4.5))
             for r in staged:
