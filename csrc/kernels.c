@@ -224,19 +224,11 @@ static void gemm_small(int transA, int transB, int M, int N, int K, float alpha,
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++)
                 C[(size_t)i * ldc + j] += alpha * dotf(A + (size_t)i * lda, B + (size_t)j * ldb, K);
-    } else if (!transA && !transB) {  /* C = A B: rows of B weighted by A */
+    } else {                          /* C = A B or A^T B: rows of B weighted by A's entries */
+        size_t a_row = transA ? 1 : (size_t)lda, a_col = transA ? (size_t)lda : 1;
         for (int i = 0; i < M; i++)
             for (int k = 0; k < K; k++) {
-                float a = alpha * A[(size_t)i * lda + k];
-                if (a == 0.0f) continue;
-                const float *b = B + (size_t)k * ldb;
-                float *c = C + (size_t)i * ldc;
-                for (int j = 0; j < N; j++) c[j] += a * b[j];
-            }
-    } else {                          /* C = A^T B */
-        for (int k = 0; k < K; k++)
-            for (int i = 0; i < M; i++) {
-                float a = alpha * A[(size_t)k * lda + i];
+                float a = alpha * A[i * a_row + k * a_col];
                 if (a == 0.0f) continue;
                 const float *b = B + (size_t)k * ldb;
                 float *c = C + (size_t)i * ldc;
