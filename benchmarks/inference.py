@@ -31,7 +31,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 
-
 def build(shape, tok, seed=0):
     cfg = coconut.GPT2Config(vocab_size=tok.vocab_size, n_positions=1024, dropout=0.0, **SHAPES[shape])
     model = coconut.GPT2(cfg, seed=seed).eval()
