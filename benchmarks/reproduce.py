@@ -28,7 +28,7 @@ RESULTS = os.path.join(HERE, "results")
 PROSQA_METHODS = ("coconut", "cot", "no_cot", "icot", "pause_token", "no_curriculum", "no_thought", "pause_as_thought")
 PRONTOQA_METHODS = ("coconut", "cot", "no_cot")
 # Options a row needs beyond the preset: iCoT removes 2 tokens per epoch, so that the
-# ProsQA chain (at most 6 steps of 3 symbolic tokens) is gone by epoch 9 of 14, close
+# ProsQA chain (at most 6 steps of 3 symbolic tokens) is gone by epoch 9 of 16, close
 # to the curriculum's pace of one step every 2 epochs.
 ROW_OPTIONS = {"icot": ["method_options.tokens_removed_per_epoch=2"]}
 STAGE_CURRICULUM = ("coconut", "no_thought", "pause_as_thought")

@@ -8,15 +8,20 @@ from . import _C
 
 class AdamW:
     def __init__(self, model, lr: float = 1e-4, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01, decay_2d_only: bool = False):
+                 weight_decay: float = 0.01, decay_2d_only: bool = False, warmup_steps: int = 0):
         """decay_2d_only: decay weight matrices and embeddings only, not biases and
-        LayerNorms. The paper's reference decays every parameter (the default)."""
-        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
+        LayerNorms. The paper's reference decays every parameter (the default).
+        warmup_steps: step t (counted from 1 since the last reset) uses lr * min(1,
+        t / warmup_steps), so a fresh optimizer does not open with full-size steps
+        from its first, noisy moment estimates. 0 (the reference): constant lr."""
+        if (lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas)
+                or not isinstance(warmup_steps, int) or warmup_steps < 0):
             raise ValueError(f"AdamW: invalid hyperparameters lr={lr}, betas={betas}, eps={eps}, "
-                             f"weight_decay={weight_decay}")
+                             f"weight_decay={weight_decay}, warmup_steps={warmup_steps!r}")
         self.model = model
         self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
         self.decay_2d_only = decay_2d_only
+        self.warmup_steps = warmup_steps
         self.exp_avg = np.zeros_like(model.param_block)
         self.exp_avg_sq = np.zeros_like(model.param_block)
         self.step_count = 0
@@ -46,9 +51,16 @@ class AdamW:
         b1, b2 = self.betas
         bc1 = 1.0 - b1 ** self.step_count
         bc2 = 1.0 - b2 ** self.step_count
+        lr = self.current_lr()
         for start, end, wd in self._segments:
             _C.adamw(self.model.param_block, self.model.grad_block, self.exp_avg, self.exp_avg_sq,
-                     start, end, self.lr, b1, b2, self.eps, wd, bc1, bc2)
+                     start, end, lr, b1, b2, self.eps, wd, bc1, bc2)
+
+    def current_lr(self) -> float:
+        """The learning rate of step number `step_count` (after its increment)."""
+        if self.warmup_steps and self.step_count < self.warmup_steps:
+            return self.lr * self.step_count / self.warmup_steps
+        return self.lr
 
     def reset(self) -> None:
         """Forgets the moments and the step count, as rebuilding the optimizer does."""

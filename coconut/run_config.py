@@ -32,7 +32,7 @@ from typing import Literal, Optional, Union
 import yaml
 
 RESET_RULES = ("epoch", "stage", "never")
-TOKENIZATIONS = ("gpt2", "prosqa_symbolic", "prontoqa_symbolic")
+TOKENIZATIONS = ("gpt2", "prosqa_symbolic", "prosqa_edge_tokens", "prontoqa_symbolic", "prontoqa_fact_tokens")
 GENERATED_DATASETS = ("prosqa", "prontoqa")
 PATH_KEYS = ("train_path", "val_path", "save_path", "model_id", "load_model_path")
 GPT2_HUB_NAMES = ("gpt2", "openai-community/gpt2")
@@ -96,7 +96,8 @@ class RunConfig:
     n_embd: int = 768
     n_positions: int = 1024
     dropout: float = 0.1
-    tokenization: Literal["gpt2", "prosqa_symbolic", "prontoqa_symbolic"] = "gpt2"
+    tokenization: Literal["gpt2", "prosqa_symbolic", "prosqa_edge_tokens", "prontoqa_symbolic",
+                          "prontoqa_fact_tokens"] = "gpt2"
     threads: Optional[int] = None            # C core threads (None: its default; under MPI cores / ranks)
     max_new_tokens: int = 128
     eval_batch_size: int = 64
@@ -104,6 +105,8 @@ class RunConfig:
     val_size: Optional[int] = None
     generate: Optional[GenerateData] = None  # generated data instead of train_path (and val_path unless set)
     log_every_steps: int = 0                 # also log every N optimizer steps (0: per epoch only)
+    warmup_steps: int = 0                    # lr rises linearly over a fresh optimizer's first N steps (0: none)
+    position_init: Literal["normal", "sinusoidal"] = "normal"   # from scratch: wpe as GPT-2, or sin/cos rows
 
     # where the config came from, for error messages; not a YAML key
     source: str = field(default="<defaults>", repr=False, compare=False)
@@ -343,7 +346,7 @@ def _check_values(cfg: RunConfig, where) -> None:
     for key in positive:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{where(key)} must be >= 1, got {getattr(cfg, key)}")
-    for key in ("num_epochs", "resume", "c_thought", "max_latent_stage", "log_every_steps"):
+    for key in ("num_epochs", "resume", "c_thought", "max_latent_stage", "log_every_steps", "warmup_steps"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{where(key)} must be >= 0, got {getattr(cfg, key)}")
     for key in ("train_size", "val_size", "threads"):

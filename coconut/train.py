@@ -108,7 +108,7 @@ class Trainer:
 
         self.model = build_model(cfg, self.tok, ckpt)
         self.optimizer = coconut.AdamW(self.model, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
-                                       weight_decay=cfg.weight_decay)
+                                       weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps)
         self.epoch, self.step_in_epoch, self.global_step = first_epoch, 0, 0
         self.best_accuracy, self.best_epoch = -1.0, None
         if state:
@@ -407,17 +407,19 @@ def build_tokenization(cfg: RunConfig, method, examples, saved: dict | None = No
     if kind == "gpt2":
         from coconut.tokenizer.text import TextTokenization
         return TextTokenization(with_pause=bool(method.needs_pause_token or (saved or {}).get("with_pause")))
-    if kind == "prosqa_symbolic":
-        from coconut.tokenizer.symbolic import ProsQASymbolic
+    if kind in ("prosqa_symbolic", "prosqa_edge_tokens"):
+        from coconut.tokenizer.symbolic import ProsQAEdgeTokens, ProsQASymbolic
+        cls = ProsQASymbolic if kind == "prosqa_symbolic" else ProsQAEdgeTokens
         if saved is not None:
-            return ProsQASymbolic.from_dict(saved)
+            return cls.from_dict(saved)
         missing = next((i for i, ex in enumerate(examples) if not ex.has_graph), None)
         if missing is not None:
-            raise ConfigError(f"{cfg.source}: tokenization prosqa_symbolic needs ProsQA examples with their graph "
+            raise ConfigError(f"{cfg.source}: tokenization {kind} needs ProsQA examples with their graph "
                               f"(idx_to_symbol); example {missing} of the data has none")
-        return ProsQASymbolic(max_nodes=max([32] + [len(ex.idx_to_symbol) for ex in examples]))
-    from coconut.tokenizer.symbolic import ProntoQASymbolic
-    return ProntoQASymbolic.from_dict(saved) if saved is not None else ProntoQASymbolic.build([examples])
+        return cls(max_nodes=max([32] + [len(ex.idx_to_symbol) for ex in examples]))
+    from coconut.tokenizer.symbolic import ProntoQAFactTokens, ProntoQASymbolic
+    cls = ProntoQASymbolic if kind == "prontoqa_symbolic" else ProntoQAFactTokens
+    return cls.from_dict(saved) if saved is not None else cls.build([examples])
 
 
 def saved_tokenization(directory: str | None) -> dict | None:
@@ -463,6 +465,9 @@ def build_model(cfg: RunConfig, tok, checkpoint: str | None = None):
     source = checkpoint or pretrained_dir(cfg)
     if source is None:
         model = coconut.GPT2(model_shape(cfg, tok), seed=cfg.seed)
+        if cfg.position_init == "sinusoidal":
+            wpe = model.params["transformer.wpe.weight"]
+            wpe[...] = sinusoidal_positions(*wpe.shape)
     else:
         model = coconut.GPT2.from_pretrained(source, seed=cfg.seed)
         if "dropout" in cfg.explicit:
@@ -475,6 +480,20 @@ def build_model(cfg: RunConfig, tok, checkpoint: str | None = None):
                               f"the tokenization needs {tok.vocab_size}")
     model.bot_id, model.eot_id, model.latent_id = tok.bot_id, tok.eot_id, tok.latent_id
     return model
+
+
+def sinusoidal_positions(n_positions: int, n_embd: int, scale: float = 0.02) -> np.ndarray:
+    """Row p: sin(p w_i), cos(p w_i) interleaved, w_i = 10000^(-2i/n_embd), times
+    `scale` * sqrt(2) so that entries have GPT-2's init spread (0.02). The shift p -> p-1
+    is the same rotation at every p, so a previous-token head (the first half of the
+    edge look-up that graph questions need) is one linear map instead of a separate
+    fit for each position, as with random rows."""
+    p = np.arange(n_positions, dtype=np.float64)[:, None]
+    w = 10000.0 ** (-np.arange(0, n_embd, 2, dtype=np.float64) / n_embd)
+    out = np.empty((n_positions, n_embd), dtype=np.float64)
+    out[:, 0::2] = np.sin(p * w)[:, :(n_embd + 1) // 2]
+    out[:, 1::2] = np.cos(p * w)[:, :n_embd // 2]
+    return (out * scale * np.sqrt(2.0)).astype(np.float32)
 
 
 def check_lengths(method, tok, examples, name, epochs, n_positions: int, max_new_tokens: int | None = None):

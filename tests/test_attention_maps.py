@@ -110,6 +110,17 @@ def test_symbolic_spans_and_summary(setup):
     np.testing.assert_allclose(mean["total"], np.mean(one, axis=0))
 
 
+def test_edge_token_spans_are_one_token_per_edge():
+    from coconut.tokenizer.symbolic import ProsQAEdgeTokens
+    tok = ProsQAEdgeTokens()
+    ex = generate_prosqa(1, seed=9)[0]
+    spans = edge_token_spans(tok, ex)
+    q = tok.question_ids(ex)
+    assert [(s, e) for s, e, _ in spans[:-1]] == [(i, i + 1) for i in range(len(ex.edges))]
+    assert [edge for _, _, edge in spans[:-1]] == [tok.edge_of(t) for t in q[:len(ex.edges)]]
+    assert spans[-1] == (len(ex.edges), len(q), None)
+
+
 def test_bpe_spans_cover_each_sentence():
     from coconut.tokenizer.text import TextTokenization
     tok = TextTokenization()

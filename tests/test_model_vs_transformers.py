@@ -65,13 +65,15 @@ def test_grad_scale_scales_gradients():
     np.testing.assert_allclose(model.grad_block, 0.25 * once, rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize("decay_2d_only", [False, True])
-def test_adamw_matches_torch(decay_2d_only):
+@pytest.mark.parametrize("decay_2d_only, warmup", [(False, 0), (True, 0), (False, 3)])
+def test_adamw_matches_torch(decay_2d_only, warmup):
+    """warmup = 3: steps 1, 2, 3, ... use lr * 1/3, 2/3, 1, 1, ... (torch: LambdaLR with
+    the same factor), weight decay scaled with it."""
     model = small_model()
     hf = hf_twin(model)
     ids, mask, pos, labels = padded_batch()
     opt = coconut.AdamW(model, lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1,
-                        decay_2d_only=decay_2d_only)
+                        decay_2d_only=decay_2d_only, warmup_steps=warmup)
     params = dict(hf.named_parameters())
     if decay_2d_only:
         groups = [{"params": [p for p in params.values() if p.ndim >= 2], "weight_decay": 0.1},
@@ -79,6 +81,7 @@ def test_adamw_matches_torch(decay_2d_only):
     else:
         groups = [{"params": list(params.values()), "weight_decay": 0.1}]
     ref_opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+    sched = torch.optim.lr_scheduler.LambdaLR(ref_opt, lambda t: min(1.0, (t + 1) / warmup) if warmup else 1.0)
     for _ in range(5):
         model.zero_grad()
         model.loss_and_grad(ids, labels, mask, pos)
@@ -86,6 +89,7 @@ def test_adamw_matches_torch(decay_2d_only):
         ref_opt.zero_grad()
         torch_loss_and_grads(hf, ids, mask, pos, labels)
         ref_opt.step()
+        sched.step()
     for name, view in model.params.items():
         ref = params[name].detach().numpy()
         assert np.abs(view - ref).max() <= 1e-5, name
@@ -107,3 +111,26 @@ def test_adamw_reset_restarts_bias_correction():
     # after a reset the first step is again a full lr-sized sign step
     np.testing.assert_allclose(model.param_block - before, first, rtol=1e-3, atol=1e-6)
     assert opt.step_count == 1
+
+
+def test_adamw_warmup_restarts_after_reset():
+    # (parameters are not compared across a reset: its first step is lr * g / (|g| + eps),
+    # whose sign follows rounding noise wherever g is near zero, in torch as here)
+    model = small_model()
+    ids, mask, pos, labels = padded_batch()
+    opt = coconut.AdamW(model, lr=1e-3, warmup_steps=3)
+    seen = []
+    for step in range(7):
+        if step == 5:
+            opt.reset()
+        model.zero_grad()
+        model.loss_and_grad(ids, labels, mask, pos)
+        opt.step()
+        seen.append(opt.current_lr())
+    np.testing.assert_allclose(seen, [1e-3 / 3, 2e-3 / 3, 1e-3, 1e-3, 1e-3, 1e-3 / 3, 2e-3 / 3], rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5])
+def test_adamw_refuses_bad_warmup(bad):
+    with pytest.raises(ValueError, match="warmup_steps"):
+        coconut.AdamW(small_model(), warmup_steps=bad)

@@ -1,6 +1,6 @@
 """Regression run of the prosqa-cpu preset's Coconut row: trains it from scratch on one
 thread, as the recorded run did, and checks the validation accuracy against the figure
-in the README's table. About 30 minutes; not run by default or in CI:
+in the README's table. About 15 minutes; not run by default or in CI:
 
     python -m pytest -m slow tests/test_reproduce_slow.py
 """
@@ -28,5 +28,5 @@ def test_prosqa_cpu_coconut_reaches_its_recorded_accuracy(tmp_path, monkeypatch)
     cfg = load_config("prosqa-cpu", [f"save_path={tmp_path}", "threads=1"])
     result = Trainer(cfg, verbose=False).run()
     final = result.history[-1]
-    assert final["epoch"] == cfg.num_epochs and final["stage"] == 6
+    assert final["epoch"] == cfg.num_epochs and final["stage"] >= cfg.max_latent_stage
     assert final["val_accuracy"] >= RECORDED_ACCURACY - TOLERANCE, result.history

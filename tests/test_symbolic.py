@@ -8,7 +8,8 @@ from statistics import mean
 import pytest
 
 from coconut.data import Example, generate_prontoqa, generate_prosqa, load_examples
-from coconut.tokenizer.symbolic import ProntoQASymbolic, ProsQASymbolic
+from coconut.tokenizer.symbolic import (ProntoQAFactTokens, ProntoQASymbolic, ProsQAEdgeTokens, ProsQASymbolic,
+                                       parse_fact)
 from shared_data import DATA as DATA_ROOT
 
 DATA = DATA_ROOT
@@ -133,6 +134,36 @@ def test_prosqa_checkpoint_round_trip():
         ProsQASymbolic.from_dict({"kind": "prontoqa_symbolic", "words": []})
 
 
+def test_prosqa_edge_tokens_by_hand():
+    tok, ex = ProsQAEdgeTokens(), prosqa()[0]
+    assert tok.edge_base == 41 and tok.vocab_size == 41 + 32 * 32
+    q = tok.question_ids(ex)
+    # shumpus(2)->rempus(5), shumpus->yimpus(11), terpus(3)->fompus(6): one token each
+    assert q[:3] == [41 + 2 * 32 + 5, 41 + 2 * 32 + 11, 41 + 3 * 32 + 6]
+    assert q[10] == 41 + 1 * 32 + 3                      # "Tom is a terpus." (11th sentence)
+    assert q[-5:] == [33, 16, 13, 34, 1] and len(q) == 23 + 5
+    # steps, answer and the special ids are ProsQASymbolic's
+    plain = ProsQASymbolic()
+    assert [tok.step_ids(ex, i) for i in range(3)] == [plain.step_ids(ex, i) for i in range(3)]
+    assert tok.answer_ids(ex) == plain.answer_ids(ex)
+    assert (tok.eos_id, tok.latent_id) == (plain.eos_id, plain.latent_id)
+    assert [tok.edge_of(t) for t in (40, 41, 41 + 3 * 32 + 6, tok.vocab_size - 1, tok.vocab_size)] == \
+        [None, (0, 0), (3, 6), (31, 31), None]
+
+
+def test_prosqa_edge_tokens_decode_as_the_node_tokens_do():
+    tok, plain = ProsQAEdgeTokens(), ProsQASymbolic()
+    for ex in prosqa()[:60]:
+        assert tok.decode(whole(tok, ex), ex) == plain.decode(whole(plain, ex), ex)
+        assert {tok.edge_of(t) for t in tok.question_ids(ex)} - {None} == {tuple(e) for e in ex.edges}
+    again = ProsQAEdgeTokens.from_dict(tok.to_dict())
+    assert again.vocab_size == tok.vocab_size and tok.to_dict()["kind"] == "prosqa_edge_tokens"
+    with pytest.raises(ValueError, match="ProsQAEdgeTokens.from_dict"):
+        ProsQAEdgeTokens.from_dict(plain.to_dict())
+    with pytest.raises(ValueError, match="max_nodes"):
+        ProsQAEdgeTokens(max_nodes=10).question_ids(prosqa()[0])
+
+
 # -------------------------------------------------------------------------- ProntoQA
 
 def test_prontoqa_first_validation_example_by_hand():
@@ -173,6 +204,61 @@ def test_prontoqa_unknown_word_and_garbage():
     tok = ProntoQASymbolic.build([generate_prontoqa(5, seed=2)])
     with pytest.raises(ValueError, match="'Tumpuses'.*not in the vocabulary"):
         tok.question_ids(prontoqa_valid()[0])
+    rng = random.Random(1)
+    for _ in range(100):
+        ids = [rng.randrange(-2, tok.vocab_size + 3) for _ in range(rng.randrange(0, 20))]
+        assert isinstance(tok.decode(ids), str)
+
+
+# ------------------------------------------------------------- ProntoQA fact tokens
+
+def test_parse_fact_reads_every_wording():
+    assert parse_fact("Tumpuses are not floral.") == ("tumpus", True, "floral")
+    assert parse_fact("Each jompus is an impus.") == ("jompus", False, "impus")
+    assert parse_fact("Every wumpus is a shumpus.") == ("wumpus", False, "shumpus")
+    assert parse_fact("Brimpuses are grimpuses.") == ("brimpus", False, "grimpus")
+    assert parse_fact("Alex is not a tumpus.") == ("Alex", True, "tumpus")
+    assert parse_fact("Alex is happy.") == ("Alex", False, "happy")
+    assert parse_fact("True or false: Alex is happy.") is None
+
+
+def test_prontoqa_fact_tokens_first_validation_example_by_hand():
+    train = load_examples(DATA / "prontoqa/prontoqa_train.json")
+    tok, ex = ProntoQAFactTokens.build([train, prontoqa_valid()]), prontoqa_valid()[0]
+    words = ProntoQASymbolic.build([train, prontoqa_valid()])
+    assert tok.words == words.words and tok.fact_base == words.vocab_size
+    q = tok.question_ids(ex)
+    # 25 facts, then "True or false : Alex is happy ." and a newline as words
+    assert len(q) == 25 + 9
+    assert [tok.facts[t - tok.fact_base] for t in q[:3]] == [
+        ("tumpus", False, "floral"), ("jompus", True, "melodic"), ("tumpus", False, "numpus")]
+    assert [tok.words[t] for t in q[25:]] == ["True", "or", "false", ":", "Alex", "is", "happy", ".", "\n"]
+    # "Each gorpus is a grimpus." and "Gorpuses are grimpuses." would be the same token
+    assert tok.fact_to_id[parse_fact("Each gorpus is a grimpus.")] == tok.fact_to_id[parse_fact("Gorpuses are grimpuses.")]
+    assert [tok.step_ids(ex, i) for i in range(6)] == [words.step_ids(ex, i) for i in range(6)]
+    assert tok.answer_ids(ex) == words.answer_ids(ex)
+    assert tok.decode(q).startswith("Every tumpus is floral. Every jompus is not melodic. Every tumpus is a numpus.")
+    assert tok.decode(q).endswith("Alex is a jompus. True or false: Alex is happy.\n")
+    for other in prontoqa_valid()[:50]:      # the canonical question reads back as the same facts
+        facts = [parse_fact(s.strip()) for s in re.findall(r"[^.:]+\.", tok.decode(tok.question_ids(other)).split("True")[0])]
+        assert facts == [tok.facts[t - tok.fact_base] for t in tok.question_ids(other) if t >= tok.fact_base]
+        assert reference_answer(tok.decode(whole(tok, other))) == other.answer
+
+
+def test_prontoqa_fact_tokens_saved_and_errors():
+    examples = generate_prontoqa(30, seed=1)
+    tok = ProntoQAFactTokens.build([examples])
+    again = ProntoQAFactTokens.from_dict(tok.to_dict())
+    assert again.facts == tok.facts and whole(again, examples[0]) == whole(tok, examples[0])
+    with pytest.raises(ValueError, match="ProntoQAFactTokens.from_dict"):
+        ProntoQAFactTokens.from_dict(ProntoQASymbolic.build([examples]).to_dict())
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        tok.question_ids(prontoqa_valid()[0])
+    odd = Example(**{**examples[0].__dict__, "question": "Wumpuses sing. True or false: Max is blue."})
+    with pytest.raises(ValueError, match="'Wumpuses sing.' is not a fact sentence"):
+        tok.question_ids(odd)
+    with pytest.raises(ValueError, match="no 'True or false:' query"):
+        tok.question_ids(Example(**{**examples[0].__dict__, "question": "Max is blue."}))
     rng = random.Random(1)
     for _ in range(100):
         ids = [rng.randrange(-2, tok.vocab_size + 3) for _ in range(rng.randrange(0, 20))]

@@ -55,8 +55,9 @@ def test_end_to_end_run_writes_metrics_and_checkpoints(tmp_path):
 
 
 def test_resume_is_bitwise_exact(tmp_path):
-    # dropout on, moments kept across epochs and accumulation: everything a resume must restore
-    kw = dict(reset_optimizer="never", gradient_accumulation_steps=2, batch_size_training=4)
+    # dropout on, moments kept across epochs, accumulation, a warm-up across the split:
+    # everything a resume must restore
+    kw = dict(reset_optimizer="never", gradient_accumulation_steps=2, batch_size_training=4, warmup_steps=7)
     straight = train(config(tmp_path, "straight", **kw))
     first = train(config(tmp_path, "split", **{**kw, "num_epochs": 2}))
     after_two = first.model.param_block.copy()
@@ -156,3 +157,46 @@ def test_resume_epoch_from_load_model_path_as_the_reference(tmp_path):
     result = trainer.run()
     assert [l["stage"] for l in result.history] == [2]
     assert sorted(e for e in os.listdir(result.save_dir) if e.startswith("checkpoint")) == ["checkpoint_3"]
+
+
+def test_sinusoidal_position_init(tmp_path):
+    """Rows are 0.02 * sqrt(2) * (sin p w_i, cos p w_i); one block-diagonal rotation maps
+    every row p to row p - 1 (the property the option is for); the default is GPT-2's."""
+    from coconut.train import Trainer
+    trainer = Trainer(config(tmp_path, position_init="sinusoidal", num_epochs=0))
+    wpe = trainer.model.params["transformer.wpe.weight"].astype(np.float64)
+    P, C = wpe.shape
+    w = 10000.0 ** (-np.arange(0, C, 2) / C)
+    np.testing.assert_allclose(wpe[:, 0::2], 0.02 * np.sqrt(2) * np.sin(np.arange(P)[:, None] * w), atol=1e-8)
+    np.testing.assert_allclose(wpe[:, 1::2], 0.02 * np.sqrt(2) * np.cos(np.arange(P)[:, None] * w), atol=1e-8)
+    shift = np.zeros((C, C))
+    for i, wi in enumerate(w):   # (sin, cos)(p w) -> (sin, cos)((p - 1) w)
+        c, s = np.cos(wi), np.sin(wi)
+        shift[2 * i:2 * i + 2, 2 * i:2 * i + 2] = [[c, -s], [s, c]]
+    np.testing.assert_allclose(wpe[1:] @ shift.T, wpe[:-1], atol=1e-7)
+
+    default = Trainer(config(tmp_path, name="default", num_epochs=0)).model.params["transformer.wpe.weight"]
+    assert abs(float(default.std()) - 0.02) < 0.002 and abs(float(default[:, 0::2].mean())) < 0.002
+
+
+def test_edge_token_run_trains_and_resumes(tmp_path):
+    """tokenization prosqa_edge_tokens: the model gets the pair vocabulary, the checkpoint
+    records the kind, and a resume rebuilds the same tokenization."""
+    first = train(config(tmp_path, tokenization="prosqa_edge_tokens", num_epochs=1))
+    assert first.model.config.vocab_size == 41 + 32 * 32
+    with open(os.path.join(first.save_dir, "checkpoint_1", "trainer_state.json")) as f:
+        assert json.load(f)["tokenization"] == {"kind": "prosqa_edge_tokens", "max_nodes": 32}
+    resumed = train(config(tmp_path, tokenization="prosqa_edge_tokens", num_epochs=2), resume=1)
+    assert [m["epoch"] for m in metrics(resumed.save_dir) if "epoch" in m] == [1, 2]
+
+
+def test_fact_token_run_trains_and_resumes(tmp_path):
+    kw = dict(generate={"dataset": "prontoqa", "n": 24, "val_n": 4, "seed": 0}, tokenization="prontoqa_fact_tokens",
+              max_new_tokens=8)
+    first = train(config(tmp_path, num_epochs=1, **kw))
+    with open(os.path.join(first.save_dir, "checkpoint_1", "trainer_state.json")) as f:
+        saved = json.load(f)["tokenization"]
+    assert saved["kind"] == "prontoqa_fact_tokens" and saved["facts"]
+    assert first.model.config.vocab_size == 7 + len(saved["words"]) + len(saved["facts"])
+    resumed = train(config(tmp_path, num_epochs=2, **kw), resume=1)
+    assert [m["epoch"] for m in metrics(resumed.save_dir) if "epoch" in m] == [1, 2]

@@ -16,8 +16,9 @@ the `<bot>` position for t = 0, latent slot t - 1 after that (thought t is the f
 hidden state there). This is the convention of `attention_stats`.
 
 Token spans of the question's edge sentences:
-- symbolic ProsQA tokenization: the question is `src dst |` per edge then
-  `[Q] a b [R] root`; edge i spans tokens [3i, 3i + 3), the tail is one non-edge span;
+- symbolic ProsQA tokenization: the question is `src dst |` per edge (edge i spans tokens
+  [3i, 3i + 3)), or one token per edge with ProsQAEdgeTokens (edge i is token i), then
+  `[Q] a b [R] root`, one non-edge span;
 - GPT-2 BPE: `sentences.question_edge_spans` gives character spans; every token's text
   (decoded one token at a time) gives its character range, and a sentence's token span
   is the tokens overlapping its characters. This needs the decoded tokens to rebuild
@@ -144,9 +145,15 @@ def _symbolic_spans(tok, example):
     q = tok.question_ids(example)
     spans = []
     i = 0
-    while i + 2 < len(q) and q[i + 2] == tok.sep_id and q[i] < tok.max_nodes and q[i + 1] < tok.max_nodes:
-        spans.append((i, i + 3, (int(q[i]), int(q[i + 1]))))
-        i += 3
+    while i < len(q):
+        if tok.edge_of(q[i]) is not None:     # one token per edge (ProsQAEdgeTokens)
+            spans.append((i, i + 1, tok.edge_of(q[i])))
+            i += 1
+        elif i + 2 < len(q) and q[i + 2] == tok.sep_id and q[i] < tok.max_nodes and q[i + 1] < tok.max_nodes:
+            spans.append((i, i + 3, (int(q[i]), int(q[i + 1]))))
+            i += 3
+        else:
+            break
     if i < len(q):
         spans.append((i, len(q), None))
     return spans

@@ -7,6 +7,18 @@ vocabulary is ~40 tokens (Zhu et al. 2025, "Reasoning by Superposition"):
     step i    = src dst |            (the i-th edge of the reasoning path)
     answer    = [A] target eos
 
+ProsQAEdgeTokens: the same, except that each edge of the QUESTION is a single token
+standing for the pair (src, dst) (vocabulary ~1,070). Steps and answer keep node tokens.
+Reading "the children of X" from the question then needs one attention step that matches
+X against the edge tokens; with node tokens it needs a head that first binds each dst to
+the src before it (an induction circuit), which models trained from scratch on a CPU
+budget did not form (benchmarks/reproduce.py, README):
+
+    question  = e(src,dst) per edge, in the question's sentence order, then [Q] A B [R] root
+
+ProntoQAFactTokens: the same, except that each fact sentence of the QUESTION is a single
+token standing for (subject, negated, object), for the reason edge tokens exist.
+
 ProntoQASymbolic: one token per word or punctuation mark, vocabulary built from data:
 
     question  = words of the question, then a newline token
@@ -68,6 +80,10 @@ class ProsQASymbolic(CachedPieces):
     def decode(self, ids: Sequence[int], example=None) -> str:
         return _ProsQARenderer(self, example).render(ids)
 
+    def edge_of(self, token: int) -> tuple[int, int] | None:
+        """The (src, dst) an edge token stands for; None for every other id."""
+        return None
+
     # -- checkpoints ------------------------------------------------------------
 
     def to_dict(self) -> dict:
@@ -76,7 +92,7 @@ class ProsQASymbolic(CachedPieces):
     @classmethod
     def from_dict(cls, data: dict) -> "ProsQASymbolic":
         if not isinstance(data, dict) or data.get("kind") != cls.KIND:
-            raise ValueError(f"ProsQASymbolic.from_dict: expected kind {cls.KIND!r}, got {data!r:.80}")
+            raise ValueError(f"{cls.__name__}.from_dict: expected kind {cls.KIND!r}, got {data!r:.80}")
         return cls(max_nodes=data.get("max_nodes"))
 
     # -- encoding ---------------------------------------------------------------
@@ -102,6 +118,9 @@ class ProsQASymbolic(CachedPieces):
     def _edge_ids(self, edge: tuple[int, int], example, what: str) -> tuple[int, ...]:
         return (self._node(edge[0], example, what), self._node(edge[1], example, what), self.sep_id)
 
+    def _question_edge_ids(self, edge: tuple[int, int], example, what: str) -> tuple[int, ...]:
+        return self._edge_ids(edge, example, what)
+
     def _encode(self, example) -> tuple:
         if getattr(example, "idx_to_symbol", None) is None:
             raise ValueError(f"ProsQASymbolic: {_symbol_where(example)} has no ProsQA graph (idx_to_symbol)")
@@ -112,7 +131,7 @@ class ProsQASymbolic(CachedPieces):
         question: list[int] = []
         for k, sentence in enumerate(sentences[:-1]):
             edge = self._names_to_edge(sentence, index, example, f"question sentence {k}")
-            question += self._edge_ids(edge, example, f"question sentence {k}")
+            question += self._question_edge_ids(edge, example, f"question sentence {k}")
         ending = _QUESTION_ENDING.match(sentences[-1])
         options = []
         for group in ("first", "second", "entity"):
@@ -127,6 +146,26 @@ class ProsQASymbolic(CachedPieces):
         )
         answer = (self.answer_id, self._node(example.target, example, "target"), self.eos_id)
         return tuple(question), steps, answer
+
+
+class ProsQAEdgeTokens(ProsQASymbolic):
+    """ProsQASymbolic's ids, then one token per ordered node pair: edge (src, dst) of
+    the question is id `edge_base + src * max_nodes + dst`."""
+
+    KIND = "prosqa_edge_tokens"
+
+    def __init__(self, max_nodes: int = 32):
+        super().__init__(max_nodes)
+        self.edge_base = self.vocab_size
+        self.vocab_size = self.edge_base + max_nodes * max_nodes
+
+    def edge_of(self, token: int) -> tuple[int, int] | None:
+        offset = token - self.edge_base
+        return divmod(offset, self.max_nodes) if 0 <= offset < self.max_nodes ** 2 else None
+
+    def _question_edge_ids(self, edge: tuple[int, int], example, what: str) -> tuple[int, ...]:
+        src, dst = (self._node(n, example, what) for n in edge)
+        return (self.edge_base + src * self.max_nodes + dst,)
 
 
 class _ProsQARenderer:
@@ -167,6 +206,12 @@ class _ProsQARenderer:
                 t = int(raw)
             except (TypeError, ValueError):
                 t = -1
+            pair = tok.edge_of(t)
+            if pair is not None:
+                self.in_answer = False
+                self.flush()
+                self.out.append(edge_sentence(self.name(pair[0]), self.name(pair[1])) + "\n")
+                continue
             if 0 <= t < tok.max_nodes:
                 if self.in_answer:
                     self.in_answer = False
@@ -289,3 +334,123 @@ class ProntoQASymbolic(CachedPieces):
         )
         answer = tuple([self.answer_mark_id] + self._word_ids(example.answer, example, "answer") + [self.eos_id])
         return question, steps, answer
+
+
+# The question's fact sentences, in the forms ProntoQA writes them.
+_FACT_FORMS = (
+    re.compile(r"^(?:Every|Each) (?P<subj>\w+) is (?P<neg>not )?(?:an? )?(?P<obj>\w+)\.$"),
+    re.compile(r"^(?P<subj>[A-Z]\w*uses) are (?P<neg>not )?(?P<obj>\w+)\.$"),
+    re.compile(r"^(?P<subj>[A-Z]\w*) is (?P<neg>not )?(?:an? )?(?P<obj>\w+)\.$"),
+)
+_QUERY = "True or false:"
+
+
+def _lemma(word: str) -> str:
+    """A concept's singular lower-case name ("Numpuses", "numpuses" -> "numpus"); names
+    ("Max") and properties ("wooden") unchanged."""
+    return word[:-2].lower() if word.endswith("uses") else (word.lower() if word.endswith("pus") else word)
+
+
+def parse_fact(sentence: str) -> tuple[str, bool, str] | None:
+    """(subject, negated, object) of a ProntoQA fact sentence, concepts in their singular
+    lower-case form: "Tumpuses are not floral." -> ("tumpus", True, "floral")."""
+    for form in _FACT_FORMS:
+        m = form.match(sentence)
+        if m:
+            return _lemma(m.group("subj")), m.group("neg") is not None, _lemma(m.group("obj"))
+    return None
+
+
+class ProntoQAFactTokens(ProntoQASymbolic):
+    """ProntoQASymbolic, except that each fact sentence of the QUESTION (all but the final
+    "True or false: ...") is one token standing for (subject, negated, object), the
+    same token whatever wording the sentence uses ("Every X is a Y.", "Each X is a Y.",
+    "Xs are Ys."). Steps, the query and the answer keep word tokens. As with
+    ProsQAEdgeTokens, this makes "which rule starts at X" a single attention match
+    instead of an induction circuit over words. Ids: ProntoQASymbolic's, then one per
+    fact seen when the vocabulary was built. The question decodes to a canonical
+    wording of its facts ("Every tumpus is a numpus."), not the original one."""
+
+    KIND = "prontoqa_fact_tokens"
+
+    def __init__(self, words: Sequence[str], facts: Sequence):
+        super().__init__(words)
+        self.facts = [(str(s), bool(n), str(o)) for s, n, o in facts]
+        if len(set(self.facts)) != len(self.facts):
+            raise ValueError("ProntoQAFactTokens: the fact list has duplicates")
+        self.fact_base = self.vocab_size
+        self.fact_to_id = {f: self.fact_base + i for i, f in enumerate(self.facts)}
+        self.vocab_size = self.fact_base + len(self.facts)
+
+    @classmethod
+    def build(cls, example_lists: Iterable[Iterable]) -> "ProntoQAFactTokens":
+        example_lists = [list(examples) for examples in example_lists]
+        words = ProntoQASymbolic.build(example_lists).words[len(PRONTOQA_FIXED):]
+        facts = set()
+        for examples in example_lists:
+            for ex in examples:
+                facts.update(f for f in map(parse_fact, _fact_sentences(ex.question)[0]) if f is not None)
+        return cls(words, sorted(facts))
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "facts": [list(f) for f in self.facts]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ProntoQAFactTokens":
+        if (not isinstance(data, dict) or data.get("kind") != cls.KIND or not isinstance(data.get("words"), list)
+                or not isinstance(data.get("facts"), list)):
+            raise ValueError(f"ProntoQAFactTokens.from_dict: expected kind {cls.KIND!r} with word and fact lists, "
+                             f"got {data!r:.80}")
+        return cls(data["words"], data["facts"])
+
+    def fact_text(self, token: int) -> str | None:
+        """A canonical sentence for a fact token; None for every other id."""
+        if not self.fact_base <= token < self.vocab_size:
+            return None
+        subj, neg, obj = self.facts[token - self.fact_base]
+        article = ("an " if obj[0] in "aeiou" else "a ") if obj.endswith("pus") else ""
+        head = f"Every {subj}" if subj.endswith("pus") else subj
+        return f"{head} is {'not ' if neg else ''}{article}{obj}."
+
+    def decode(self, ids: Sequence[int], example=None) -> str:
+        out, run = [], []
+        for raw in ids:
+            try:
+                text = self.fact_text(int(raw))
+            except (TypeError, ValueError):
+                text = None
+            if text is None:
+                run.append(raw)
+                continue
+            if run:
+                out.append(super().decode(run))
+                run = []
+            out.append(("" if not out or out[-1].endswith(NEWLINE) else " ") + text)
+        if run:
+            words = super().decode(run)
+            out.append(words if not out or words.startswith((NEWLINE, *SPECIAL_TEXTS)) else " " + words)
+        return "".join(out)
+
+    def _encode(self, example) -> tuple:
+        sentences, query = _fact_sentences(example.question)
+        question = []
+        for k, sentence in enumerate(sentences):
+            fact = parse_fact(sentence)
+            if fact is None:
+                raise ValueError(f"ProntoQAFactTokens: {_symbol_where(example)}: question sentence {k} "
+                                 f"{sentence!r} is not a fact sentence")
+            if fact not in self.fact_to_id:
+                raise ValueError(f"ProntoQAFactTokens: {_symbol_where(example)}: the fact {fact} is not in the "
+                                 "vocabulary (build it from every split used)")
+            question.append(self.fact_to_id[fact])
+        _, steps, answer = super()._encode(example)
+        return tuple(question + self._word_ids(query, example, "query") + [self.newline_id]), steps, answer
+
+
+def _fact_sentences(question: str) -> tuple[list[str], str]:
+    """The fact sentences before "True or false:", and the query from there on."""
+    at = question.find(_QUERY)
+    if at < 0:
+        raise ValueError(f"ProntoQAFactTokens: question {question[:60]!r}... has no {_QUERY!r} query")
+    facts, query = question[:at], question[at:]
+    return [s.strip() for s in re.findall(r"[^.]+\.", facts)], query
