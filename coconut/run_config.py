@@ -32,7 +32,6 @@ from typing import Literal, Optional, Union
 import yaml
 
 RESET_RULES = ("epoch", "stage", "never")
-TOKENIZATIONS = ("gpt2", "prosqa_symbolic", "prosqa_edge_tokens", "prontoqa_symbolic", "prontoqa_fact_tokens")
 GENERATED_DATASETS = ("prosqa", "prontoqa")
 PATH_KEYS = ("train_path", "val_path", "save_path", "model_id", "load_model_path")
 GPT2_HUB_NAMES = ("gpt2", "openai-community/gpt2")

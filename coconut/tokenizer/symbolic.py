@@ -16,18 +16,19 @@ budget did not form (benchmarks/reproduce.py, README):
 
     question  = e(src,dst) per edge, in the question's sentence order, then [Q] A B [R] root
 
-ProntoQAFactTokens: the same, except that each fact sentence of the QUESTION is a single
-token standing for (subject, negated, object), for the reason edge tokens exist.
-
 ProntoQASymbolic: one token per word or punctuation mark, vocabulary built from data:
 
     question  = words of the question, then a newline token
     step i    = words of steps[i], then a newline token
     answer    = ### True|False eos
 
+ProntoQAFactTokens: the same, except that each fact sentence of the QUESTION is a single
+token standing for (subject, negated, object), for the reason edge tokens exist.
+
 `decode` renders ids back to the official sentence forms ("Every X is a Y.", "### Tom is
-a A.", "### True"), so the reference scoring rule and the ProsQA path analysis read it
-unchanged. It never raises: tokens it cannot place are written out as they are.
+a A.", "### True"; ProntoQAFactTokens' question facts in one canonical wording), so the
+reference scoring rule and the ProsQA path analysis read it unchanged. It never raises:
+tokens it cannot place are written out as they are.
 """
 from __future__ import annotations
 
