@@ -377,6 +377,9 @@ def _check_values(cfg: RunConfig, where) -> None:
     if cfg.init == "pretrained" and cfg.tokenization != "gpt2":
         raise ConfigError(f"{where('init')}: a pretrained GPT-2 needs tokenization: gpt2, "
                           f"got {cfg.tokenization!r} (use init: scratch)")
+    if cfg.init == "pretrained" and cfg.position_init != "normal":
+        raise ConfigError(f"{where('position_init')}: {cfg.position_init!r} sets the rows of a model trained from "
+                          "scratch; a pretrained GPT-2 brings its own (use init: scratch)")
     if cfg.generate is not None and cfg.train_path is not None:
         raise ConfigError(f"{where('generate')}: give either generate or train_path, not both")
     if cfg.generate is not None and cfg.val_path is None and cfg.generate.val_n < 1:

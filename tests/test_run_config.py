@@ -152,6 +152,9 @@ def test_values_and_data_sources_are_checked(tmp_path):
     assert "no training data" in error(tmp_path, "init: scratch\ntokenization: prosqa_symbolic\nval_path: v.json\n")
     msg = error(tmp_path, "generate: {n: 3}\ntokenization: prosqa_symbolic\n")   # init defaults to pretrained
     assert "key 'init'" in msg and "tokenization: gpt2" in msg
+    msg = error(tmp_path, "generate: {n: 3}\nposition_init: sinusoidal\n")
+    assert "key 'position_init'" in msg and "use init: scratch" in msg
+    assert "key 'warmup_steps' must be >= 0" in error(tmp_path, small("warmup_steps: -1\n"))
 
 
 def test_overrides(tmp_path):

@@ -162,7 +162,6 @@ def test_resume_epoch_from_load_model_path_as_the_reference(tmp_path):
 def test_sinusoidal_position_init(tmp_path):
     """Rows are 0.02 * sqrt(2) * (sin p w_i, cos p w_i); one block-diagonal rotation maps
     every row p to row p - 1 (the property the option is for); the default is GPT-2's."""
-    from coconut.train import Trainer
     trainer = Trainer(config(tmp_path, position_init="sinusoidal", num_epochs=0))
     wpe = trainer.model.params["transformer.wpe.weight"].astype(np.float64)
     P, C = wpe.shape
