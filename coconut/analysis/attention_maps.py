@@ -146,8 +146,9 @@ def _symbolic_spans(tok, example):
     spans = []
     i = 0
     while i < len(q):
-        if tok.edge_of(q[i]) is not None:     # one token per edge (ProsQAEdgeTokens)
-            spans.append((i, i + 1, tok.edge_of(q[i])))
+        edge = tok.edge_of(q[i])
+        if edge is not None:                  # one token per edge (ProsQAEdgeTokens)
+            spans.append((i, i + 1, edge))
             i += 1
         elif i + 2 < len(q) and q[i + 2] == tok.sep_id and q[i] < tok.max_nodes and q[i + 1] < tok.max_nodes:
             spans.append((i, i + 3, (int(q[i]), int(q[i + 1]))))

@@ -328,8 +328,11 @@ class ProntoQASymbolic(CachedPieces):
             ids.append(self.word_to_id[word])
         return ids
 
+    def _question_ids(self, example) -> list[int]:
+        return self._word_ids(example.question, example, "question") + [self.newline_id]
+
     def _encode(self, example) -> tuple:
-        question = tuple(self._word_ids(example.question, example, "question") + [self.newline_id])
+        question = tuple(self._question_ids(example))
         steps = tuple(
             tuple(self._word_ids(s, example, f"step {i}") + [self.newline_id]) for i, s in enumerate(example.steps)
         )
@@ -414,7 +417,14 @@ class ProntoQAFactTokens(ProntoQASymbolic):
         return f"{head} is {'not ' if neg else ''}{article}{obj}."
 
     def decode(self, ids: Sequence[int], example=None) -> str:
-        out, run = [], []
+        """Runs of word ids decode as ProntoQASymbolic does; pieces join with a space
+        unless the next starts a line (or is a special token) or the last ended one."""
+        pieces, run = [], []
+
+        def add(text: str) -> None:
+            joined = not pieces or pieces[-1].endswith(NEWLINE) or text.startswith((NEWLINE, *SPECIAL_TEXTS))
+            pieces.append(text if joined else " " + text)
+
         for raw in ids:
             try:
                 text = self.fact_text(int(raw))
@@ -424,15 +434,14 @@ class ProntoQAFactTokens(ProntoQASymbolic):
                 run.append(raw)
                 continue
             if run:
-                out.append(super().decode(run))
+                add(super().decode(run))
                 run = []
-            out.append(("" if not out or out[-1].endswith(NEWLINE) else " ") + text)
+            add(text)
         if run:
-            words = super().decode(run)
-            out.append(words if not out or words.startswith((NEWLINE, *SPECIAL_TEXTS)) else " " + words)
-        return "".join(out)
+            add(super().decode(run))
+        return "".join(pieces)
 
-    def _encode(self, example) -> tuple:
+    def _question_ids(self, example) -> list[int]:
         sentences, query = _fact_sentences(example.question)
         question = []
         for k, sentence in enumerate(sentences):
@@ -444,8 +453,7 @@ class ProntoQAFactTokens(ProntoQASymbolic):
                 raise ValueError(f"ProntoQAFactTokens: {_symbol_where(example)}: the fact {fact} is not in the "
                                  "vocabulary (build it from every split used)")
             question.append(self.fact_to_id[fact])
-        _, steps, answer = super()._encode(example)
-        return tuple(question + self._word_ids(query, example, "query") + [self.newline_id]), steps, answer
+        return question + self._word_ids(query, example, "query") + [self.newline_id]
 
 
 def _fact_sentences(question: str) -> tuple[list[str], str]:
