@@ -67,6 +67,7 @@ class RunConfig:
     no_cot: bool = False
     c_thought: int = 1
     epochs_per_stage: int = 5
+    first_stage_epochs: Optional[int] = None # stage 0's length (None: epochs_per_stage)
     max_latent_stage: int = 6
     pad_latent_to_max: bool = False
     save_only_improve: bool = False
@@ -345,6 +346,8 @@ def _check_values(cfg: RunConfig, where) -> None:
     for key in positive:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{where(key)} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.first_stage_epochs is not None and cfg.first_stage_epochs < 1:
+        raise ConfigError(f"{where('first_stage_epochs')} must be >= 1 (or null), got {cfg.first_stage_epochs}")
     for key in ("num_epochs", "resume", "c_thought", "max_latent_stage", "log_every_steps", "warmup_steps"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{where(key)} must be >= 0, got {getattr(cfg, key)}")
@@ -400,8 +403,8 @@ def _method_fields(cfg: RunConfig) -> list[str]:
 
 def reference_flags(cfg: RunConfig) -> dict:
     """The reference keys that choose and shape the method, as run.py reads them."""
-    keys = ("coconut", "cot", "no_thoughts", "no_cot", "c_thought", "epochs_per_stage", "max_latent_stage",
-            "pad_latent_to_max", "uniform_prob")
+    keys = ("coconut", "cot", "no_thoughts", "no_cot", "c_thought", "epochs_per_stage", "first_stage_epochs",
+            "max_latent_stage", "pad_latent_to_max", "uniform_prob")
     return {k: getattr(cfg, k) for k in keys}
 
 

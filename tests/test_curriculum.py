@@ -171,7 +171,7 @@ def test_final_stage_with_and_without_padding(tok, pq, PQ_Q):
 
 def test_gsm_schedule(tok, gsm):
     m = Coconut(c_thought=2, epochs_per_stage=3, max_latent_stage=3, pad_latent_to_max=True)
-    assert [m.stage(e) for e in (0, 2, 3, 5, 6, 9, 24)] == [0, 0, 1, 1, 2, 3, 8]
+    assert [m.stage(e) for e in (0, 2, 3, 5, 6, 9, 12, 24)] == [0, 0, 1, 1, 2, 3, 4, 4]   # 4: final
     check(m.sequence(tok, gsm, 3), GSM_Q + [BOT, LAT, LAT, EOT], GSM_S[1] + GSM_S[2] + GSM_S[3] + GSM_A, 2)
     check(m.sequence(tok, gsm, 9), GSM_Q + [BOT] + [LAT] * 6 + [EOT], GSM_S[3] + GSM_A, 6)
     check(m.sequence(tok, gsm, 12), GSM_Q + [BOT] + [LAT] * 6 + [EOT], GSM_A, 6)
@@ -298,8 +298,23 @@ def test_optimizer_reset_rules():
         [True, False, False, False, False, True, False, False, False, False, True]
     assert [CoT().optimizer_reset(e) for e in range(3)] == [True, False, False]
     assert [Coconut(reset_optimizer=False).optimizer_reset(e) for e in range(3)] == [True, False, False]
+    long_first = Coconut(epochs_per_stage=2, first_stage_epochs=4, reset_optimizer="stage")
+    assert [long_first.optimizer_reset(e) for e in range(9)] == \
+        [True, False, False, False, True, False, True, False, True]
     with pytest.raises(ValueError):
         Coconut(reset_optimizer="sometimes")
+
+
+def test_first_stage_epochs_lengthens_only_stage_zero():
+    m = Coconut(epochs_per_stage=3, max_latent_stage=2, first_stage_epochs=5)
+    assert [m.stage(e) for e in range(13)] == [0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3]
+    plain = Coconut(epochs_per_stage=3)
+    assert [plain.stage(e) for e in range(7)] == [0, 0, 0, 1, 1, 1, 2]
+    assert Coconut(epochs_per_stage=3, first_stage_epochs=3).stage(7) == plain.stage(7)
+    assert NoCurriculum(first_stage_epochs=5).stage(0) == NoCurriculum().final_stage
+    for bad in (0, -2, 2.5, True):
+        with pytest.raises(ValueError, match="first_stage_epochs"):
+            Coconut(first_stage_epochs=bad)
 
 
 def test_registry_and_reference_configs():
@@ -323,6 +338,8 @@ def test_registry_and_reference_configs():
     pat = method_from_reference_config({**base, "c_thought": 2})      # the "special token" run
     assert pat == PauseAsThought(2, 5, 6, True, 0.0, reset_optimizer=True)
     assert method_from_reference_config({**base, "coconut": True, "uniform_prob": 0.3}).uniform_prob == 0.3
+    assert prosqa.first_stage_epochs is None
+    assert method_from_reference_config({**base, "coconut": True, "first_stage_epochs": 9}).first_stage_epochs == 9
 
 
 def test_invalid_parameters():

@@ -134,6 +134,16 @@ def test_bad_method_option_value_names_the_file(tmp_path):
         build_method(cfg)
 
 
+def test_first_stage_epochs_reaches_the_method(tmp_path):
+    cfg = load_config(write(tmp_path, small("method: coconut\nepochs_per_stage: 2\nfirst_stage_epochs: 7\n")))
+    method = build_method(cfg)
+    assert method.first_stage_epochs == 7 and method.stage(6) == 0 and method.stage(7) == 1
+    # the reference's flags route carries it too; methods without stages ignore it
+    assert build_method(load_config(write(tmp_path, small("coconut: true\nfirst_stage_epochs: 3\n")))).stage(3) == 1
+    assert type(build_method(load_config(write(tmp_path, small("method: cot\nfirst_stage_epochs: 3\n"))))) is CoT
+    assert "key 'first_stage_epochs' must be >= 1" in error(tmp_path, small("first_stage_epochs: 0\n"))
+
+
 def test_reset_optimizer_rules(tmp_path):
     assert "got 'stag'" in error(tmp_path, small("reset_optimizer: stag\n"))
     for value, rule in (("true", "epoch"), ("false", "never"), ("stage", "stage"), ("never", "never")):

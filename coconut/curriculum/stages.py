@@ -3,8 +3,11 @@
 Per example and epoch a *stage* s is chosen (`example_stage`), then laid out
 (`layout`). The reference's rules, kept exactly:
 
-- scheduled stage = epoch // epochs_per_stage (w/o curriculum: the final stage,
-  max_latent_stage + 1, from epoch 0);
+- scheduled stage = epoch // epochs_per_stage, at most the final stage
+  max_latent_stage + 1 (w/o curriculum: the final stage from epoch 0). With
+  first_stage_epochs = f set, stage 0 lasts f epochs instead and stage s >= 1 starts at
+  epoch f + (s - 1)·epochs_per_stage: a model trained from scratch must first learn to
+  read the graph in language before thoughts replace steps;
 - with probability uniform_prob an example instead takes a stage drawn uniformly from
   {0, ..., len(steps)};
 - s <= max_latent_stage: the first s steps are removed and s·c latents inserted, with
@@ -21,7 +24,7 @@ To try another per-example schedule, subclass and override `example_stage` only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 from coconut.curriculum.method import Method, normalise_reset_rule, random_below, random_unit
 from coconut.curriculum.sequence import TrainingSequence, steps_from, thought_block
@@ -36,6 +39,7 @@ class StageCurriculum(Method):
     uniform_prob: float = 0.0
     curriculum: bool = True
     reset_optimizer: object = "epoch"
+    first_stage_epochs: Optional[int] = None   # None: stage 0 lasts epochs_per_stage too
 
     name: ClassVar[str] = "stage_curriculum"
     thought_mode: ClassVar[str] = "continuous"
@@ -48,6 +52,9 @@ class StageCurriculum(Method):
             raise ValueError("c_thought = 0 leaves no thoughts: use NoThought for that ablation")
         if int(self.epochs_per_stage) != self.epochs_per_stage or self.epochs_per_stage < 1:
             raise ValueError(f"epochs_per_stage must be a positive integer, got {self.epochs_per_stage!r}")
+        first = self.first_stage_epochs
+        if first is not None and (isinstance(first, bool) or int(first) != first or first < 1):
+            raise ValueError(f"first_stage_epochs must be a positive integer or None, got {first!r}")
         if int(self.max_latent_stage) != self.max_latent_stage or self.max_latent_stage < 0:
             raise ValueError(f"max_latent_stage must be a non-negative integer, got {self.max_latent_stage!r}")
         if not 0.0 <= self.uniform_prob <= 1.0:
@@ -65,7 +72,15 @@ class StageCurriculum(Method):
             raise ValueError(f"epoch must be >= 0, got {epoch}")
         if not self.curriculum:
             return self.final_stage
-        return epoch // self.epochs_per_stage
+        if self.first_stage_epochs is None:
+            scheduled = epoch // self.epochs_per_stage
+        elif epoch < self.first_stage_epochs:
+            scheduled = 0
+        else:
+            scheduled = 1 + (epoch - self.first_stage_epochs) // self.epochs_per_stage
+        # every stage past max_latent_stage lays out the same: report them as one, so
+        # the stage-change optimizer reset and the per-stage plots see no false changes
+        return min(scheduled, self.final_stage)
 
     def example_stage(self, example, epoch: int, rng=None) -> int:
         """The stage this example is trained at in `epoch`: the override point."""
