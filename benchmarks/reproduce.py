@@ -101,16 +101,19 @@ def read_row(out: str, row: str) -> dict | None:
     paper_acc, paper_tokens = PAPER[preset].get(method, (None, None))
     return {"row": row, "preset": preset, "method": method, "command": " ".join(row_command(row)),
             "epochs": epochs, "steps": steps, "accuracy": final["val_accuracy"],
-            "mean_new_tokens": final["mean_new_tokens"], "mean_thoughts": mean_thoughts(row, checkpoint, final["epoch"]),
+            "mean_new_tokens": final["mean_new_tokens"],
+            "mean_thoughts": final["mean_thoughts"] if "mean_thoughts" in final
+            else mean_thoughts(row, checkpoint, final["epoch"]),
             "best_accuracy": best["val_accuracy"],
             "best_epoch": best["epoch"], "wall_minutes": run_info.get("wall_minutes"),
             "threads": run_info.get("threads"), "paper_accuracy": paper_acc, "paper_tokens": paper_tokens}
 
 
 def mean_thoughts(row: str, checkpoint: str, epoch: int) -> float | None:
-    """Thought slots per validation prompt after `epoch` (1-based) epochs: the paper's
-    token counts include Coconut's continuous thoughts. None without the checkpoint (its
-    tokenization) or the validation data (COCONUT_DATA)."""
+    """Thought slots per validation prompt after `epoch` (1-based) epochs, for runs whose
+    metrics predate the trainer's own `mean_thoughts`: the paper's token counts include
+    Coconut's continuous thoughts. None without the checkpoint (its tokenization) or the
+    validation data (COCONUT_DATA)."""
     from coconut.run_config import ConfigError, load_config
     from coconut.train import build_method, build_tokenization, load_data
     state_path = os.path.join(checkpoint, "trainer_state.json")

@@ -33,6 +33,7 @@ def test_end_to_end_run_writes_metrics_and_checkpoints(tmp_path):
     result = train(config(tmp_path), )
     lines = metrics(result.save_dir)
     assert [l["epoch"] for l in lines] == [1, 2, 3] and [l["stage"] for l in lines] == [0, 1, 2]
+    assert [l["mean_thoughts"] for l in lines] == [0.0, 1.0, 2.0]   # validation prompts: one more per stage
     assert lines[-1]["train_loss"] < lines[0]["train_loss"] - 0.3   # it learns
     assert lines[-1]["val_loss"] < lines[0]["val_loss"]
     for l in lines:
