@@ -259,6 +259,16 @@ def split_words(text: str) -> list[str]:
     return _WORDS.findall(text)
 
 
+def _vocabulary_words(example_lists: Iterable[Iterable]) -> list[str]:
+    """Every word in the questions, steps and answers, sorted, less the fixed tokens."""
+    seen: set[str] = set()
+    for examples in example_lists:
+        for ex in examples:
+            for text in [ex.question, ex.answer, *ex.steps]:
+                seen.update(split_words(text))
+    return sorted(seen - set(PRONTOQA_FIXED))
+
+
 class ProntoQASymbolic(CachedPieces):
     """Ids 0..6: eos, `<bot>`, `<eot>`, `<latent>`, `<pause>`, newline, `###`; then one id per
     word or punctuation mark seen when the vocabulary was built, sorted."""
@@ -280,12 +290,7 @@ class ProntoQASymbolic(CachedPieces):
     @classmethod
     def build(cls, example_lists: Iterable[Iterable]) -> "ProntoQASymbolic":
         """Vocabulary of every word in the questions, steps and answers of all examples."""
-        seen: set[str] = set()
-        for examples in example_lists:
-            for ex in examples:
-                for text in [ex.question, ex.answer, *ex.steps]:
-                    seen.update(split_words(text))
-        return cls(sorted(seen - set(PRONTOQA_FIXED)))
+        return cls(_vocabulary_words(example_lists))
 
     # -- the protocol -----------------------------------------------------------
 
@@ -389,7 +394,7 @@ class ProntoQAFactTokens(ProntoQASymbolic):
     @classmethod
     def build(cls, example_lists: Iterable[Iterable]) -> "ProntoQAFactTokens":
         example_lists = [list(examples) for examples in example_lists]
-        words = ProntoQASymbolic.build(example_lists).words[len(PRONTOQA_FIXED):]
+        words = _vocabulary_words(example_lists)
         facts = set()
         for examples in example_lists:
             for ex in examples:
