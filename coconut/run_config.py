@@ -107,6 +107,7 @@ class RunConfig:
     log_every_steps: int = 0                 # also log every N optimizer steps (0: per epoch only)
     warmup_steps: int = 0                    # lr rises linearly over a fresh optimizer's first N steps (0: none)
     position_init: Literal["normal", "sinusoidal"] = "normal"   # from scratch: wpe as GPT-2, or sin/cos rows
+    shuffle_nodes: bool = False              # ProsQA symbolic: fresh random node names per example and epoch
 
     # where the config came from, for error messages; not a YAML key
     source: str = field(default="<defaults>", repr=False, compare=False)
@@ -383,6 +384,9 @@ def _check_values(cfg: RunConfig, where) -> None:
     if cfg.init == "pretrained" and cfg.position_init != "normal":
         raise ConfigError(f"{where('position_init')}: {cfg.position_init!r} sets the rows of a model trained from "
                           "scratch; a pretrained GPT-2 brings its own (use init: scratch)")
+    if cfg.shuffle_nodes and cfg.tokenization not in ("prosqa_symbolic", "prosqa_edge_tokens"):
+        raise ConfigError(f"{where('shuffle_nodes')}: renaming nodes needs a ProsQA node tokenization "
+                          f"(prosqa_symbolic or prosqa_edge_tokens), got {cfg.tokenization!r}")
     if cfg.generate is not None and cfg.train_path is not None:
         raise ConfigError(f"{where('generate')}: give either generate or train_path, not both")
     if cfg.generate is not None and cfg.val_path is None and cfg.generate.val_n < 1:

@@ -53,6 +53,7 @@ from coconut.collate import collate
 from coconut.config import GPT2Config
 from coconut.curriculum import METHODS, StageCurriculum, method_from_reference_config
 from coconut.curriculum.method import normalise_reset_rule
+from coconut.curriculum.sequence import TrainingSequence
 from coconut.evaluate import EvalResult, evaluate
 from coconut.run_config import ConfigError, RunConfig, reference_flags
 
@@ -186,6 +187,8 @@ class Trainer:
         order = list(range(len(self.train_set)))
         rng.shuffle(order)
         sequences = [method.sequence(tok, self.train_set[i], epoch, rng) for i in order]
+        if cfg.shuffle_nodes:
+            sequences = [renamed_nodes(tok, seq, rng) for seq in sequences]
         bs, acc = cfg.batch_size_training, cfg.gradient_accumulation_steps
         micro = [sequences[i:i + bs] for i in range(0, len(sequences), bs)]
         steps = [micro[i:i + acc] for i in range(0, len(micro), acc)]
@@ -340,6 +343,17 @@ class Trainer:
                 return False
 
         return _Handler()
+
+
+def renamed_nodes(tok, seq: TrainingSequence, rng: random.Random) -> TrainingSequence:
+    """`seq` with its graph's nodes under random new names: node indices of the official
+    data follow the graph's layout (the root is node 0 or 1), which a symbolic model
+    could read off instead of searching; fresh names every epoch also stop it from
+    memorising the training graphs."""
+    perm = list(range(tok.max_nodes))
+    rng.shuffle(perm)
+    return TrainingSequence(tok.relabel_nodes(seq.input_ids, perm), tok.relabel_nodes(seq.labels, perm),
+                            seq.n_thoughts)
 
 
 # ----------------------------------------------------------------------- building

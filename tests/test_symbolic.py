@@ -164,6 +164,32 @@ def test_prosqa_edge_tokens_decode_as_the_node_tokens_do():
         ProsQAEdgeTokens(max_nodes=10).question_ids(prosqa()[0])
 
 
+def renamed_example(ex, perm):
+    """The same graph with node i called perm[i]: the names move, the text stays."""
+    names = [None] * max(perm[i] + 1 for i in range(len(ex.idx_to_symbol)))
+    for i, name in enumerate(ex.idx_to_symbol):
+        names[perm[i]] = name
+    names = [n if n is not None else f"unused{i}" for i, n in enumerate(names)]
+    return Example(ex.question, ex.steps, ex.answer, names, [(perm[s], perm[d]) for s, d in ex.edges],
+                   perm[ex.root], perm[ex.target], perm[ex.neg_target])
+
+
+@pytest.mark.parametrize("tok", [ProsQASymbolic(), ProsQAEdgeTokens()], ids=lambda t: t.KIND)
+def test_relabel_nodes_is_encoding_the_renamed_graph(tok):
+    rng = random.Random(3)
+    for ex in prosqa()[:20]:
+        perm = list(range(tok.max_nodes))
+        rng.shuffle(perm)
+        ids = whole(tok, ex)
+        renamed = tok.relabel_nodes(ids, perm)
+        assert renamed == whole(tok, renamed_example(ex, perm)) and renamed != ids
+        inverse = sorted(range(tok.max_nodes), key=lambda i: perm[i])
+        assert tok.relabel_nodes(renamed, inverse) == ids
+    assert tok.relabel_nodes([-100, tok.eos_id, tok.latent_id], perm) == [-100, tok.eos_id, tok.latent_id]
+    with pytest.raises(ValueError, match="permutation"):
+        tok.relabel_nodes([0], [0] * tok.max_nodes)
+
+
 # -------------------------------------------------------------------------- ProntoQA
 
 def test_prontoqa_first_validation_example_by_hand():

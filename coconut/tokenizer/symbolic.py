@@ -85,6 +85,21 @@ class ProsQASymbolic(CachedPieces):
         """The (src, dst) an edge token stands for; None for every other id."""
         return None
 
+    def relabel_nodes(self, ids: Sequence[int], perm: Sequence[int]) -> list[int]:
+        """`ids` with node i renamed perm[i] in every node and edge token: the same graph
+        under other names (`shuffle_nodes`). Other ids, IGNORE labels included, pass."""
+        if sorted(perm) != list(range(self.max_nodes)):
+            raise ValueError(f"relabel_nodes: perm must be a permutation of 0..{self.max_nodes - 1}")
+        out = []
+        for t in ids:
+            edge = self.edge_of(t)
+            if edge is not None:
+                t = self._edge_token(perm[edge[0]], perm[edge[1]])
+            elif 0 <= t < self.max_nodes:
+                t = perm[t]
+            out.append(t)
+        return out
+
     # -- checkpoints ------------------------------------------------------------
 
     def to_dict(self) -> dict:
@@ -164,9 +179,11 @@ class ProsQAEdgeTokens(ProsQASymbolic):
         offset = token - self.edge_base
         return divmod(offset, self.max_nodes) if 0 <= offset < self.max_nodes ** 2 else None
 
+    def _edge_token(self, src: int, dst: int) -> int:
+        return self.edge_base + src * self.max_nodes + dst
+
     def _question_edge_ids(self, edge: tuple[int, int], example, what: str) -> tuple[int, ...]:
-        src, dst = (self._node(n, example, what) for n in edge)
-        return (self.edge_base + src * self.max_nodes + dst,)
+        return (self._edge_token(*(self._node(n, example, what) for n in edge)),)
 
 
 class _ProsQARenderer:
