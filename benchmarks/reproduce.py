@@ -27,20 +27,28 @@ RESULTS = os.path.join(HERE, "results")
 
 PROSQA_METHODS = ("coconut", "cot", "no_cot", "icot", "pause_token", "no_curriculum", "no_thought", "pause_as_thought")
 PRONTOQA_METHODS = ("coconut", "cot", "no_cot")
-# Options a row needs beyond the preset: iCoT removes 2 tokens per epoch, so that the
-# ProsQA chain (at most 6 steps of 3 symbolic tokens) is gone by epoch 9 of 16, close
-# to the curriculum's pace of one step every 2 epochs.
-ROW_OPTIONS = {"icot": ["method_options.tokens_removed_per_epoch=2"]}
+PRESETS = {"prosqa-cpu": PROSQA_METHODS, "prosqa-cpu-long": PROSQA_METHODS, "prontoqa-cpu": PRONTOQA_METHODS}
+ROWS = [f"{preset}:{m}" for preset, methods in PRESETS.items() for m in methods]
+# Options a row needs beyond the preset: iCoT removes the ProsQA chain (at most 6 steps
+# of 3 symbolic tokens) at about the curriculum's pace: 2 tokens per epoch, gone by
+# epoch 9 of 16 (one step every 2 epochs); with the long schedule 1 per epoch, the
+# slowest whole-token pace, gone by epoch 18 of 65.
+ROW_OPTIONS = {"prosqa-cpu:icot": ["method_options.tokens_removed_per_epoch=2"],
+               "prosqa-cpu-long:icot": ["method_options.tokens_removed_per_epoch=1"]}
 STAGE_CURRICULUM = ("coconut", "no_thought", "pause_as_thought")
-ROWS = [f"prosqa-cpu:{m}" for m in PROSQA_METHODS] + [f"prontoqa-cpu:{m}" for m in PRONTOQA_METHODS]
 
-# Hao et al. 2024, table 1: GPT-2 accuracy % (mean generated tokens)
+# Hao et al. 2024, table 1: GPT-2 accuracy % (mean generated tokens), by task
 PAPER = {
-    "prosqa-cpu": {"cot": (77.5, 49.4), "no_cot": (76.7, 8.2), "icot": (98.2, 8.2), "pause_token": (75.9, 8.2),
-                   "coconut": (97.0, 14.2), "no_curriculum": (76.1, 14.2), "no_thought": (95.5, 8.2),
-                   "pause_as_thought": (96.6, 8.2)},
-    "prontoqa-cpu": {"cot": (98.8, 92.5), "no_cot": (93.8, 3.0), "coconut": (99.8, 9.0)},
+    "prosqa": {"cot": (77.5, 49.4), "no_cot": (76.7, 8.2), "icot": (98.2, 8.2), "pause_token": (75.9, 8.2),
+               "coconut": (97.0, 14.2), "no_curriculum": (76.1, 14.2), "no_thought": (95.5, 8.2),
+               "pause_as_thought": (96.6, 8.2)},
+    "prontoqa": {"cot": (98.8, 92.5), "no_cot": (93.8, 3.0), "coconut": (99.8, 9.0)},
 }
+VALIDATION = {"prosqa": "ProsQA 300", "prontoqa": "ProntoQA 200"}
+
+
+def task(preset: str) -> str:
+    return preset.split("-")[0]
 LABELS = {"coconut": "Coconut", "cot": "CoT", "no_cot": "No-CoT", "icot": "iCoT", "pause_token": "Pause token",
           "no_curriculum": "w/o curriculum", "no_thought": "w/o thought", "pause_as_thought": "pause as thought"}
 
@@ -48,7 +56,7 @@ LABELS = {"coconut": "Coconut", "cot": "CoT", "no_cot": "No-CoT", "icot": "iCoT"
 def row_overrides(row: str) -> list[str]:
     """The `--set` values that make a preset's run this row."""
     preset, method = row.split(":")
-    return [f"method={method}", f"name={preset}-{method}", *ROW_OPTIONS.get(method, [])]
+    return [f"method={method}", f"name={preset}-{method}", *ROW_OPTIONS.get(row, [])]
 
 
 def row_command(row: str) -> list[str]:
@@ -98,7 +106,7 @@ def read_row(out: str, row: str) -> dict | None:
     final = epochs[-1]
     best = max(epochs, key=lambda x: x["val_accuracy"])
     checkpoint = os.path.join(out, f"{preset}-{method}", f"checkpoint_{final['epoch']}")
-    paper_acc, paper_tokens = PAPER[preset].get(method, (None, None))
+    paper_acc, paper_tokens = PAPER[task(preset)].get(method, (None, None))
     return {"row": row, "preset": preset, "method": method, "command": " ".join(row_command(row)),
             "epochs": epochs, "steps": steps, "accuracy": final["val_accuracy"],
             "mean_new_tokens": final["mean_new_tokens"],
@@ -136,11 +144,11 @@ def mean_thoughts(row: str, checkpoint: str, epoch: int) -> float | None:
 
 def table(results: list[dict]) -> str:
     lines = []
-    for preset in ("prosqa-cpu", "prontoqa-cpu"):
+    for preset in PRESETS:
         rows = [r for r in results if r["preset"] == preset]
         if not rows:
             continue
-        lines += [f"**{preset}** (validation: the official {'ProsQA 300' if preset == 'prosqa-cpu' else 'ProntoQA 200'})",
+        lines += [f"**{preset}** (validation: the official {VALIDATION[task(preset)]})",
                   "", "| method | accuracy % | new tokens + thoughts | best epoch (acc. %) | paper GPT-2 % (tokens) "
                   "| minutes | command |", "|---|---|---|---|---|---|---|"]
         for r in rows:
@@ -159,7 +167,7 @@ def plot(results: list[dict], prefix: str) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     written = []
-    for preset in ("prosqa-cpu", "prontoqa-cpu"):
+    for preset in PRESETS:
         rows = [r for r in results if r["preset"] == preset]
         if not rows:
             continue

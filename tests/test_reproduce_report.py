@@ -25,7 +25,10 @@ def test_each_row_command_trains_its_method(row, monkeypatch, tmp_path):
     cfg = load_config(preset, cmd[4::2])
     assert type(build_method(cfg)) is METHODS[method] and cfg.name == f"{preset}-{method}"
     if method == "icot":
-        assert build_method(cfg).tokens_removed_per_epoch == 2
+        assert build_method(cfg).tokens_removed_per_epoch == (1 if preset == "prosqa-cpu-long" else 2)
+    if preset == "prosqa-cpu-long" and method in reproduce.STAGE_CURRICULUM:
+        # the long schedule: 14 language epochs, then a stage every 6, the final one from epoch 51
+        assert [build_method(cfg).stage(e) for e in (13, 14, 49, 50, 64)] == [0, 1, 6, 7, 7]
 
 
 def _write_run(out, row, accuracies, tokens):
@@ -43,9 +46,10 @@ def test_report_table_and_plots(tmp_path):
     runs, results = tmp_path / "runs", tmp_path / "results"
     _write_run(runs, "prosqa-cpu:coconut", [0.5, 0.9, 0.8], 9.0)
     _write_run(runs, "prontoqa-cpu:cot", [0.7, 0.75], 60.25)
+    _write_run(runs, "prosqa-cpu-long:no_cot", [0.6], 2.0)
     rows = reproduce.report(str(runs), str(results))
     by_row = {r["row"]: r for r in rows}
-    assert set(by_row) == {"prosqa-cpu:coconut", "prontoqa-cpu:cot"}   # rows without a run are left out
+    assert set(by_row) == {"prosqa-cpu:coconut", "prontoqa-cpu:cot", "prosqa-cpu-long:no_cot"}   # rows without a run are left out
     coconut = by_row["prosqa-cpu:coconut"]
     # the final epoch is the reported accuracy; the best epoch is shown beside it
     assert (coconut["accuracy"], coconut["best_accuracy"], coconut["best_epoch"]) == (0.8, 0.9, 2)
@@ -53,8 +57,10 @@ def test_report_table_and_plots(tmp_path):
     # no checkpoint to read the tokenization from: the thought count is not known
     assert "| Coconut | 80.0 | 9.0 + - | 2 (90.0) | 97.0 (14.2) | 12 | `coconut train prosqa-cpu --set method=coconut" in table
     assert "| CoT | 75.0 | 60.2 + - | 2 (75.0) | 98.8 (92.5) |" in table
+    assert "**prosqa-cpu-long** (validation: the official ProsQA 300)" in table
+    assert "| No-CoT | 60.0 | 2.0 + - | 1 (60.0) | 76.7 (8.2) |" in table
     assert json.loads((results / "reproduce.json").read_text())["rows"][0]["row"] == "prosqa-cpu:coconut"
-    for name in ("prosqa-cpu_curves", "prosqa-cpu_stages", "prontoqa-cpu_curves"):
+    for name in ("prosqa-cpu_curves", "prosqa-cpu_stages", "prontoqa-cpu_curves", "prosqa-cpu-long_curves"):
         png = results / f"reproduce_{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert not (results / "reproduce_prontoqa-cpu_stages.png").exists()   # CoT has one stage

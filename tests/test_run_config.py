@@ -196,7 +196,7 @@ def test_generated_training_data_with_an_official_validation_file(tmp_path, monk
 
 def test_presets_are_found_by_name(tmp_path, monkeypatch):
     monkeypatch.setenv("COCONUT_DATA", str(tmp_path))
-    for name in ("prosqa-cpu", "prontoqa-cpu"):
+    for name in ("prosqa-cpu", "prosqa-cpu-long", "prontoqa-cpu"):
         cfg = load_config(name, ["method=cot"])
         assert cfg.source == os.path.join(os.path.abspath(CONFIGS), name + ".yaml")
         assert type(build_method(cfg)) is CoT and cfg.val_path.startswith(str(tmp_path))
@@ -212,8 +212,13 @@ SHIPPED = {
     "prontoqa_coconut.yaml": Coconut, "prosqa_coconut.yaml": Coconut, "prosqa_cot.yaml": CoT,
     "prosqa_no_cot.yaml": NoCoT, "prosqa_icot.yaml": ICoT, "prosqa_pause_token.yaml": PauseToken,
     "prosqa_no_curriculum.yaml": NoCurriculum, "prosqa_no_thought.yaml": NoThought,
-    "prosqa_pause_as_thought.yaml": PauseAsThought, "prosqa-cpu.yaml": Coconut, "prontoqa-cpu.yaml": Coconut,
+    "prosqa_pause_as_thought.yaml": PauseAsThought, "prosqa-cpu.yaml": Coconut, "prosqa-cpu-long.yaml": Coconut,
+    "prontoqa-cpu.yaml": Coconut,
 }
+
+
+def test_every_shipped_config_is_listed():
+    assert sorted(n for n in os.listdir(CONFIGS) if n.endswith(".yaml")) == sorted(SHIPPED)
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -227,4 +232,4 @@ def test_shipped_configs_load_and_pick_their_method(name, monkeypatch):
         assert cfg.num_epochs == 50 and cfg.lr == 1e-4 and cfg.batch_size_training == 32
     if isinstance(method, Coconut):
         c = 2 if name.startswith("gsm") else 1
-        assert name in ("default.yaml", "prosqa-cpu.yaml", "prontoqa-cpu.yaml") or (method.c_thought, method.reset_optimizer) == (c, "epoch")
+        assert name in ("default.yaml", "prosqa-cpu.yaml", "prosqa-cpu-long.yaml", "prontoqa-cpu.yaml") or (method.c_thought, method.reset_optimizer) == (c, "epoch")
