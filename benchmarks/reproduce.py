@@ -107,13 +107,19 @@ def read_row(out: str, row: str) -> dict | None:
     best = max(epochs, key=lambda x: x["val_accuracy"])
     checkpoint = os.path.join(out, f"{preset}-{method}", f"checkpoint_{final['epoch']}")
     paper_acc, paper_tokens = PAPER[task(preset)].get(method, (None, None))
+    state_path = os.path.join(checkpoint, "trainer_state.json")
+    planned = None   # the run's num_epochs: a row stopped early says so in the table
+    if os.path.exists(state_path):
+        with open(state_path) as f:
+            planned = json.load(f)["config"]["num_epochs"]
     return {"row": row, "preset": preset, "method": method, "command": " ".join(row_command(row)),
             "epochs": epochs, "steps": steps, "accuracy": final["val_accuracy"],
             "mean_new_tokens": final["mean_new_tokens"],
             "mean_thoughts": final["mean_thoughts"] if "mean_thoughts" in final
             else mean_thoughts(row, checkpoint, final["epoch"]),
             "best_accuracy": best["val_accuracy"],
-            "best_epoch": best["epoch"], "wall_minutes": run_info.get("wall_minutes"),
+            "best_epoch": best["epoch"], "final_epoch": final["epoch"], "planned_epochs": planned,
+            "wall_minutes": run_info.get("wall_minutes"),
             "threads": run_info.get("threads"), "paper_accuracy": paper_acc, "paper_tokens": paper_tokens}
 
 
@@ -155,7 +161,10 @@ def table(results: list[dict]) -> str:
             paper = f"{r['paper_accuracy']} ({r['paper_tokens']})" if r["paper_accuracy"] is not None else "-"
             minutes = f"{r['wall_minutes']:.0f}" if r["wall_minutes"] else "-"
             thoughts = "-" if r["mean_thoughts"] is None else f"{r['mean_thoughts']:.1f}"
-            lines.append(f"| {LABELS[r['method']]} | {100 * r['accuracy']:.1f} | {r['mean_new_tokens']:.1f} + {thoughts} | "
+            stopped = (f" (stopped after epoch {r['final_epoch']} of {r['planned_epochs']})"
+                       if r["planned_epochs"] and r["final_epoch"] < r["planned_epochs"] else "")
+            lines.append(f"| {LABELS[r['method']]} | {100 * r['accuracy']:.1f}{stopped} | "
+                         f"{r['mean_new_tokens']:.1f} + {thoughts} | "
                          f"{r['best_epoch']} ({100 * r['best_accuracy']:.1f}) | {paper} | {minutes} | "
                          f"`{r['command']}` |")
         lines.append("")

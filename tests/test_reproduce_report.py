@@ -47,6 +47,9 @@ def test_report_table_and_plots(tmp_path):
     _write_run(runs, "prosqa-cpu:coconut", [0.5, 0.9, 0.8], 9.0)
     _write_run(runs, "prontoqa-cpu:cot", [0.7, 0.75], 60.25)
     _write_run(runs, "prosqa-cpu-long:no_cot", [0.6], 2.0)
+    stopped = runs / "prosqa-cpu-long-no_cot" / "checkpoint_1"   # a run of 65 epochs stopped after 1
+    stopped.mkdir()
+    (stopped / "trainer_state.json").write_text(json.dumps({"config": {"num_epochs": 65}}))
     rows = reproduce.report(str(runs), str(results))
     by_row = {r["row"]: r for r in rows}
     assert set(by_row) == {"prosqa-cpu:coconut", "prontoqa-cpu:cot", "prosqa-cpu-long:no_cot"}   # rows without a run are left out
@@ -58,7 +61,7 @@ def test_report_table_and_plots(tmp_path):
     assert "| Coconut | 80.0 | 9.0 + - | 2 (90.0) | 97.0 (14.2) | 12 | `coconut train prosqa-cpu --set method=coconut" in table
     assert "| CoT | 75.0 | 60.2 + - | 2 (75.0) | 98.8 (92.5) |" in table
     assert "**prosqa-cpu-long** (validation: the official ProsQA 300)" in table
-    assert "| No-CoT | 60.0 | 2.0 + - | 1 (60.0) | 76.7 (8.2) |" in table
+    assert "| No-CoT | 60.0 (stopped after epoch 1 of 65) | 2.0 + - | 1 (60.0) | 76.7 (8.2) |" in table
     assert json.loads((results / "reproduce.json").read_text())["rows"][0]["row"] == "prosqa-cpu:coconut"
     for name in ("prosqa-cpu_curves", "prosqa-cpu_stages", "prontoqa-cpu_curves", "prosqa-cpu-long_curves"):
         png = results / f"reproduce_{name}.png"
