@@ -46,11 +46,13 @@ PAPER = {
 }
 VALIDATION = {"prosqa": "ProsQA 300", "prontoqa": "ProntoQA 200"}
 
-
-def task(preset: str) -> str:
-    return preset.split("-")[0]
 LABELS = {"coconut": "Coconut", "cot": "CoT", "no_cot": "No-CoT", "icot": "iCoT", "pause_token": "Pause token",
           "no_curriculum": "w/o curriculum", "no_thought": "w/o thought", "pause_as_thought": "pause as thought"}
+
+
+def task(preset: str) -> str:
+    """"prosqa" or "prontoqa": the paper's figures a preset's rows compare with."""
+    return preset.split("-")[0]
 
 
 def row_overrides(row: str) -> list[str]:

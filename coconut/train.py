@@ -253,7 +253,8 @@ class Trainer:
             self.best_accuracy, self.best_epoch = ev.accuracy, epoch + 1
         line = {"epoch": epoch + 1, "stage": self.method.stage(epoch), "train_loss": train_loss,
                 "val_loss": val_loss, "val_accuracy": ev.accuracy, "mean_new_tokens": ev.mean_new_tokens,
-                "mean_thoughts": float(np.mean([r.n_thoughts for r in ev.records])), "tokens_per_s": tokens_per_s, "global_step": self.global_step,
+                "mean_thoughts": float(np.mean([r.n_thoughts for r in ev.records])),
+                "tokens_per_s": tokens_per_s, "global_step": self.global_step,
                 "optimizer_reset": self.method.optimizer_reset(epoch), "best_accuracy": self.best_accuracy}
         self.epoch = epoch + 1   # what a checkpoint of this moment resumes at
         if not self.cfg.debug and self.world.is_root:
