@@ -110,30 +110,30 @@ def read_row(out: str, row: str) -> dict | None:
     checkpoint = os.path.join(out, f"{preset}-{method}", f"checkpoint_{final['epoch']}")
     paper_acc, paper_tokens = PAPER[task(preset)].get(method, (None, None))
     state_path = os.path.join(checkpoint, "trainer_state.json")
-    planned = None   # the run's num_epochs: a row stopped early says so in the table
+    state = None
     if os.path.exists(state_path):
         with open(state_path) as f:
-            planned = json.load(f)["config"]["num_epochs"]
+            state = json.load(f)
+    planned = state["config"]["num_epochs"] if state else None   # a row stopped early says so
     return {"row": row, "preset": preset, "method": method, "command": " ".join(row_command(row)),
             "epochs": epochs, "steps": steps, "accuracy": final["val_accuracy"],
             "mean_new_tokens": final["mean_new_tokens"],
             "mean_thoughts": final["mean_thoughts"] if "mean_thoughts" in final
-            else mean_thoughts(row, checkpoint, final["epoch"]),
+            else mean_thoughts(row, state, final["epoch"]),
             "best_accuracy": best["val_accuracy"],
             "best_epoch": best["epoch"], "final_epoch": final["epoch"], "planned_epochs": planned,
             "wall_minutes": run_info.get("wall_minutes"),
             "threads": run_info.get("threads"), "paper_accuracy": paper_acc, "paper_tokens": paper_tokens}
 
 
-def mean_thoughts(row: str, checkpoint: str, epoch: int) -> float | None:
+def mean_thoughts(row: str, state: dict | None, epoch: int) -> float | None:
     """Thought slots per validation prompt after `epoch` (1-based) epochs, for runs whose
     metrics predate the trainer's own `mean_thoughts`: the paper's token counts include
-    Coconut's continuous thoughts. None without the checkpoint (its tokenization) or the
-    validation data (COCONUT_DATA)."""
+    Coconut's continuous thoughts. `state`: the final checkpoint's trainer state (its
+    tokenization). None without it or the validation data (COCONUT_DATA)."""
     from coconut.run_config import ConfigError, load_config
     from coconut.train import build_method, build_tokenization, load_data
-    state_path = os.path.join(checkpoint, "trainer_state.json")
-    if not os.path.exists(state_path):
+    if state is None:
         return None
     try:
         cfg = load_config(row.split(":")[0], row_overrides(row))
@@ -144,8 +144,7 @@ def mean_thoughts(row: str, checkpoint: str, epoch: int) -> float | None:
     cfg.only_eval = True
     method = build_method(cfg)
     _, val, _ = load_data(cfg)
-    with open(state_path) as f:
-        tok = build_tokenization(cfg, method, val, json.load(f)["tokenization"])
+    tok = build_tokenization(cfg, method, val, state["tokenization"])
     prompts = [method.prompt_ids(tok, ex, epoch - 1) for ex in val]
     return sum(p.count(tok.latent_id) for p in prompts) / len(prompts)
 

@@ -72,12 +72,8 @@ class StageCurriculum(Method):
             raise ValueError(f"epoch must be >= 0, got {epoch}")
         if not self.curriculum:
             return self.final_stage
-        if self.first_stage_epochs is None:
-            scheduled = epoch // self.epochs_per_stage
-        elif epoch < self.first_stage_epochs:
-            scheduled = 0
-        else:
-            scheduled = 1 + (epoch - self.first_stage_epochs) // self.epochs_per_stage
+        first = self.first_stage_epochs or self.epochs_per_stage
+        scheduled = 0 if epoch < first else 1 + (epoch - first) // self.epochs_per_stage
         # every stage past max_latent_stage lays out the same: report them as one, so
         # the stage-change optimizer reset and the per-stage plots see no false changes
         return min(scheduled, self.final_stage)
