@@ -27,14 +27,16 @@ RESULTS = os.path.join(HERE, "results")
 
 PROSQA_METHODS = ("coconut", "cot", "no_cot", "icot", "pause_token", "no_curriculum", "no_thought", "pause_as_thought")
 PRONTOQA_METHODS = ("coconut", "cot", "no_cot")
-PRESETS = {"prosqa-cpu": PROSQA_METHODS, "prosqa-cpu-long": PROSQA_METHODS, "prontoqa-cpu": PRONTOQA_METHODS}
+PRESETS = {"prosqa-cpu": PROSQA_METHODS, "prosqa-cpu-long": PROSQA_METHODS, "prosqa-cpu-fresh": PROSQA_METHODS,
+           "prontoqa-cpu": PRONTOQA_METHODS}
 ROWS = [f"{preset}:{m}" for preset, methods in PRESETS.items() for m in methods]
 # Options a row needs beyond the preset: iCoT removes the ProsQA chain (at most 6 steps
 # of 3 symbolic tokens) at about the curriculum's pace: 2 tokens per epoch, gone by
 # epoch 9 of 16 (one step every 2 epochs); with the long schedule 1 per epoch, the
 # slowest whole-token pace, gone by epoch 18 of 65.
 ROW_OPTIONS = {"prosqa-cpu:icot": ["method_options.tokens_removed_per_epoch=2"],
-               "prosqa-cpu-long:icot": ["method_options.tokens_removed_per_epoch=1"]}
+               "prosqa-cpu-long:icot": ["method_options.tokens_removed_per_epoch=1"],
+               "prosqa-cpu-fresh:icot": ["method_options.tokens_removed_per_epoch=1"]}
 STAGE_CURRICULUM = ("coconut", "no_thought", "pause_as_thought")
 
 # Hao et al. 2024, table 1: GPT-2 accuracy % (mean generated tokens), by task

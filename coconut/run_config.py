@@ -46,12 +46,17 @@ class GenerateData:
     """Generated training data: `n` training and `val_n` validation examples from one
     stream (`generate_prosqa(n + val_n, seed)`), the validation ones last. With a
     `val_path` as well, only the `n` training examples are generated and validation
-    uses that file (the official split)."""
+    uses that file (the official split).
+
+    fresh_each_epoch: epoch e >= 1 trains on n new examples of the same stream, those
+    from n + val_n + (e - 1) * n on (after the validation ones), so no question is seen
+    twice and a model cannot learn the training set by heart."""
 
     dataset: Literal["prosqa", "prontoqa"] = "prosqa"
     n: int = 2000
     val_n: int = 200
     seed: int = 0
+    fresh_each_epoch: bool = False
 
 
 @dataclass
@@ -387,6 +392,10 @@ def _check_values(cfg: RunConfig, where) -> None:
     if cfg.shuffle_nodes and cfg.tokenization not in ("prosqa_symbolic", "prosqa_edge_tokens"):
         raise ConfigError(f"{where('shuffle_nodes')}: renaming nodes needs a ProsQA node tokenization "
                           f"(prosqa_symbolic or prosqa_edge_tokens), got {cfg.tokenization!r}")
+    if cfg.generate is not None and cfg.generate.fresh_each_epoch and cfg.tokenization.startswith("prontoqa"):
+        # the ProntoQA vocabularies hold the words and facts of the first set only
+        raise ConfigError(f"{where('generate')}: fresh_each_epoch needs a fixed vocabulary (gpt2, prosqa_symbolic "
+                          f"or prosqa_edge_tokens), got tokenization {cfg.tokenization!r}")
     if cfg.generate is not None and cfg.train_path is not None:
         raise ConfigError(f"{where('generate')}: give either generate or train_path, not both")
     if cfg.generate is not None and cfg.val_path is None and cfg.generate.val_n < 1:

@@ -54,6 +54,7 @@ from coconut.config import GPT2Config
 from coconut.curriculum import METHODS, StageCurriculum, method_from_reference_config
 from coconut.curriculum.method import normalise_reset_rule
 from coconut.curriculum.sequence import TrainingSequence
+from coconut.data import generate_prontoqa, generate_prosqa, load_examples
 from coconut.evaluate import EvalResult, evaluate
 from coconut.run_config import ConfigError, RunConfig, reference_flags
 
@@ -184,9 +185,10 @@ class Trainer:
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         cfg, model, method, tok = self.cfg, self.model, self.method, self.tok
         rng = random.Random(f"coconut/{cfg.seed}/train/{epoch}")
-        order = list(range(len(self.train_set)))
+        examples = self.training_set(epoch)
+        order = list(range(len(examples)))
         rng.shuffle(order)
-        sequences = [method.sequence(tok, self.train_set[i], epoch, rng) for i in order]
+        sequences = [method.sequence(tok, examples[i], epoch, rng) for i in order]
         if cfg.shuffle_nodes:
             sequences = [renamed_nodes(tok, seq, rng) for seq in sequences]
         bs, acc = cfg.batch_size_training, cfg.gradient_accumulation_steps
@@ -219,6 +221,18 @@ class Trainer:
             self.world.bcast_(model.param_block, self.optimizer.exp_avg, self.optimizer.exp_avg_sq)
         mean_loss = float(np.mean([loss for _, _, loss in losses])) if losses else math.nan
         return mean_loss, tokens / max(time.perf_counter() - start, 1e-9)
+
+    def training_set(self, epoch: int) -> list:
+        """The examples epoch `epoch` trains on: the training set, or with
+        generate.fresh_each_epoch the epoch's own part of the generator's stream."""
+        g = self.cfg.generate
+        if g is None or not g.fresh_each_epoch or epoch == 0:
+            return self.train_set
+        make = generate_prosqa if g.dataset == "prosqa" else generate_prontoqa
+        examples = make(g.n, g.seed, start=g.n + g.val_n + (epoch - 1) * g.n)[:self.cfg.train_size or None]
+        check_lengths(self.method, self.tok, examples, f"generated {g.dataset} training set of epoch {epoch + 1}",
+                      [epoch], self.model.config.n_positions)
+        return examples
 
     def train_step(self, micro_batches) -> list[tuple[int, float]]:
         """One optimizer step on `micro_batches` (lists of training sequences, in order).
@@ -385,7 +399,6 @@ def build_method(cfg: RunConfig):
 
 def load_data(cfg: RunConfig):
     """(train examples, validation examples, (train name, validation name))."""
-    from coconut.data import generate_prontoqa, generate_prosqa, load_examples
     if cfg.generate is not None:
         g = cfg.generate
         make = generate_prosqa if g.dataset == "prosqa" else generate_prontoqa
@@ -409,7 +422,6 @@ def load_data(cfg: RunConfig):
 
 
 def _load(path, key, cfg):
-    from coconut.data import load_examples
     if not os.path.exists(path):
         raise ConfigError(f"{cfg.source}: {key}: {path} does not exist")
     return load_examples(path)

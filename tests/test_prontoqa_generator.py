@@ -98,6 +98,7 @@ def check_entailed(ex):
 def test_deterministic_per_seed():
     assert generate_prontoqa(10, seed=4) == generate_prontoqa(10, seed=4)
     assert generate_prontoqa(4, seed=4) == generate_prontoqa(10, seed=4)[:4]
+    assert generate_prontoqa(3, seed=4, start=7) == generate_prontoqa(10, seed=4)[7:]
     assert generate_prontoqa(10, seed=5) != generate_prontoqa(10, seed=4)
 
 
@@ -150,5 +151,7 @@ def test_properties_come_from_distinct_families():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="14 distinct concept"):
         generate_prontoqa(1, seed=0, concepts=["apus"] * 20)
-    with pytest.raises(ValueError, match="n must be"):
+    with pytest.raises(ValueError, match="n and start must be"):
         generate_prontoqa(-1, seed=0)
+    with pytest.raises(ValueError, match="n and start must be"):
+        generate_prontoqa(1, seed=0, start=-2)

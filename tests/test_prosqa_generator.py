@@ -34,7 +34,10 @@ def test_deterministic_per_seed_and_prefix_stable():
     a, b = generate_prosqa(15, seed=7), generate_prosqa(15, seed=7)
     assert a == b
     assert generate_prosqa(5, seed=7) == a[:5]
+    assert generate_prosqa(6, seed=7, start=9) == a[9:]   # a later part alone
     assert generate_prosqa(15, seed=8) != a
+    with pytest.raises(ValueError, match="start"):
+        generate_prosqa(1, seed=7, start=-1)
 
 
 def check_valid(ex):

@@ -24,9 +24,10 @@ def test_each_row_command_trains_its_method(row, monkeypatch, tmp_path):
     assert cmd[:3] == ["coconut", "train", preset] and cmd[3::2] == ["--set"] * len(reproduce.row_overrides(row))
     cfg = load_config(preset, cmd[4::2])
     assert type(build_method(cfg)) is METHODS[method] and cfg.name == f"{preset}-{method}"
+    long_schedule = preset in ("prosqa-cpu-long", "prosqa-cpu-fresh")
     if method == "icot":
-        assert build_method(cfg).tokens_removed_per_epoch == (1 if preset == "prosqa-cpu-long" else 2)
-    if preset == "prosqa-cpu-long" and method in reproduce.STAGE_CURRICULUM:
+        assert build_method(cfg).tokens_removed_per_epoch == (1 if long_schedule else 2)
+    if long_schedule and method in reproduce.STAGE_CURRICULUM:
         # the long schedule: 14 language epochs, then a stage every 6, the final one from epoch 51
         assert [build_method(cfg).stage(e) for e in (13, 14, 49, 50, 64)] == [0, 1, 6, 7, 7]
 

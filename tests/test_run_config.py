@@ -196,7 +196,7 @@ def test_generated_training_data_with_an_official_validation_file(tmp_path, monk
 
 def test_presets_are_found_by_name(tmp_path, monkeypatch):
     monkeypatch.setenv("COCONUT_DATA", str(tmp_path))
-    for name in ("prosqa-cpu", "prosqa-cpu-long", "prontoqa-cpu"):
+    for name in ("prosqa-cpu", "prosqa-cpu-long", "prosqa-cpu-fresh", "prontoqa-cpu"):
         cfg = load_config(name, ["method=cot"])
         assert cfg.source == os.path.join(os.path.abspath(CONFIGS), name + ".yaml")
         assert type(build_method(cfg)) is CoT and cfg.val_path.startswith(str(tmp_path))
@@ -213,6 +213,7 @@ SHIPPED = {
     "prosqa_no_cot.yaml": NoCoT, "prosqa_icot.yaml": ICoT, "prosqa_pause_token.yaml": PauseToken,
     "prosqa_no_curriculum.yaml": NoCurriculum, "prosqa_no_thought.yaml": NoThought,
     "prosqa_pause_as_thought.yaml": PauseAsThought, "prosqa-cpu.yaml": Coconut, "prosqa-cpu-long.yaml": Coconut,
+    "prosqa-cpu-fresh.yaml": Coconut,
     "prontoqa-cpu.yaml": Coconut,
 }
 
@@ -232,4 +233,5 @@ def test_shipped_configs_load_and_pick_their_method(name, monkeypatch):
         assert cfg.num_epochs == 50 and cfg.lr == 1e-4 and cfg.batch_size_training == 32
     if isinstance(method, Coconut):
         c = 2 if name.startswith("gsm") else 1
-        assert name in ("default.yaml", "prosqa-cpu.yaml", "prosqa-cpu-long.yaml", "prontoqa-cpu.yaml") or (method.c_thought, method.reset_optimizer) == (c, "epoch")
+        assert name in ("default.yaml", "prosqa-cpu.yaml", "prosqa-cpu-long.yaml", "prosqa-cpu-fresh.yaml",
+                        "prontoqa-cpu.yaml") or (method.c_thought, method.reset_optimizer) == (c, "epoch")

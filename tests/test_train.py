@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import coconut
+from coconut.data import generate_prosqa
 from coconut.run_config import ConfigError, config_from_dict
 from coconut.train import Trainer, train
 
@@ -224,3 +225,28 @@ def test_shuffle_nodes_renames_each_epoch_and_resumes_exactly(tmp_path):
     assert not {tuple(s) for s in seen} & {tuple(s) for s in official}   # every one renamed
     with pytest.raises(ConfigError, match="shuffle_nodes"):
         config(tmp_path, tokenization="prontoqa_symbolic", shuffle_nodes=True)
+
+
+def test_fresh_each_epoch_trains_on_new_questions_and_resumes_exactly(tmp_path):
+    """generate.fresh_each_epoch: epoch e >= 1 draws its own n examples from the stream,
+    after the training and validation ones, so no question repeats; a resume redraws
+    the same ones."""
+    fresh = {**BASE["generate"], "fresh_each_epoch": True}
+    trainer = Trainer(config(tmp_path, "look", generate=fresh), verbose=False)
+    stream = generate_prosqa(40 + 6 + 2 * 40, seed=0)
+    assert trainer.training_set(0) == stream[:40] and trainer.val_set == stream[40:46]
+    assert trainer.training_set(1) == stream[46:86] and trainer.training_set(2) == stream[86:]
+    seen = []
+    trainer.train_step = lambda micro_batches: seen.extend(s.input_ids for b in micro_batches for s in b) or [(0, 0.0)]
+    trainer.train_epoch(1)
+    assert sorted(seen) == sorted(trainer.method.sequence(trainer.tok, ex, 1, random.Random(0)).input_ids
+                                  for ex in stream[46:86])
+
+    straight = train(config(tmp_path, "straight", generate=fresh))
+    train(config(tmp_path, "split", generate=fresh, num_epochs=2))
+    resumed = train(config(tmp_path, "split", generate=fresh), resume=2)
+    assert np.array_equal(straight.model.param_block, resumed.model.param_block)
+    plain = train(config(tmp_path, "plain"))
+    assert not np.array_equal(straight.model.param_block, plain.model.param_block)
+    with pytest.raises(ConfigError, match="fresh_each_epoch needs a fixed vocabulary"):
+        config(tmp_path, tokenization="prontoqa_symbolic", generate={**fresh, "dataset": "prontoqa"})

@@ -122,12 +122,15 @@ def generate_prontoqa(
     names: Sequence[str] = PERSON_NAMES,
     concepts: Sequence[str] = CONCEPT_NAMES,
     property_families: Sequence[Sequence[str]] = PROPERTY_FAMILIES,
+    start: int = 0,
 ) -> list[Example]:
-    """n ProntoQA-style examples, deterministic per seed; example i depends only on (seed, i)."""
-    if n < 0:
-        raise ValueError(f"generate_prontoqa: n must be >= 0, got {n}")
+    """Examples start .. start + n - 1 of the ProntoQA-style stream of `seed`; example i
+    depends only on (seed, i)."""
+    if n < 0 or start < 0:
+        raise ValueError(f"generate_prontoqa: n and start must be >= 0, got n={n}, start={start}")
     if len(set(concepts)) < 14:
         raise ValueError(f"generate_prontoqa: need at least 14 distinct concept names, got {len(set(concepts))}")
     if len(property_families) < 11:
         raise ValueError(f"generate_prontoqa: need at least 11 property families, got {len(property_families)}")
-    return [_one_example(random.Random(f"prontoqa/{seed}/{i}"), names, concepts, property_families) for i in range(n)]
+    return [_one_example(random.Random(f"prontoqa/{seed}/{i}"), names, concepts, property_families)
+            for i in range(start, start + n)]

@@ -171,18 +171,20 @@ def generate_prosqa(
     settings: ProsQASettings = ProsQASettings(),
     person_names: Sequence[str] = PERSON_NAMES,
     concept_names: Sequence[str] = CONCEPT_NAMES,
+    start: int = 0,
 ) -> list[Example]:
-    """n ProsQA examples, deterministic per (seed, settings, name pools). Example i only
-    depends on (seed, i), so a shorter list is a prefix of a longer one."""
-    if n < 0:
-        raise ValueError(f"generate_prosqa: n must be >= 0, got {n}")
+    """Examples start .. start + n - 1 of the ProsQA stream of `seed`, deterministic per
+    (seed, settings, name pools). Example i only depends on (seed, i), so a shorter list
+    is a prefix of a longer one, and a later part can be drawn without the earlier."""
+    if n < 0 or start < 0:
+        raise ValueError(f"generate_prosqa: n and start must be >= 0, got n={n}, start={start}")
     # Sentence forms are chosen by capitalisation (persons "Tom is a X.", concepts "Every X ...").
     if not all(name[:1].isupper() for name in person_names) or len(set(person_names)) != len(person_names):
         raise ValueError("generate_prosqa: person names must be distinct and capitalised")
     if not all(name[:1].islower() for name in concept_names) or len(set(concept_names)) != len(concept_names):
         raise ValueError("generate_prosqa: concept names must be distinct and lower case")
     examples = []
-    for i in range(n):
+    for i in range(start, start + n):
         rng = random.Random(f"prosqa/{seed}/{i}")
         example = None
         while example is None:  # rejection sampling: redraw until the graph qualifies
