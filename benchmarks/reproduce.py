@@ -32,8 +32,8 @@ PRESETS = {"prosqa-cpu": PROSQA_METHODS, "prosqa-cpu-long": PROSQA_METHODS, "pro
 ROWS = [f"{preset}:{m}" for preset, methods in PRESETS.items() for m in methods]
 # Options a row needs beyond the preset: iCoT removes the ProsQA chain (at most 6 steps
 # of 3 symbolic tokens) at about the curriculum's pace: 2 tokens per epoch, gone by
-# epoch 9 of 16 (one step every 2 epochs); with the long schedule 1 per epoch, the
-# slowest whole-token pace, gone by epoch 18 of 65.
+# epoch 9 of 16 (one step every 2 epochs); with the long schedule (prosqa-cpu-long and
+# -fresh) 1 per epoch, the slowest whole-token pace, gone by epoch 18 of 65.
 ROW_OPTIONS = {"prosqa-cpu:icot": ["method_options.tokens_removed_per_epoch=2"],
                "prosqa-cpu-long:icot": ["method_options.tokens_removed_per_epoch=1"],
                "prosqa-cpu-fresh:icot": ["method_options.tokens_removed_per_epoch=1"]}
