@@ -150,13 +150,12 @@ def _best_checkpoint(save_dir: str) -> str | None:
 
 
 def _generate(args) -> int:
-    from coconut.data import compare_prosqa, generate_prontoqa, generate_prosqa, load_examples, save_examples
+    from coconut.data import GENERATORS, compare_prosqa, load_examples, save_examples
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     if args.compare and args.dataset != "prosqa":
         raise ValueError("--compare is for ProsQA only")
-    make = generate_prosqa if args.dataset == "prosqa" else generate_prontoqa
-    examples = make(args.n, args.seed)
+    examples = GENERATORS[args.dataset](args.n, args.seed)
     save_examples(args.out, examples)
     print(f"wrote {len(examples)} {args.dataset} examples to {args.out}")
     if args.compare:

@@ -54,7 +54,7 @@ from coconut.config import GPT2Config
 from coconut.curriculum import METHODS, StageCurriculum, method_from_reference_config
 from coconut.curriculum.method import normalise_reset_rule
 from coconut.curriculum.sequence import TrainingSequence
-from coconut.data import generate_prontoqa, generate_prosqa, load_examples
+from coconut.data import GENERATORS, load_examples
 from coconut.evaluate import EvalResult, evaluate
 from coconut.run_config import ConfigError, RunConfig, reference_flags
 
@@ -228,8 +228,8 @@ class Trainer:
         g = self.cfg.generate
         if g is None or not g.fresh_each_epoch or epoch == 0:
             return self.train_set
-        make = generate_prosqa if g.dataset == "prosqa" else generate_prontoqa
-        examples = make(g.n, g.seed, start=g.n + g.val_n + (epoch - 1) * g.n)[:self.cfg.train_size or None]
+        start = g.n + g.val_n + (epoch - 1) * g.n   # after the first set and the validation examples
+        examples = GENERATORS[g.dataset](g.n, g.seed, start=start)[:self.cfg.train_size or None]
         check_lengths(self.method, self.tok, examples, f"generated {g.dataset} training set of epoch {epoch + 1}",
                       [epoch], self.model.config.n_positions)
         return examples
@@ -401,9 +401,8 @@ def load_data(cfg: RunConfig):
     """(train examples, validation examples, (train name, validation name))."""
     if cfg.generate is not None:
         g = cfg.generate
-        make = generate_prosqa if g.dataset == "prosqa" else generate_prontoqa
         from_file = cfg.val_path is not None
-        examples = make(g.n + (0 if from_file else g.val_n), g.seed)
+        examples = GENERATORS[g.dataset](g.n + (0 if from_file else g.val_n), g.seed)
         train = examples[:g.n]
         val = _load(cfg.val_path, "val_path", cfg) if from_file else examples[g.n:]
         names = (f"generated {g.dataset} (seed {g.seed}) training set",

@@ -14,8 +14,11 @@ from coconut.data.prontoqa_generator import generate_prontoqa
 from coconut.data.prosqa_generator import ProsQASettings, generate_prosqa
 from coconut.data.stats import compare_prosqa, print_prosqa_comparison, prosqa_stats
 
+GENERATORS = {"prosqa": generate_prosqa, "prontoqa": generate_prontoqa}   # by dataset name
+
 __all__ = [
     "Example",
+    "GENERATORS",
     "ProsQASettings",
     "compare_prosqa",
     "example_from_dict",
