@@ -229,7 +229,8 @@ class Trainer:
         if g is None or not g.fresh_each_epoch or epoch == 0:
             return self.train_set
         start = g.n + g.val_n + (epoch - 1) * g.n   # after the first set and the validation examples
-        examples = GENERATORS[g.dataset](g.n, g.seed, start=start)[:self.cfg.train_size or None]
+        count = min(g.n, self.cfg.train_size or g.n)   # draw only what train_size keeps
+        examples = GENERATORS[g.dataset](count, g.seed, start=start)
         check_lengths(self.method, self.tok, examples, f"generated {g.dataset} training set of epoch {epoch + 1}",
                       [epoch], self.model.config.n_positions)
         return examples
