@@ -2,6 +2,7 @@
 
     COCONUT_DATA=../shared/data python benchmarks/reproduce.py run                # every row (hours)
     COCONUT_DATA=../shared/data python benchmarks/reproduce.py run --rows prosqa-cpu:cot
+    COCONUT_DATA=../shared/data python benchmarks/reproduce.py run --resume --rows ...   # continue stopped rows
     python benchmarks/reproduce.py report                                        # table and plots
 
 `run` trains each row with `coconut train PRESET --set method=M ...`, `--jobs` rows at
@@ -21,6 +22,8 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+
+from coconut.train import list_checkpoints
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -68,18 +71,29 @@ def row_command(row: str) -> list[str]:
     return ["coconut", "train", row.split(":")[0], *[a for o in row_overrides(row) for a in ("--set", o)]]
 
 
-def run_rows(rows: list[str], out: str, jobs: int, threads: int) -> None:
+def run_rows(rows: list[str], out: str, jobs: int, threads: int, resume: bool = False) -> None:
+    """Train the rows. With resume, a row whose folder holds checkpoints continues from
+    its latest one (a row stopped with Ctrl-C saved one), its log grows and its minutes
+    add to those recorded before; the other rows start afresh."""
     os.makedirs(out, exist_ok=True)
 
     def one(row: str) -> tuple[str, int, float]:
         preset, method = row.split(":")
         cmd = row_command(row) + ["--set", f"save_path={out}", "--set", f"threads={threads}"]
         cmd[0:1] = [sys.executable, "-m", "coconut"]
+        info_path = os.path.join(out, f"{preset}-{method}.run.json")
+        continues = resume and bool(list_checkpoints(os.path.join(out, f"{preset}-{method}")))
+        earlier = 0.0
+        if continues:
+            cmd.append("--resume")
+            if os.path.exists(info_path):
+                with open(info_path) as f:
+                    earlier = json.load(f)["wall_minutes"]
         start = time.time()
-        with open(os.path.join(out, f"{preset}-{method}.log"), "w") as log:
+        with open(os.path.join(out, f"{preset}-{method}.log"), "a" if continues else "w") as log:
             rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        minutes = (time.time() - start) / 60
-        with open(os.path.join(out, f"{preset}-{method}.run.json"), "w") as f:
+        minutes = earlier + (time.time() - start) / 60
+        with open(info_path, "w") as f:
             json.dump({"row": row, "command": cmd, "returncode": rc, "wall_minutes": minutes,
                        "threads": threads, "parallel_jobs": jobs}, f)
         print(f"{row}: exit {rc} after {minutes:.1f} min", flush=True)
@@ -249,6 +263,8 @@ def main() -> None:
     p.add_argument("--out", default="runs/reproduce", help="where the runs' checkpoints and logs go")
     p.add_argument("--jobs", type=int, default=2, help="rows trained at the same time")
     p.add_argument("--threads", type=int, default=None, help="threads per row (default: cores / jobs)")
+    p.add_argument("--resume", action="store_true",
+                   help="rows with checkpoints in --out continue from their latest one; the others start afresh")
     args = p.parse_args()
     if args.what == "report":
         report(args.out)
@@ -258,7 +274,7 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown rows {unknown}; known: {ROWS}")
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    run_rows(rows, args.out, args.jobs, threads)
+    run_rows(rows, args.out, args.jobs, threads, args.resume)
 
 
 if __name__ == "__main__":

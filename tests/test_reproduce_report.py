@@ -90,3 +90,32 @@ def test_thoughts_are_counted_from_a_real_run(tmp_path, monkeypatch):
                                 for x in lines))
     rows = {r["method"]: r for r in reproduce.report(str(tmp_path), str(tmp_path / "results"))}
     assert rows["no_curriculum"]["mean_thoughts"] == 6.0 and rows["cot"]["mean_thoughts"] == 0.0
+
+
+def test_run_resume_continues_stopped_rows(tmp_path, monkeypatch):
+    """`run --resume`: a row with a checkpoint gets --resume, keeps its log and adds its
+    minutes to those recorded; a row without one starts afresh."""
+    calls = []
+
+    def fake_call(cmd, stdout, **kwargs):
+        calls.append(cmd)
+        stdout.write("second part\n")
+        return 0
+
+    monkeypatch.setattr(reproduce.subprocess, "call", fake_call)
+    stopped = tmp_path / "prosqa-cpu-fresh-no_cot" / "checkpoint_21_step1"
+    stopped.mkdir(parents=True)
+    (stopped / "trainer_state.json").write_text(json.dumps({"epoch": 21, "step_in_epoch": 1}))
+    (tmp_path / "prosqa-cpu-fresh-no_cot.log").write_text("first part\n")
+    (tmp_path / "prosqa-cpu-fresh-no_cot.run.json").write_text(json.dumps({"wall_minutes": 30.0}))
+    (tmp_path / "prosqa-cpu-fresh-icot.log").write_text("an old log\n")
+    reproduce.run_rows(["prosqa-cpu-fresh:no_cot", "prosqa-cpu-fresh:icot"], str(tmp_path), 1, 1, resume=True)
+    by_method = {c[c.index("--set") + 1]: c for c in calls}
+    assert by_method["method=no_cot"][-1] == "--resume" and "--resume" not in by_method["method=icot"]
+    assert (tmp_path / "prosqa-cpu-fresh-no_cot.log").read_text() == "first part\nsecond part\n"
+    assert (tmp_path / "prosqa-cpu-fresh-icot.log").read_text() == "second part\n"
+    minutes = json.loads((tmp_path / "prosqa-cpu-fresh-no_cot.run.json").read_text())["wall_minutes"]
+    assert 30.0 <= minutes < 31.0
+    calls.clear()
+    reproduce.run_rows(["prosqa-cpu-fresh:no_cot"], str(tmp_path), 1, 1)   # without --resume: from the start
+    assert "--resume" not in calls[0] and (tmp_path / "prosqa-cpu-fresh-no_cot.log").read_text() == "second part\n"
