@@ -102,7 +102,7 @@ class RunConfig:
     n_positions: int = 1024
     dropout: float = 0.1
     tokenization: Literal["gpt2", "prosqa_symbolic", "prosqa_edge_tokens", "prontoqa_symbolic",
-                          "prontoqa_fact_tokens"] = "gpt2"
+                          "prontoqa_fact_tokens", "prontoqa_fact_steps"] = "gpt2"
     threads: Optional[int] = None            # C core threads (None: its default; under MPI cores / ranks)
     max_new_tokens: int = 128
     eval_batch_size: int = 64
@@ -112,7 +112,7 @@ class RunConfig:
     log_every_steps: int = 0                 # also log every N optimizer steps (0: per epoch only)
     warmup_steps: int = 0                    # lr rises linearly over a fresh optimizer's first N steps (0: none)
     position_init: Literal["normal", "sinusoidal"] = "normal"   # from scratch: wpe as GPT-2, or sin/cos rows
-    shuffle_nodes: bool = False              # ProsQA symbolic: fresh random node names per example and epoch
+    shuffle_nodes: bool = False              # fresh random node names per example and epoch (ProsQA nodes, ProntoQA concepts)
 
     # where the config came from, for error messages; not a YAML key
     source: str = field(default="<defaults>", repr=False, compare=False)
@@ -389,9 +389,10 @@ def _check_values(cfg: RunConfig, where) -> None:
     if cfg.init == "pretrained" and cfg.position_init != "normal":
         raise ConfigError(f"{where('position_init')}: {cfg.position_init!r} sets the rows of a model trained from "
                           "scratch; a pretrained GPT-2 brings its own (use init: scratch)")
-    if cfg.shuffle_nodes and cfg.tokenization not in ("prosqa_symbolic", "prosqa_edge_tokens"):
+    if cfg.shuffle_nodes and cfg.tokenization not in ("prosqa_symbolic", "prosqa_edge_tokens", "prontoqa_fact_steps"):
         raise ConfigError(f"{where('shuffle_nodes')}: renaming nodes needs a ProsQA node tokenization "
-                          f"(prosqa_symbolic or prosqa_edge_tokens), got {cfg.tokenization!r}")
+                          f"(prosqa_symbolic or prosqa_edge_tokens) or prontoqa_fact_steps (its concepts are the "
+                          f"nodes), got {cfg.tokenization!r}")
     if cfg.generate is not None and cfg.generate.fresh_each_epoch and cfg.tokenization.startswith("prontoqa"):
         # the ProntoQA vocabularies hold the words and facts of the first set only
         raise ConfigError(f"{where('generate')}: fresh_each_epoch needs a fixed vocabulary (gpt2, prosqa_symbolic "

@@ -362,10 +362,10 @@ class Trainer:
 
 
 def renamed_nodes(tok, seq: TrainingSequence, rng: random.Random) -> TrainingSequence:
-    """`seq` with its graph's nodes under random new names: node indices of the official
-    data follow the graph's layout (the root is node 0 or 1), which a symbolic model
-    could read off instead of searching; fresh names every epoch also stop it from
-    memorising the training graphs."""
+    """`seq` with its graph's nodes (ProntoQA: its ontology's concepts) under random new
+    names: node indices of the official ProsQA data follow the graph's layout (the root
+    is node 0 or 1), which a symbolic model could read off instead of searching; fresh
+    names every epoch also stop it from memorising the training examples."""
     perm = list(range(tok.max_nodes))
     rng.shuffle(perm)
     return TrainingSequence(tok.relabel_nodes(seq.input_ids, perm), tok.relabel_nodes(seq.labels, perm),
@@ -434,9 +434,9 @@ def build_tokenization(cfg: RunConfig, method, examples, saved: dict | None = No
     if kind == "gpt2":
         from coconut.tokenizer.text import TextTokenization
         return TextTokenization(with_pause=bool(method.needs_pause_token or (saved or {}).get("with_pause")))
-    if kind in ("prosqa_symbolic", "prosqa_edge_tokens"):
-        from coconut.tokenizer.symbolic import ProsQAEdgeTokens, ProsQASymbolic
-        cls = ProsQASymbolic if kind == "prosqa_symbolic" else ProsQAEdgeTokens
+    from coconut.tokenizer.symbolic import PRONTOQA_TOKENIZATIONS, PROSQA_TOKENIZATIONS
+    if kind in PROSQA_TOKENIZATIONS:
+        cls = PROSQA_TOKENIZATIONS[kind]
         if saved is not None:
             return cls.from_dict(saved)
         missing = next((i for i, ex in enumerate(examples) if not ex.has_graph), None)
@@ -444,8 +444,7 @@ def build_tokenization(cfg: RunConfig, method, examples, saved: dict | None = No
             raise ConfigError(f"{cfg.source}: tokenization {kind} needs ProsQA examples with their graph "
                               f"(idx_to_symbol); example {missing} of the data has none")
         return cls(max_nodes=max([32] + [len(ex.idx_to_symbol) for ex in examples]))
-    from coconut.tokenizer.symbolic import ProntoQAFactTokens, ProntoQASymbolic
-    cls = ProntoQASymbolic if kind == "prontoqa_symbolic" else ProntoQAFactTokens
+    cls = PRONTOQA_TOKENIZATIONS[kind]
     return cls.from_dict(saved) if saved is not None else cls.build([examples])
 
 

@@ -192,28 +192,32 @@ def test_edge_token_run_trains_and_resumes(tmp_path):
     assert [m["epoch"] for m in metrics(resumed.save_dir) if "epoch" in m] == [1, 2]
 
 
-def test_fact_token_run_trains_and_resumes(tmp_path):
-    kw = dict(generate={"dataset": "prontoqa", "n": 24, "val_n": 4, "seed": 0}, tokenization="prontoqa_fact_tokens",
-              max_new_tokens=8)
+@pytest.mark.parametrize("kind", ["prontoqa_fact_tokens", "prontoqa_fact_steps"])
+def test_fact_token_run_trains_and_resumes(tmp_path, kind):
+    kw = dict(generate={"dataset": "prontoqa", "n": 24, "val_n": 4, "seed": 0}, tokenization=kind, max_new_tokens=8)
     first = train(config(tmp_path, num_epochs=1, **kw))
     with open(os.path.join(first.save_dir, "checkpoint_1", "trainer_state.json")) as f:
         saved = json.load(f)["tokenization"]
-    assert saved["kind"] == "prontoqa_fact_tokens" and saved["facts"]
+    assert saved["kind"] == kind and saved["facts"]
     assert first.model.config.vocab_size == 7 + len(saved["words"]) + len(saved["facts"])
     resumed = train(config(tmp_path, num_epochs=2, **kw), resume=1)
     assert [m["epoch"] for m in metrics(resumed.save_dir) if "epoch" in m] == [1, 2]
 
 
-def test_shuffle_nodes_renames_each_epoch_and_resumes_exactly(tmp_path):
-    """shuffle_nodes: the training sequences get fresh node names every epoch (drawn from
-    the epoch's seeded generator, so a resume repeats them); validation keeps the
-    official names."""
-    kw = dict(tokenization="prosqa_edge_tokens", shuffle_nodes=True)
+@pytest.mark.parametrize("data", [
+    dict(tokenization="prosqa_edge_tokens"),
+    dict(tokenization="prontoqa_fact_steps", generate={"dataset": "prontoqa", "n": 24, "val_n": 4, "seed": 0},
+         max_new_tokens=8)])
+def test_shuffle_nodes_renames_each_epoch_and_resumes_exactly(tmp_path, data):
+    """shuffle_nodes: the training sequences get fresh node names (ProntoQA: concept
+    names) every epoch (drawn from the epoch's seeded generator, so a resume repeats
+    them); validation keeps the official names."""
+    kw = dict(data, shuffle_nodes=True)
     straight = train(config(tmp_path, "straight", **kw))
     train(config(tmp_path, "split", **{**kw, "num_epochs": 1}))
     resumed = train(config(tmp_path, "split", **kw), resume=1)
     assert np.array_equal(straight.model.param_block, resumed.model.param_block)
-    plain = train(config(tmp_path, "plain", tokenization="prosqa_edge_tokens"))
+    plain = train(config(tmp_path, "plain", **data))
     assert not np.array_equal(straight.model.param_block, plain.model.param_block)
 
     trainer = Trainer(config(tmp_path, "look", **kw), verbose=False)
