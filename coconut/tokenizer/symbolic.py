@@ -423,26 +423,26 @@ class ProntoQAFactTokens(ProntoQASymbolic):
         return {**super().to_dict(), "facts": [list(f) for f in self.facts]}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ProntoQAFactTokens":   # or the subclass it is called on
+    def from_dict(cls, data: dict) -> "ProntoQAFactTokens":
         if (not isinstance(data, dict) or data.get("kind") != cls.KIND or not isinstance(data.get("words"), list)
                 or not isinstance(data.get("facts"), list)):
             raise ValueError(f"{cls.__name__}.from_dict: expected kind {cls.KIND!r} with word and fact lists, "
                              f"got {data!r:.80}")
         return cls(data["words"], data["facts"])
 
-    def fact_text(self, token: int) -> str | None:
-        """A canonical sentence for a fact token; None for every other id."""
-        if not self.fact_base <= token < self.vocab_size:
-            return None
-        return _canonical_sentence(*self.facts[token - self.fact_base])
-
-    def _fact_piece(self, ids: Sequence, k: int) -> tuple[str, int] | None:
-        """The sentence that ids[k] starts and how many ids it takes; None for a word."""
+    def _fact_at(self, ids: Sequence, k: int) -> tuple[str, bool, str] | None:
+        """The fact of token ids[k]; None for any other id."""
         try:
-            text = self.fact_text(int(ids[k]))
+            token = int(ids[k])
         except (TypeError, ValueError):
             return None
-        return None if text is None else (text, 1)
+        return self.facts[token - self.fact_base] if self.fact_base <= token < self.vocab_size else None
+
+    def _fact_piece(self, ids: Sequence, k: int) -> tuple[str, int] | None:
+        """The canonical sentence that ids[k] starts and how many ids it takes; None for
+        a word."""
+        fact = self._fact_at(ids, k)
+        return None if fact is None else (_canonical_sentence(*fact), 1)
 
     def decode(self, ids: Sequence[int], example=None) -> str:
         """Runs of word ids decode as ProntoQASymbolic does; pieces join with a space
@@ -544,13 +544,10 @@ class ProntoQAFactSteps(ProntoQAFactTokens):
     def _fact_piece(self, ids: Sequence, k: int) -> tuple[str, int] | None:
         """A pair token and the "is" or "not" after it make one sentence; a pair
         without one shows its missing negation as "is/not"."""
-        try:
-            token = int(ids[k])
-        except (TypeError, ValueError):
+        fact = self._fact_at(ids, k)
+        if fact is None:
             return None
-        if not self.fact_base <= token < self.vocab_size:
-            return None
-        subj, _, obj = self.facts[token - self.fact_base]
+        subj, _, obj = fact
         following = ids[k + 1] if k + 1 < len(ids) else None
         for word, neg in (("is", False), ("not", True)):
             if following == self.word_to_id[word]:
