@@ -8,8 +8,8 @@ from statistics import mean
 import pytest
 
 from coconut.data import Example, generate_prontoqa, generate_prosqa, load_examples
-from coconut.tokenizer.symbolic import (ProntoQAFactSteps, ProntoQAFactTokens, ProntoQASymbolic, ProsQAEdgeTokens, ProsQASymbolic,
-                                       parse_fact)
+from coconut.tokenizer.symbolic import (ProntoQAFactSteps, ProntoQAFactTokens, ProntoQASymbolic, ProsQAEdgeTokens,
+                                       ProsQASymbolic, parse_fact)
 from shared_data import DATA as DATA_ROOT
 
 DATA = DATA_ROOT
@@ -289,6 +289,8 @@ def test_prontoqa_fact_tokens_saved_and_errors():
     for _ in range(100):
         ids = [rng.randrange(-2, tok.vocab_size + 3) for _ in range(rng.randrange(0, 20))]
         assert isinstance(tok.decode(ids), str)
+
+
 # ------------------------------------------------------ ProntoQA fact tokens in the steps
 
 def test_prontoqa_fact_steps_first_validation_example_by_hand():
@@ -374,5 +376,3 @@ def test_prontoqa_fact_steps_saved_and_errors():
         ProntoQAFactSteps.build([[plain]])
     with pytest.raises(ValueError, match="query sentence 0 'Max is blue and red.' is not a fact sentence"):
         tok.question_ids(Example(**{**ex.__dict__, "question": "True or false: Max is blue and red."}))
-
-

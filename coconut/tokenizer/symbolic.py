@@ -525,7 +525,7 @@ class ProntoQAFactSteps(ProntoQAFactTokens):
         for examples in example_lists:
             for ex in examples:
                 sentences, query = _fact_sentences(ex.question)
-                sentences += [query[len(_QUERY):].strip()] + [x for step in ex.steps for x in _sentences(step)]
+                sentences += [_query_sentence(query)] + [x for step in ex.steps for x in _sentences(step)]
                 for fact in filter(None, map(parse_fact, sentences)):
                     subjects.add(fact[0])
                     objects.add(fact[2])
@@ -571,7 +571,7 @@ class ProntoQAFactSteps(ProntoQAFactTokens):
     def _question_ids(self, example) -> list[int]:
         sentences, query = _fact_sentences(example.question)
         return (self._fact_ids(sentences, example, "question") + self._word_ids(_QUERY, example, "query")
-                + self._fact_ids([query[len(_QUERY):].strip()], example, "query") + [self.newline_id])
+                + self._fact_ids([_query_sentence(query)], example, "query") + [self.newline_id])
 
     def _step_ids(self, step: str, example, i: int) -> list[int]:
         return self._fact_ids(_sentences(step), example, f"step {i}") + [self.newline_id]
@@ -587,6 +587,11 @@ def _canonical_sentence(subj: str, neg: bool | None, obj: str) -> str:
 
 def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.findall(r"[^.]+\.", text)]
+
+
+def _query_sentence(query: str) -> str:
+    """The fact sentence a query asks about: "True or false: Alex is happy." -> "Alex is happy."."""
+    return query[len(_QUERY):].strip()
 
 
 def _fact_sentences(question: str) -> tuple[list[str], str]:
