@@ -31,8 +31,11 @@ from typing import Literal, Optional, Union
 
 import yaml
 
+from coconut.tokenizer.symbolic import PRONTOQA_TOKENIZATIONS, PROSQA_TOKENIZATIONS
+
 RESET_RULES = ("epoch", "stage", "never")
 GENERATED_DATASETS = ("prosqa", "prontoqa")
+SYMBOLIC_TOKENIZATIONS = {**PROSQA_TOKENIZATIONS, **PRONTOQA_TOKENIZATIONS}   # by their `tokenization:` name
 PATH_KEYS = ("train_path", "val_path", "save_path", "model_id", "load_model_path")
 GPT2_HUB_NAMES = ("gpt2", "openai-community/gpt2")
 
@@ -102,7 +105,7 @@ class RunConfig:
     n_positions: int = 1024
     dropout: float = 0.1
     tokenization: Literal["gpt2", "prosqa_symbolic", "prosqa_edge_tokens", "prontoqa_symbolic",
-                          "prontoqa_fact_tokens", "prontoqa_fact_steps"] = "gpt2"
+                          "prontoqa_fact_tokens", "prontoqa_fact_steps", "prontoqa_fact_sentences"] = "gpt2"
     threads: Optional[int] = None            # C core threads (None: its default; under MPI cores / ranks)
     max_new_tokens: int = 128
     eval_batch_size: int = 64
@@ -112,6 +115,7 @@ class RunConfig:
     log_every_steps: int = 0                 # also log every N optimizer steps (0: per epoch only)
     warmup_steps: int = 0                    # lr rises linearly over a fresh optimizer's first N steps (0: none)
     position_init: Literal["normal", "sinusoidal"] = "normal"   # from scratch: wpe as GPT-2, or sin/cos rows
+    token_init: Literal["normal", "compositional"] = "normal"   # from scratch: a pair/fact token's row = sum of its parts'
     shuffle_nodes: bool = False              # fresh random node names per example and epoch (ProsQA nodes, ProntoQA concepts)
 
     # where the config came from, for error messages; not a YAML key
@@ -389,10 +393,18 @@ def _check_values(cfg: RunConfig, where) -> None:
     if cfg.init == "pretrained" and cfg.position_init != "normal":
         raise ConfigError(f"{where('position_init')}: {cfg.position_init!r} sets the rows of a model trained from "
                           "scratch; a pretrained GPT-2 brings its own (use init: scratch)")
-    if cfg.shuffle_nodes and cfg.tokenization not in ("prosqa_symbolic", "prosqa_edge_tokens", "prontoqa_fact_steps"):
-        raise ConfigError(f"{where('shuffle_nodes')}: renaming nodes needs a ProsQA node tokenization "
-                          f"(prosqa_symbolic or prosqa_edge_tokens) or prontoqa_fact_steps (its concepts are the "
-                          f"nodes), got {cfg.tokenization!r}")
+    if cfg.init == "pretrained" and cfg.token_init != "normal":
+        raise ConfigError(f"{where('token_init')}: {cfg.token_init!r} sets the rows of a model trained from "
+                          "scratch; a pretrained GPT-2 brings its own (use init: scratch)")
+    tokenization = SYMBOLIC_TOKENIZATIONS.get(cfg.tokenization)
+    if cfg.shuffle_nodes and not hasattr(tokenization, "relabel_nodes"):
+        can = [kind for kind, cls in SYMBOLIC_TOKENIZATIONS.items() if hasattr(cls, "relabel_nodes")]
+        raise ConfigError(f"{where('shuffle_nodes')}: renaming nodes needs a tokenization with node or concept "
+                          f"tokens ({', '.join(can)}), got {cfg.tokenization!r}")
+    if cfg.token_init == "compositional" and not hasattr(tokenization, "token_parts"):
+        can = [kind for kind, cls in SYMBOLIC_TOKENIZATIONS.items() if hasattr(cls, "token_parts")]
+        raise ConfigError(f"{where('token_init')}: compositional rows need a tokenization with pair or fact "
+                          f"tokens ({', '.join(can)}), got {cfg.tokenization!r}")
     if cfg.generate is not None and cfg.generate.fresh_each_epoch and cfg.tokenization.startswith("prontoqa"):
         # the ProntoQA vocabularies hold the words and facts of the first set only
         raise ConfigError(f"{where('generate')}: fresh_each_epoch needs a fixed vocabulary (gpt2, prosqa_symbolic "

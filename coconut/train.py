@@ -494,6 +494,8 @@ def build_model(cfg: RunConfig, tok, checkpoint: str | None = None):
         if cfg.position_init == "sinusoidal":
             wpe = model.params["transformer.wpe.weight"]
             wpe[...] = sinusoidal_positions(*wpe.shape)
+        if cfg.token_init == "compositional":
+            compose_token_rows(model.params["transformer.wte.weight"], tok.token_parts(), cfg.seed)
     else:
         model = coconut.GPT2.from_pretrained(source, seed=cfg.seed)
         if "dropout" in cfg.explicit:
@@ -506,6 +508,19 @@ def build_model(cfg: RunConfig, tok, checkpoint: str | None = None):
                               f"the tokenization needs {tok.vocab_size}")
     model.bot_id, model.eot_id, model.latent_id = tok.bot_id, tok.eot_id, tok.latent_id
     return model
+
+
+def compose_token_rows(wte: np.ndarray, parts: dict[int, tuple[str, ...]], seed: int, std: float = 0.02) -> None:
+    """Set the row of each token in `parts` to the sum of one random vector per part it
+    names ("subject tumpus", "not", "object happy"), each vector drawn once, so tokens
+    that share a part share its vector, scaled so that rows keep GPT-2's spread (std).
+    A row a few chains train then starts out readable: what the model learns to read
+    from "not" or "object happy" in common facts already holds for it."""
+    names = sorted({name for token_parts in parts.values() for name in token_parts})
+    rng = np.random.default_rng([seed, 1])      # not the stream the other weights came from
+    vectors = dict(zip(names, rng.standard_normal((len(names), wte.shape[1]))))
+    for token, token_parts in parts.items():
+        wte[token] = std / math.sqrt(len(token_parts)) * sum(vectors[name] for name in token_parts)
 
 
 def sinusoidal_positions(n_positions: int, n_embd: int, scale: float = 0.02) -> np.ndarray:

@@ -164,6 +164,8 @@ def test_values_and_data_sources_are_checked(tmp_path):
     assert "key 'init'" in msg and "tokenization: gpt2" in msg
     msg = error(tmp_path, "generate: {n: 3}\nposition_init: sinusoidal\n")
     assert "key 'position_init'" in msg and "use init: scratch" in msg
+    msg = error(tmp_path, "generate: {n: 3}\ntoken_init: compositional\n")
+    assert "key 'token_init'" in msg and "use init: scratch" in msg
     assert "key 'warmup_steps' must be >= 0" in error(tmp_path, small("warmup_steps: -1\n"))
 
 

@@ -8,8 +8,8 @@ from statistics import mean
 import pytest
 
 from coconut.data import Example, generate_prontoqa, generate_prosqa, load_examples
-from coconut.tokenizer.symbolic import (ProntoQAFactSteps, ProntoQAFactTokens, ProntoQASymbolic, ProsQAEdgeTokens,
-                                       ProsQASymbolic, parse_fact)
+from coconut.tokenizer.symbolic import (ProntoQAFactSentences, ProntoQAFactSteps, ProntoQAFactTokens, ProntoQASymbolic,
+                                       ProsQAEdgeTokens, ProsQASymbolic, parse_fact)
 from shared_data import DATA as DATA_ROOT
 
 DATA = DATA_ROOT
@@ -376,3 +376,75 @@ def test_prontoqa_fact_steps_saved_and_errors():
         ProntoQAFactSteps.build([[plain]])
     with pytest.raises(ValueError, match="query sentence 0 'Max is blue and red.' is not a fact sentence"):
         tok.question_ids(Example(**{**ex.__dict__, "question": "True or false: Max is blue and red."}))
+
+
+# ------------------------------------------------ ProntoQA: one fact token per sentence
+
+def test_prontoqa_fact_sentences_first_validation_example_by_hand():
+    train = load_examples(DATA / "prontoqa/prontoqa_train.json")
+    tok, ex = ProntoQAFactSentences.build([train, prontoqa_valid()]), prontoqa_valid()[0]
+    steps = ProntoQAFactSteps.build([train, prontoqa_valid()])
+    assert tok.words == steps.words and tok.concepts == steps.concepts
+    # every (subject, object) pair of the steps' vocabulary, once affirmed and once negated
+    assert sorted(tok.facts) == sorted((s, n, o) for s, _, o in steps.facts for n in (False, True))
+
+    def sentence(subj, negated, obj):
+        return [tok.fact_to_id[(subj, negated, obj)]]
+
+    q = tok.question_ids(ex)
+    assert len(q) == 25 + 4 + 1 + 1      # 25 facts, "True or false :", the query, newline
+    assert q[:3] == sentence("tumpus", False, "floral") + sentence("jompus", True, "melodic") + sentence(
+        "tumpus", False, "numpus")
+    assert q[25:] == [tok.word_to_id[w] for w in ("True", "or", "false", ":")] + sentence("Alex", False, "happy") + [
+        tok.newline_id]
+    assert tok.step_ids(ex, 0) == sentence("Alex", False, "tumpus") + sentence("tumpus", False, "gorpus") + [
+        tok.newline_id]
+    assert tok.step_ids(ex, 5) == sentence("Alex", False, "happy") + [tok.newline_id]
+    assert tok.decode(q[1:2] + tok.step_ids(ex, 1)) == ("Every jompus is not melodic. Alex is a gorpus. "
+                                                        "Every gorpus is a wumpus.\n")
+    for other in prontoqa_valid():          # every sentence reads back as the original fact
+        original = [parse_fact(x.strip()) for x in re.findall(r"[^.]+\.", other.question.replace("True or false:", ""))]
+        original += [parse_fact(x.strip()) for step in other.steps for x in re.findall(r"[^.]+\.", step)]
+        text = tok.decode(whole(tok, other)).split("###")[0].replace("True or false:", "")
+        assert [parse_fact(x.strip()) for x in re.findall(r"[^.\n]+\.", text)] == original
+        assert reference_answer(tok.decode(whole(tok, other))) == other.answer
+
+
+def test_prontoqa_fact_sentences_relabel_keeps_negations_and_saves():
+    examples = generate_prontoqa(40, seed=3)
+    tok = ProntoQAFactSentences.build([examples])
+    perm = list(range(tok.max_nodes))
+    random.Random(5).shuffle(perm)
+    rename = {c: tok.concepts[p] for c, p in zip(tok.concepts, perm)}
+    for ex in examples[:10]:
+        ids = whole(tok, ex)
+        renamed = tok.relabel_nodes(ids, perm)
+        facts = [tok.facts[t - tok.fact_base] for t in ids if t >= tok.fact_base]
+        assert [tok.facts[t - tok.fact_base] for t in renamed if t >= tok.fact_base] == [
+            (rename.get(s, s), n, rename.get(o, o)) for s, n, o in facts]
+        assert any(n for _, n, _ in facts)
+    again = ProntoQAFactSentences.from_dict(tok.to_dict())
+    assert tok.to_dict()["kind"] == "prontoqa_fact_sentences"
+    assert again.facts == tok.facts and whole(again, examples[0]) == whole(tok, examples[0])
+    with pytest.raises(ValueError, match="ProntoQAFactSentences.from_dict"):
+        ProntoQAFactSentences.from_dict(ProntoQAFactSteps.build([examples]).to_dict())
+    unseen = Example(**{**examples[0].__dict__, "steps": ["Zorp is not a wumpus."]})
+    with pytest.raises(ValueError, match=r"step 0: the fact \('Zorp', True, 'wumpus'\) is not in the vocabulary"):
+        tok.step_ids(unseen, 0)
+
+
+def test_token_parts_name_each_tokens_pieces():
+    """`token_parts` (for `token_init: compositional`): a fact token's subject, object
+    and, where the token holds it, its negation; an edge token's source and target."""
+    examples = generate_prontoqa(30, seed=1)
+    sentences, steps, facts = (cls.build([examples]) for cls in (ProntoQAFactSentences, ProntoQAFactSteps,
+                                                                 ProntoQAFactTokens))
+    for tok in (sentences, steps, facts):
+        parts = tok.token_parts()
+        assert sorted(parts) == list(range(tok.fact_base, tok.vocab_size))
+    s, n, o = next(f for f in sentences.facts if f[1])
+    assert sentences.token_parts()[sentences.fact_to_id[(s, n, o)]] == (f"subject {s}", f"object {o}", "not")
+    assert steps.token_parts()[steps.fact_to_id[(s, False, o)]] == (f"subject {s}", f"object {o}")
+    edges = ProsQAEdgeTokens(max_nodes=4)
+    assert len(edges.token_parts()) == 16 and edges.token_parts()[edges._edge_token(2, 3)] == ("source 2", "target 3")
+    assert not hasattr(ProsQASymbolic(), "token_parts") and not hasattr(ProntoQASymbolic, "token_parts")

@@ -181,6 +181,29 @@ def test_sinusoidal_position_init(tmp_path):
     assert abs(float(default.std()) - 0.02) < 0.002 and abs(float(default[:, 0::2].mean())) < 0.002
 
 
+def test_compositional_token_init(tmp_path):
+    """token_init compositional: each edge token's row is the sum of a source and a
+    target vector (so any two sources differ by the same vector whatever the target),
+    with GPT-2's spread; other rows and the seed's other weights are those of the
+    default init."""
+    kw = dict(tokenization="prosqa_edge_tokens", num_epochs=0)
+    trainer = Trainer(config(tmp_path, token_init="compositional", **kw))
+    tok, wte = trainer.tok, trainer.model.params["transformer.wte.weight"].astype(np.float64)
+    row = lambda a, b: wte[tok._edge_token(a, b)]
+    for a, b, c, d in [(0, 1, 2, 3), (5, 9, 31, 7), (4, 4, 0, 0)]:
+        np.testing.assert_allclose(row(a, b) - row(a, c) - row(d, b) + row(d, c), 0, atol=1e-7)
+    edges = wte[tok.edge_base:]
+    assert abs(edges.std() - 0.02) < 0.001
+    source_gap = row(1, 0) - row(0, 0)      # a part's vector is random, not zero or shared
+    assert abs(np.linalg.norm(source_gap) / np.sqrt(wte.shape[1]) - 0.02) < 0.005
+    plain = Trainer(config(tmp_path, "plain", **kw)).model.params
+    np.testing.assert_array_equal(wte[:tok.edge_base], plain["transformer.wte.weight"][:tok.edge_base])
+    np.testing.assert_array_equal(trainer.model.params["transformer.h.0.attn.c_attn.weight"],
+                                  plain["transformer.h.0.attn.c_attn.weight"])
+    with pytest.raises(ConfigError, match="token_init.*prosqa_edge_tokens, prontoqa_fact_tokens"):
+        config(tmp_path, tokenization="prosqa_symbolic", token_init="compositional")
+
+
 def test_edge_token_run_trains_and_resumes(tmp_path):
     """tokenization prosqa_edge_tokens: the model gets the pair vocabulary, the checkpoint
     records the kind, and a resume rebuilds the same tokenization."""
@@ -192,9 +215,11 @@ def test_edge_token_run_trains_and_resumes(tmp_path):
     assert [m["epoch"] for m in metrics(resumed.save_dir) if "epoch" in m] == [1, 2]
 
 
-@pytest.mark.parametrize("kind", ["prontoqa_fact_tokens", "prontoqa_fact_steps"])
-def test_fact_token_run_trains_and_resumes(tmp_path, kind):
-    kw = dict(generate={"dataset": "prontoqa", "n": 24, "val_n": 4, "seed": 0}, tokenization=kind, max_new_tokens=8)
+@pytest.mark.parametrize("kind, token_init", [("prontoqa_fact_tokens", "normal"), ("prontoqa_fact_steps", "normal"),
+                                              ("prontoqa_fact_sentences", "compositional")])
+def test_fact_token_run_trains_and_resumes(tmp_path, kind, token_init):
+    kw = dict(generate={"dataset": "prontoqa", "n": 24, "val_n": 4, "seed": 0}, tokenization=kind, max_new_tokens=8,
+              token_init=token_init)
     first = train(config(tmp_path, num_epochs=1, **kw))
     with open(os.path.join(first.save_dir, "checkpoint_1", "trainer_state.json")) as f:
         saved = json.load(f)["tokenization"]

@@ -24,6 +24,9 @@ ProntoQASymbolic: one token per word or punctuation mark, vocabulary built from 
 
 ProntoQAFactTokens: the same, except that each fact sentence of the QUESTION is a single
 token standing for (subject, negated, object), for the reason edge tokens exist.
+ProntoQAFactSteps writes every sentence, steps and query included, as a (subject,
+object) token and the word "is" or "not"; ProntoQAFactSentences as one (subject,
+negated, object) token.
 
 `decode` renders ids back to the official sentence forms ("Every X is a Y.", "### Tom is
 a A.", "### True"; ProntoQAFactTokens' question facts in one canonical wording), so the
@@ -184,6 +187,11 @@ class ProsQAEdgeTokens(ProsQASymbolic):
 
     def _question_edge_ids(self, edge: tuple[int, int], example, what: str) -> tuple[int, ...]:
         return (self._edge_token(*(self._node(n, example, what) for n in edge)),)
+
+    def token_parts(self) -> dict[int, tuple[str, ...]]:
+        """Each edge token's parts, its source and its target (`token_init: compositional`)."""
+        return {self._edge_token(a, b): (f"source {a}", f"target {b}")
+                for a in range(self.max_nodes) for b in range(self.max_nodes)}
 
 
 class _ProsQARenderer:
@@ -430,6 +438,15 @@ class ProntoQAFactTokens(ProntoQASymbolic):
                              f"got {data!r:.80}")
         return cls(data["words"], data["facts"])
 
+    # Whether a fact token holds its negation; ProntoQAFactSteps writes it as a word.
+    NEGATION_IN_FACT = True
+
+    def token_parts(self) -> dict[int, tuple[str, ...]]:
+        """Each fact token's parts (`token_init: compositional`): its subject, its object
+        and, where the token holds it, its negation ("is" or "not")."""
+        return {self.fact_to_id[(s, n, o)]: (f"subject {s}", f"object {o}")
+                + ((("not" if n else "is"),) if self.NEGATION_IN_FACT else ()) for s, n, o in self.facts}
+
     def _fact_at(self, ids: Sequence, k: int) -> tuple[str, bool, str] | None:
         """The fact of token ids[k]; None for any other id."""
         try:
@@ -512,6 +529,7 @@ class ProntoQAFactSteps(ProntoQAFactTokens):
     gives facts that have tokens."""
 
     KIND = "prontoqa_fact_steps"
+    NEGATION_IN_FACT = False
 
     def __init__(self, words: Sequence[str], facts: Sequence):
         super().__init__(words, facts)
@@ -530,20 +548,25 @@ class ProntoQAFactSteps(ProntoQAFactTokens):
                     subjects.add(fact[0])
                     objects.add(fact[2])
         concepts = {name for name in subjects | objects if name.endswith("pus")}
-        pairs = [(s, False, o) for s in sorted(subjects | concepts) for o in sorted(objects | concepts)]
-        tok = cls(_vocabulary_words(example_lists), pairs)
-        for word in ("is", "not"):
+        negations = (False, True) if cls.NEGATION_IN_FACT else (False,)
+        facts = [(s, n, o) for s in sorted(subjects | concepts) for n in negations for o in sorted(objects | concepts)]
+        tok = cls(_vocabulary_words(example_lists), facts)
+        for word in () if cls.NEGATION_IN_FACT else ("is", "not"):
             if word not in tok.word_to_id:
-                raise ValueError(f"ProntoQAFactSteps: no example has the word {word!r}, which every fact needs")
+                raise ValueError(f"{cls.__name__}: no example has the word {word!r}, which every fact needs")
         return tok
 
     def _sentence_ids(self, fact: tuple[str, bool, str]) -> list[int] | None:
+        if self.NEGATION_IN_FACT:
+            return super()._sentence_ids(fact)
         pair = self.fact_to_id.get((fact[0], False, fact[2]))
         return None if pair is None else [pair, self.word_to_id["not" if fact[1] else "is"]]
 
     def _fact_piece(self, ids: Sequence, k: int) -> tuple[str, int] | None:
         """A pair token and the "is" or "not" after it make one sentence; a pair
         without one shows its missing negation as "is/not"."""
+        if self.NEGATION_IN_FACT:
+            return super()._fact_piece(ids, k)
         fact = self._fact_at(ids, k)
         if fact is None:
             return None
@@ -563,8 +586,8 @@ class ProntoQAFactSteps(ProntoQAFactTokens):
         out = []
         for t in ids:
             if self.fact_base <= t < self.vocab_size:
-                subj, _, obj = self.facts[t - self.fact_base]
-                t = self.fact_to_id[(rename.get(subj, subj), False, rename.get(obj, obj))]
+                subj, negated, obj = self.facts[t - self.fact_base]
+                t = self.fact_to_id[(rename.get(subj, subj), negated, rename.get(obj, obj))]
             out.append(t)
         return out
 
@@ -575,6 +598,20 @@ class ProntoQAFactSteps(ProntoQAFactTokens):
 
     def _step_ids(self, step: str, example, i: int) -> list[int]:
         return self._fact_ids(_sentences(step), example, f"step {i}") + [self.newline_id]
+
+
+class ProntoQAFactSentences(ProntoQAFactSteps):
+    """ProntoQAFactSteps with the negation inside the fact token: every sentence of the
+    question, the query and the steps is ONE token, (subject, negated, object). Nothing
+    then has to be read from the token beside another, which the round-5 models never
+    learned to do (README). The price is one token per negated fact: a step's last
+    sentence ("Alex is not brown.") is a token that only the chains ending with it
+    train. `token_init: compositional` starts each such row as the sum of its subject,
+    negation and object rows, so that it shares them with every other fact. Its `facts`
+    are every (subject, negated, object) that the names seen allow."""
+
+    KIND = "prontoqa_fact_sentences"
+    NEGATION_IN_FACT = True
 
 
 def _canonical_sentence(subj: str, neg: bool | None, obj: str) -> str:
@@ -604,4 +641,5 @@ def _fact_sentences(question: str) -> tuple[list[str], str]:
 
 # The symbolic tokenizations by the name a run config gives them (`tokenization:`).
 PROSQA_TOKENIZATIONS = {cls.KIND: cls for cls in (ProsQASymbolic, ProsQAEdgeTokens)}
-PRONTOQA_TOKENIZATIONS = {cls.KIND: cls for cls in (ProntoQASymbolic, ProntoQAFactTokens, ProntoQAFactSteps)}
+PRONTOQA_TOKENIZATIONS = {cls.KIND: cls for cls in (ProntoQASymbolic, ProntoQAFactTokens, ProntoQAFactSteps,
+                                                     ProntoQAFactSentences)}
