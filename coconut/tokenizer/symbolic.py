@@ -407,6 +407,7 @@ class ProntoQAFactTokens(ProntoQASymbolic):
     wording of its facts ("Every tumpus is a numpus."), not the original one."""
 
     KIND = "prontoqa_fact_tokens"
+    NEGATION_IN_FACT = True     # whether a fact token holds its negation (ProntoQAFactSteps: a word)
 
     def __init__(self, words: Sequence[str], facts: Sequence):
         super().__init__(words)
@@ -437,9 +438,6 @@ class ProntoQAFactTokens(ProntoQASymbolic):
             raise ValueError(f"{cls.__name__}.from_dict: expected kind {cls.KIND!r} with word and fact lists, "
                              f"got {data!r:.80}")
         return cls(data["words"], data["facts"])
-
-    # Whether a fact token holds its negation; ProntoQAFactSteps writes it as a word.
-    NEGATION_IN_FACT = True
 
     def token_parts(self) -> dict[int, tuple[str, ...]]:
         """Each fact token's parts (`token_init: compositional`): its subject, its object
@@ -606,8 +604,8 @@ class ProntoQAFactSentences(ProntoQAFactSteps):
     then has to be read from the token beside another, which the round-5 models never
     learned to do (README). The price is one token per negated fact: a step's last
     sentence ("Alex is not brown.") is a token that only the chains ending with it
-    train. `token_init: compositional` starts each such row as the sum of its subject,
-    negation and object rows, so that it shares them with every other fact. Its `facts`
+    train. `token_init: compositional` starts each such row as the sum of a subject, a
+    negation and an object vector, so that it shares them with every other fact. Its `facts`
     are every (subject, negated, object) that the names seen allow."""
 
     KIND = "prontoqa_fact_sentences"
