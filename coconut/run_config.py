@@ -115,7 +115,7 @@ class RunConfig:
     log_every_steps: int = 0                 # also log every N optimizer steps (0: per epoch only)
     warmup_steps: int = 0                    # lr rises linearly over a fresh optimizer's first N steps (0: none)
     position_init: Literal["normal", "sinusoidal"] = "normal"   # from scratch: wpe as GPT-2, or sin/cos rows
-    token_init: Literal["normal", "compositional"] = "normal"   # from scratch: a pair/fact token's row = sum of its parts'
+    token_init: Literal["normal", "compositional"] = "normal"   # from scratch: pair/fact token rows = sum of parts
     shuffle_nodes: bool = False              # fresh random node names per example and epoch (ProsQA nodes, ProntoQA concepts)
 
     # where the config came from, for error messages; not a YAML key
@@ -396,15 +396,16 @@ def _check_values(cfg: RunConfig, where) -> None:
     if cfg.init == "pretrained" and cfg.token_init != "normal":
         raise ConfigError(f"{where('token_init')}: {cfg.token_init!r} sets the rows of a model trained from "
                           "scratch; a pretrained GPT-2 brings its own (use init: scratch)")
-    tokenization = SYMBOLIC_TOKENIZATIONS.get(cfg.tokenization)
-    if cfg.shuffle_nodes and not hasattr(tokenization, "relabel_nodes"):
-        can = [kind for kind, cls in SYMBOLIC_TOKENIZATIONS.items() if hasattr(cls, "relabel_nodes")]
-        raise ConfigError(f"{where('shuffle_nodes')}: renaming nodes needs a tokenization with node or concept "
-                          f"tokens ({', '.join(can)}), got {cfg.tokenization!r}")
-    if cfg.token_init == "compositional" and not hasattr(tokenization, "token_parts"):
-        can = [kind for kind, cls in SYMBOLIC_TOKENIZATIONS.items() if hasattr(cls, "token_parts")]
-        raise ConfigError(f"{where('token_init')}: compositional rows need a tokenization with pair or fact "
-                          f"tokens ({', '.join(can)}), got {cfg.tokenization!r}")
+    def needs_tokenization_with(method: str, key: str, what: str) -> None:
+        if not hasattr(SYMBOLIC_TOKENIZATIONS.get(cfg.tokenization), method):
+            can = [kind for kind, cls in SYMBOLIC_TOKENIZATIONS.items() if hasattr(cls, method)]
+            raise ConfigError(f"{where(key)}: {what} tokens ({', '.join(can)}), got {cfg.tokenization!r}")
+
+    if cfg.shuffle_nodes:
+        needs_tokenization_with("relabel_nodes", "shuffle_nodes",
+                                "renaming nodes needs a tokenization with node or concept")
+    if cfg.token_init == "compositional":
+        needs_tokenization_with("token_parts", "token_init", "compositional rows need a tokenization with pair or fact")
     if cfg.generate is not None and cfg.generate.fresh_each_epoch and cfg.tokenization.startswith("prontoqa"):
         # the ProntoQA vocabularies hold the words and facts of the first set only
         raise ConfigError(f"{where('generate')}: fresh_each_epoch needs a fixed vocabulary (gpt2, prosqa_symbolic "
