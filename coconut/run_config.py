@@ -116,6 +116,7 @@ class RunConfig:
     warmup_steps: int = 0                    # lr rises linearly over a fresh optimizer's first N steps (0: none)
     position_init: Literal["normal", "sinusoidal"] = "normal"   # from scratch: wpe as GPT-2, or sin/cos rows
     token_init: Literal["normal", "compositional"] = "normal"   # from scratch: pair/fact token rows = sum of parts
+    embedding_std: float = 0.02              # from scratch: spread of the token and position rows (GPT-2: 0.02)
     shuffle_nodes: bool = False              # fresh random node names per example and epoch (ProsQA nodes, ProntoQA concepts)
 
     # where the config came from, for error messages; not a YAML key
@@ -390,12 +391,13 @@ def _check_values(cfg: RunConfig, where) -> None:
     if cfg.init == "pretrained" and cfg.tokenization != "gpt2":
         raise ConfigError(f"{where('init')}: a pretrained GPT-2 needs tokenization: gpt2, "
                           f"got {cfg.tokenization!r} (use init: scratch)")
-    if cfg.init == "pretrained" and cfg.position_init != "normal":
-        raise ConfigError(f"{where('position_init')}: {cfg.position_init!r} sets the rows of a model trained from "
-                          "scratch; a pretrained GPT-2 brings its own (use init: scratch)")
-    if cfg.init == "pretrained" and cfg.token_init != "normal":
-        raise ConfigError(f"{where('token_init')}: {cfg.token_init!r} sets the rows of a model trained from "
-                          "scratch; a pretrained GPT-2 brings its own (use init: scratch)")
+    for key in ("position_init", "token_init", "embedding_std"):     # rows that a pretrained GPT-2 brings
+        value = getattr(cfg, key)
+        if cfg.init == "pretrained" and value != RunConfig.__dataclass_fields__[key].default:
+            raise ConfigError(f"{where(key)}: {value!r} sets the rows of a model trained from scratch; "
+                              "a pretrained GPT-2 brings its own (use init: scratch)")
+    if not cfg.embedding_std > 0:
+        raise ConfigError(f"{where('embedding_std')} must be > 0, got {cfg.embedding_std}")
     def needs_tokenization_with(method: str, key: str, what: str) -> None:
         if not hasattr(SYMBOLIC_TOKENIZATIONS.get(cfg.tokenization), method):
             can = [kind for kind, cls in SYMBOLIC_TOKENIZATIONS.items() if hasattr(cls, method)]

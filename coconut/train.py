@@ -491,11 +491,13 @@ def build_model(cfg: RunConfig, tok, checkpoint: str | None = None):
     source = checkpoint or pretrained_dir(cfg)
     if source is None:
         model = coconut.GPT2(model_shape(cfg, tok), seed=cfg.seed)
+        wte, wpe = model.params["transformer.wte.weight"], model.params["transformer.wpe.weight"]
+        wte *= cfg.embedding_std / 0.02          # drawn with GPT-2's 0.02; the same draws, rescaled
+        wpe *= cfg.embedding_std / 0.02
         if cfg.position_init == "sinusoidal":
-            wpe = model.params["transformer.wpe.weight"]
-            wpe[...] = sinusoidal_positions(*wpe.shape)
+            wpe[...] = sinusoidal_positions(*wpe.shape, scale=cfg.embedding_std)
         if cfg.token_init == "compositional":
-            compose_token_rows(model.params["transformer.wte.weight"], tok.token_parts(), cfg.seed)
+            compose_token_rows(wte, tok.token_parts(), cfg.seed, std=cfg.embedding_std)
     else:
         model = coconut.GPT2.from_pretrained(source, seed=cfg.seed)
         if "dropout" in cfg.explicit:

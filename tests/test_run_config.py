@@ -166,6 +166,9 @@ def test_values_and_data_sources_are_checked(tmp_path):
     assert "key 'position_init'" in msg and "use init: scratch" in msg
     msg = error(tmp_path, "generate: {n: 3}\ntoken_init: compositional\n")
     assert "key 'token_init'" in msg and "use init: scratch" in msg
+    msg = error(tmp_path, "generate: {n: 3}\nembedding_std: 0.1\n")
+    assert "key 'embedding_std'" in msg and "use init: scratch" in msg
+    assert "key 'embedding_std' must be > 0, got 0.0" in error(tmp_path, small("embedding_std: 0.0\n"))
     assert "key 'warmup_steps' must be >= 0" in error(tmp_path, small("warmup_steps: -1\n"))
 
 

@@ -181,6 +181,26 @@ def test_sinusoidal_position_init(tmp_path):
     assert abs(float(default.std()) - 0.02) < 0.002 and abs(float(default[:, 0::2].mean())) < 0.002
 
 
+def test_embedding_std(tmp_path):
+    """embedding_std scales the token and position rows from GPT-2's 0.02 (the same draws,
+    rescaled), the compositional and sin/cos rows with them; other weights are untouched."""
+    kw = dict(tokenization="prosqa_edge_tokens", num_epochs=0)
+    plain = Trainer(config(tmp_path, "plain", **kw)).model.params
+    wide = Trainer(config(tmp_path, "wide", embedding_std=0.1, **kw)).model.params
+    for name in ("transformer.wte.weight", "transformer.wpe.weight"):
+        np.testing.assert_allclose(wide[name], 5 * plain[name], rtol=1e-6)
+    for name in ("transformer.h.0.attn.c_attn.weight", "transformer.ln_f.weight"):
+        np.testing.assert_array_equal(wide[name], plain[name])
+    composed = Trainer(config(tmp_path, "composed", embedding_std=0.1, token_init="compositional",
+                              position_init="sinusoidal", **kw))
+    composed_plain = Trainer(config(tmp_path, "composed_plain", token_init="compositional",
+                                    position_init="sinusoidal", **kw))
+    for name in ("transformer.wte.weight", "transformer.wpe.weight"):
+        np.testing.assert_allclose(composed.model.params[name], 5 * composed_plain.model.params[name],
+                                   rtol=1e-5, atol=1e-9)
+    assert abs(float(composed.model.params["transformer.wte.weight"][composed.tok.edge_base:].std()) - 0.1) < 0.005
+
+
 def test_compositional_token_init(tmp_path):
     """token_init compositional: each edge token's row is the sum of a source and a
     target vector (so any two sources differ by the same vector whatever the target),
