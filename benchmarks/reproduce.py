@@ -39,7 +39,10 @@ ROWS = [f"{preset}:{m}" for preset, methods in PRESETS.items() for m in methods]
 # -fresh) 1 per epoch, the slowest whole-token pace, gone by epoch 18 of 65.
 ROW_OPTIONS = {"prosqa-cpu:icot": ["method_options.tokens_removed_per_epoch=2"],
                "prosqa-cpu-long:icot": ["method_options.tokens_removed_per_epoch=1"],
-               "prosqa-cpu-fresh:icot": ["method_options.tokens_removed_per_epoch=1"]}
+               "prosqa-cpu-fresh:icot": ["method_options.tokens_removed_per_epoch=1"],
+               # the preset's label for the next thought; these methods have no thoughts
+               "prontoqa-cpu:cot": ["predict_past_eot=false"],
+               "prontoqa-cpu:no_cot": ["predict_past_eot=false"]}
 STAGE_CURRICULUM = ("coconut", "no_thought", "pause_as_thought")
 
 # Hao et al. 2024, table 1: GPT-2 accuracy % (mean generated tokens), by task

@@ -117,6 +117,7 @@ class RunConfig:
     position_init: Literal["normal", "sinusoidal"] = "normal"   # from scratch: wpe as GPT-2, or sin/cos rows
     token_init: Literal["normal", "compositional"] = "normal"   # from scratch: pair/fact token rows = sum of parts
     embedding_std: float = 0.02              # from scratch: spread of the token and position rows (GPT-2: 0.02)
+    predict_past_eot: bool = False           # train the position before <eot> on the token after it (not the reference)
     shuffle_nodes: bool = False              # fresh random node names per example and epoch (ProsQA nodes, ProntoQA concepts)
 
     # where the config came from, for error messages; not a YAML key
@@ -388,6 +389,10 @@ def _check_values(cfg: RunConfig, where) -> None:
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise ConfigError(f"{where('method_options')}: '{key}' is not an option of method "
                                   f"{cfg.method or '(from the reference flags)'}{hint}; known: {known}")
+    if cfg.predict_past_eot and _method_class(cfg).thought_mode != "continuous":
+        raise ConfigError(f"{where('predict_past_eot')}: trains the position whose state becomes the next "
+                          f"continuous thought; method {cfg.method or '(from the reference flags)'} has no "
+                          "continuous thoughts (set predict_past_eot: false)")
     if cfg.init == "pretrained" and cfg.tokenization != "gpt2":
         raise ConfigError(f"{where('init')}: a pretrained GPT-2 needs tokenization: gpt2, "
                           f"got {cfg.tokenization!r} (use init: scratch)")
@@ -423,11 +428,15 @@ def _check_values(cfg: RunConfig, where) -> None:
         raise ConfigError(f"{where('val_path')}: no validation data: set val_path or generate")
 
 
+def _method_class(cfg: RunConfig) -> type:
+    """The class of the method this config trains."""
+    from coconut.curriculum import METHODS, method_from_reference_config
+    return METHODS[cfg.method] if cfg.method else type(method_from_reference_config(reference_flags(cfg)))
+
+
 def _method_fields(cfg: RunConfig) -> list[str]:
     """Dataclass fields of the method this config trains (its options)."""
-    from coconut.curriculum import METHODS, method_from_reference_config
-    cls = METHODS[cfg.method] if cfg.method else type(method_from_reference_config(reference_flags(cfg)))
-    return [f.name for f in dataclasses.fields(cls)]
+    return [f.name for f in dataclasses.fields(_method_class(cfg))]
 
 
 def reference_flags(cfg: RunConfig) -> dict:

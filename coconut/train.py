@@ -53,7 +53,7 @@ from coconut.collate import collate
 from coconut.config import GPT2Config
 from coconut.curriculum import METHODS, StageCurriculum, method_from_reference_config
 from coconut.curriculum.method import normalise_reset_rule
-from coconut.curriculum.sequence import TrainingSequence
+from coconut.curriculum.sequence import IGNORE, TrainingSequence
 from coconut.data import GENERATORS, load_examples
 from coconut.evaluate import EvalResult, evaluate
 from coconut.run_config import ConfigError, RunConfig, reference_flags
@@ -191,6 +191,8 @@ class Trainer:
         sequences = [method.sequence(tok, examples[i], epoch, rng) for i in order]
         if cfg.shuffle_nodes:
             sequences = [renamed_nodes(tok, seq, rng) for seq in sequences]
+        if cfg.predict_past_eot:
+            sequences = [with_label_past_eot(tok, seq) for seq in sequences]
         bs, acc = cfg.batch_size_training, cfg.gradient_accumulation_steps
         micro = [sequences[i:i + bs] for i in range(0, len(sequences), bs)]
         steps = [micro[i:i + acc] for i in range(0, len(micro), acc)]
@@ -370,6 +372,22 @@ def renamed_nodes(tok, seq: TrainingSequence, rng: random.Random) -> TrainingSeq
     rng.shuffle(perm)
     return TrainingSequence(tok.relabel_nodes(seq.input_ids, perm), tok.relabel_nodes(seq.labels, perm),
                             seq.n_thoughts)
+
+
+def with_label_past_eot(tok, seq: TrainingSequence) -> TrainingSequence:
+    """`seq` with the position before `<eot>` (the last thought, or `<bot>` with none)
+    also trained to predict the first trained token after `<eot>`. That position's final
+    state becomes the next thought one stage later, so it starts out standing for the
+    step it will replace (what we guess a pretrained GPT-2's state there does). Not in
+    the reference: a from-scratch model trains nothing there before its thoughts need it."""
+    if tok.eot_id not in seq.input_ids:
+        return seq
+    eot = seq.input_ids.index(tok.eot_id)
+    if eot + 1 == len(seq.labels) or seq.labels[eot + 1] == IGNORE:
+        return seq
+    labels = list(seq.labels)
+    labels[eot] = seq.input_ids[eot + 1]      # read by the position before <eot> (the loss shifts by one)
+    return TrainingSequence(seq.input_ids, labels, seq.n_thoughts)
 
 
 # ----------------------------------------------------------------------- building

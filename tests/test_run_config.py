@@ -202,12 +202,14 @@ def test_generated_training_data_with_an_official_validation_file(tmp_path, monk
 def test_presets_are_found_by_name(tmp_path, monkeypatch):
     monkeypatch.setenv("COCONUT_DATA", str(tmp_path))
     for name in ("prosqa-cpu", "prosqa-cpu-long", "prosqa-cpu-fresh", "prontoqa-cpu"):
-        cfg = load_config(name, ["method=cot"])
+        cfg = load_config(name, ["method=cot"] + (["predict_past_eot=false"] if name == "prontoqa-cpu" else []))
         assert cfg.source == os.path.join(os.path.abspath(CONFIGS), name + ".yaml")
         assert type(build_method(cfg)) is CoT and cfg.val_path.startswith(str(tmp_path))
     monkeypatch.chdir(tmp_path)
     write(tmp_path, small(), name="prosqa-cpu")   # a file of that name in the working directory wins
     assert load_config("prosqa-cpu").generate.n == 10
+    with pytest.raises(ConfigError, match="predict_past_eot.*no continuous thoughts"):
+        load_config("prontoqa-cpu", ["method=cot"])     # the preset's thought label needs thoughts
     with pytest.raises(ConfigError, match="no-such-preset: cannot read"):
         load_config("no-such-preset")
 

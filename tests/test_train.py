@@ -299,3 +299,33 @@ def test_fresh_each_epoch_trains_on_new_questions_and_resumes_exactly(tmp_path):
     assert not np.array_equal(straight.model.param_block, plain.model.param_block)
     with pytest.raises(ConfigError, match="fresh_each_epoch needs a fixed vocabulary"):
         config(tmp_path, tokenization="prontoqa_symbolic", generate={**fresh, "dataset": "prontoqa"})
+
+
+def test_predict_past_eot(tmp_path):
+    """predict_past_eot: the label at <eot> becomes the first trained token after it, so
+    the loss gains exactly one term, the cross-entropy of the position before <eot> (the
+    last thought's, whose state the next stage feeds back) on that token."""
+    from coconut.curriculum.sequence import IGNORE
+    from coconut.train import with_label_past_eot
+    trainer = Trainer(config(tmp_path, num_epochs=0, dropout=0.0))
+    tok, model, method = trainer.tok, trainer.model, trainer.method
+    seq = method.sequence(tok, trainer.train_set[0], 1, random.Random(0))       # stage 1: one thought
+    eot = seq.input_ids.index(tok.eot_id)
+    past = with_label_past_eot(tok, seq)
+    assert past.labels[eot] == seq.input_ids[eot + 1] != IGNORE and seq.labels[eot] == IGNORE
+    assert past.labels[:eot] + past.labels[eot + 1:] == seq.labels[:eot] + seq.labels[eot + 1:]
+    question_only = type(seq)(seq.input_ids[:eot + 1], [IGNORE] * (eot + 1), seq.n_thoughts)
+    assert with_label_past_eot(tok, question_only) is question_only               # nothing trained after <eot>
+
+    kw = dict(thoughts="continuous", latent_id=tok.latent_id, bot_id=tok.bot_id, eot_id=tok.eot_id)
+    ids = np.asarray([seq.input_ids])
+    loss, n = model.loss_and_count(ids, np.asarray([seq.labels]), backward=False, **kw)
+    loss_past, n_past = model.loss_and_count(ids, np.asarray([past.labels]), backward=False, **kw)
+    logits = model.forward(ids, **kw)[0, eot - 1].astype(np.float64)
+    term = np.log(np.exp(logits - logits.max()).sum()) + logits.max() - logits[seq.input_ids[eot + 1]]
+    assert n_past == n + 1
+    assert abs(loss_past * n_past - (loss * n + term)) < 1e-4 * n_past
+
+    train(config(tmp_path, "past", predict_past_eot=True, num_epochs=2))          # it trains
+    with pytest.raises(ConfigError, match="predict_past_eot.*no continuous thoughts"):
+        config(tmp_path, predict_past_eot=True, coconut=False, cot=True)
