@@ -5,6 +5,8 @@ import dataclasses
 import json
 import os
 
+INIT_STD = 0.02   # GPT-2's initializer_range: the spread of every freshly drawn weight
+
 
 @dataclasses.dataclass
 class GPT2Config:
@@ -42,7 +44,7 @@ class GPT2Config:
             "resid_pdrop": self.dropout,
             "embd_pdrop": self.dropout,
             "attn_pdrop": self.dropout,
-            "initializer_range": 0.02,
+            "initializer_range": INIT_STD,
             "scale_attn_weights": True,
             "scale_attn_by_inverse_layer_idx": False,
             "reorder_and_upcast_attn": False,

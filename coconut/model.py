@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from . import _C
-from .config import GPT2Config
+from .config import INIT_STD, GPT2Config
 
 THOUGHT_MODES = {"none": 0, "pause": 1, "continuous": 2}
 
@@ -77,14 +77,14 @@ class GPT2:
         """GPT-2's initialisation: normal(0, 0.02) weights, residual projections scaled
         by 1/sqrt(2 n_layer), zero biases, unit LayerNorm gains."""
         rng = np.random.default_rng(seed)
-        residual_std = 0.02 / np.sqrt(2 * max(self.config.n_layer, 1))
+        residual_std = INIT_STD / np.sqrt(2 * max(self.config.n_layer, 1))
         for name, view in self.params.items():
             if name.endswith("ln_1.weight") or name.endswith("ln_2.weight") or name.endswith("ln_f.weight"):
                 view[...] = 1.0
             elif name.endswith(".bias"):
                 view[...] = 0.0
             else:
-                std = residual_std if name.endswith("c_proj.weight") else 0.02
+                std = residual_std if name.endswith("c_proj.weight") else INIT_STD
                 view[...] = rng.normal(0.0, std, size=view.shape).astype(np.float32)
 
     # ------------------------------------------------------------------ modes

@@ -31,6 +31,7 @@ from typing import Literal, Optional, Union
 
 import yaml
 
+from coconut.config import INIT_STD
 from coconut.tokenizer.symbolic import PRONTOQA_TOKENIZATIONS, PROSQA_TOKENIZATIONS
 
 RESET_RULES = ("epoch", "stage", "never")
@@ -116,7 +117,7 @@ class RunConfig:
     warmup_steps: int = 0                    # lr rises linearly over a fresh optimizer's first N steps (0: none)
     position_init: Literal["normal", "sinusoidal"] = "normal"   # from scratch: wpe as GPT-2, or sin/cos rows
     token_init: Literal["normal", "compositional"] = "normal"   # from scratch: pair/fact token rows = sum of parts
-    embedding_std: float = 0.02              # from scratch: spread of the token and position rows (GPT-2: 0.02)
+    embedding_std: float = INIT_STD          # from scratch: spread of the token and position rows (GPT-2: 0.02)
     predict_past_eot: bool = False           # train the position before <eot> on the token after it (not the reference)
     shuffle_nodes: bool = False              # fresh random node names per example and epoch (ProsQA nodes, ProntoQA concepts)
 

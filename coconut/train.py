@@ -50,7 +50,7 @@ from tqdm import tqdm
 import coconut
 from coconut import distributed
 from coconut.collate import collate
-from coconut.config import GPT2Config
+from coconut.config import INIT_STD, GPT2Config
 from coconut.curriculum import METHODS, StageCurriculum, method_from_reference_config
 from coconut.curriculum.method import normalise_reset_rule
 from coconut.curriculum.sequence import IGNORE, TrainingSequence
@@ -510,8 +510,8 @@ def build_model(cfg: RunConfig, tok, checkpoint: str | None = None):
     if source is None:
         model = coconut.GPT2(model_shape(cfg, tok), seed=cfg.seed)
         wte, wpe = model.params["transformer.wte.weight"], model.params["transformer.wpe.weight"]
-        wte *= cfg.embedding_std / 0.02          # drawn with GPT-2's 0.02; the same draws, rescaled
-        wpe *= cfg.embedding_std / 0.02
+        wte *= cfg.embedding_std / INIT_STD      # the same draws as GPT-2's init, rescaled
+        wpe *= cfg.embedding_std / INIT_STD
         if cfg.position_init == "sinusoidal":
             wpe[...] = sinusoidal_positions(*wpe.shape, scale=cfg.embedding_std)
         if cfg.token_init == "compositional":
@@ -530,7 +530,7 @@ def build_model(cfg: RunConfig, tok, checkpoint: str | None = None):
     return model
 
 
-def compose_token_rows(wte: np.ndarray, parts: dict[int, tuple[str, ...]], seed: int, std: float = 0.02) -> None:
+def compose_token_rows(wte: np.ndarray, parts: dict[int, tuple[str, ...]], seed: int, std: float = INIT_STD) -> None:
     """Set the row of each token in `parts` to the sum of one random vector per part it
     names ("subject tumpus", "not", "object happy"), each vector drawn once, so tokens
     that share a part share its vector, scaled so that rows keep GPT-2's spread (std).
@@ -543,7 +543,7 @@ def compose_token_rows(wte: np.ndarray, parts: dict[int, tuple[str, ...]], seed:
         wte[token] = std / math.sqrt(len(token_parts)) * sum(vectors[name] for name in token_parts)
 
 
-def sinusoidal_positions(n_positions: int, n_embd: int, scale: float = 0.02) -> np.ndarray:
+def sinusoidal_positions(n_positions: int, n_embd: int, scale: float = INIT_STD) -> np.ndarray:
     """Row p: sin(p w_i), cos(p w_i) interleaved, w_i = 10000^(-2i/n_embd), times
     `scale` * sqrt(2) so that entries have GPT-2's init spread (0.02). The shift p -> p-1
     is the same rotation at every p, so a previous-token head (the first half of the
