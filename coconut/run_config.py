@@ -12,8 +12,14 @@ Paths: relative `train_path`, `val_path`, `save_path`, `model_id` and
 `load_model_path` are resolved against the WORKING DIRECTORY when the config is
 loaded, as the reference's run.py does (its configs say `data/prosqa_train.json`
 and are run from the repository root). The shipped configs therefore work from the
-directory holding your `data/` folder. `$VAR` and `${VAR}` in a path are expanded
-(the CPU presets read their data from ${COCONUT_DATA}); an unset one is an error.
+directory holding your `data/` folder. `$VAR` and `${VAR}` in a path are expanded;
+an unset one is an error.
+
+Official data: `train_path`/`val_path` may name a split shipped with the package as
+`official:DATASET/SPLIT` (`official:prosqa/valid`, `official:prontoqa/train`, ...; see
+coconut.data.official_names()). With the environment variable COCONUT_DATA set it is
+that folder's file in the official layout instead ($COCONUT_DATA/prosqa/prosqa_valid.json),
+so a copy of the data elsewhere can stand in for the packaged one.
 
 Every error is a `ConfigError` naming the file and the key (and the line, where the
 YAML gives one), raised before anything is built.
@@ -32,12 +38,15 @@ from typing import Literal, Optional, Union
 import yaml
 
 from coconut.config import INIT_STD
+from coconut.data.official_splits import official_layout_path, official_names, official_path
 from coconut.tokenizer.symbolic import PRONTOQA_TOKENIZATIONS, PROSQA_TOKENIZATIONS
 
 RESET_RULES = ("epoch", "stage", "never")
 GENERATED_DATASETS = ("prosqa", "prontoqa")
 SYMBOLIC_TOKENIZATIONS = {**PROSQA_TOKENIZATIONS, **PRONTOQA_TOKENIZATIONS}   # by their `tokenization:` name
 PATH_KEYS = ("train_path", "val_path", "save_path", "model_id", "load_model_path")
+DATA_KEYS = ("train_path", "val_path")      # the keys that may name official data
+OFFICIAL_PREFIX = "official:"
 GPT2_HUB_NAMES = ("gpt2", "openai-community/gpt2")
 
 
@@ -448,11 +457,14 @@ def reference_flags(cfg: RunConfig) -> dict:
 
 
 def _resolve_paths(cfg: RunConfig, where) -> None:
-    """Expand `~` and `$VAR` / `${VAR}` (the presets name the data folder as
-    ${COCONUT_DATA}), then make the path absolute."""
+    """Official data names become files; other paths have `~` and `$VAR` / `${VAR}`
+    expanded, then are made absolute."""
     for key in PATH_KEYS:
         value = getattr(cfg, key)
         if value is None:
+            continue
+        if key in DATA_KEYS and value.startswith(OFFICIAL_PREFIX):
+            setattr(cfg, key, _official_file(value, where(key)))
             continue
         if key == "model_id" and (cfg.init != "pretrained" or value in GPT2_HUB_NAMES and not os.path.isdir(value)):
             continue   # a hub name: checked (and explained) when the model is built
@@ -460,8 +472,22 @@ def _resolve_paths(cfg: RunConfig, where) -> None:
                  if (m.group(1) or m.group(2)) not in os.environ]
         if unset:
             raise ConfigError(f"{where(key)}: {value} names the environment variable {unset[0]}, "
-                              f"which is not set (e.g. {unset[0]}=../shared/data coconut train ...)")
+                              f"which is not set (e.g. {unset[0]}=/path/to/folder coconut train ...)")
         setattr(cfg, key, os.path.abspath(os.path.expanduser(os.path.expandvars(value))))
 
 
 _ENV_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def _official_file(value: str, where: str) -> str:
+    """`official:DATASET/SPLIT` -> $COCONUT_DATA's file in the official layout when that
+    variable is set, else the packaged file."""
+    dataset, _, split = value[len(OFFICIAL_PREFIX):].partition("/")
+    try:
+        layout_path = official_layout_path(dataset, split)
+    except ValueError:
+        names = ", ".join(OFFICIAL_PREFIX + name for name in official_names())
+        raise ConfigError(f"{where}: unknown official data {value!r}; shipped: {names}") from None
+    if os.environ.get("COCONUT_DATA"):
+        return os.path.abspath(os.path.join(os.path.expanduser(os.environ["COCONUT_DATA"]), layout_path))
+    return official_path(dataset, split)

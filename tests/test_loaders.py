@@ -1,4 +1,5 @@
 """Loaders: official JSON round trips, the reference's raw conversions, clear errors."""
+import gzip
 import json
 import re
 from pathlib import Path
@@ -10,22 +11,21 @@ from coconut.data import (
     load_examples,
     load_gsm8k_raw,
     load_prontoqa_raw,
+    official,
+    official_path,
     save_examples,
 )
-from shared_data import DATA as DATA_ROOT
 
-DATA = DATA_ROOT
-PROSQA_VALID = DATA / "prosqa/prosqa_valid.json"
-GSM_VALID_JSON = DATA / "gsm8k/gsm_valid.json"
-GSM_VALID_TXT = DATA / "gsm8k/valid.txt"
-PRONTOQA_VALID = DATA / "prontoqa/prontoqa_valid.json"
+FIXTURES = Path(__file__).parent / "fixtures"
+GSM_VALID_LINES = FIXTURES / "gsm8k_valid_lines.txt"   # lines 1, 2, 3, 9, 193 of iCoT's valid.txt
+GSM_VALID_LINE_NUMBERS = (1, 2, 3, 9, 193)
 
 
 def test_gsm8k_raw_conversion_equals_official_json():
-    converted = load_gsm8k_raw(GSM_VALID_TXT)
-    official = load_examples(GSM_VALID_JSON)
-    assert len(converted) == 500
-    assert converted == official
+    converted = load_gsm8k_raw(GSM_VALID_LINES)
+    official_valid = official("gsm8k", "valid")
+    assert converted == [official_valid[n - 1] for n in GSM_VALID_LINE_NUMBERS]
+    assert converted[4].answer == "5,000"
     first = converted[0]
     assert first.steps == ["<<4-2=2>>", "<<2/.5=4>>", "<<12/4=3>>", "<<100*3=300>>"]
     assert first.answer == "300"
@@ -42,22 +42,24 @@ def test_gsm8k_raw_keeps_reference_quirks(tmp_path):
     assert ex.answer == "1,001"
 
 
-@pytest.mark.parametrize("path", [PROSQA_VALID, GSM_VALID_JSON, PRONTOQA_VALID])
-def test_official_files_save_back_byte_for_byte(path, tmp_path):
+@pytest.mark.parametrize("dataset", ["prosqa", "gsm8k", "prontoqa"])
+def test_official_files_save_back_byte_for_byte(dataset, tmp_path):
+    path = official_path(dataset, "valid")
     examples = load_examples(path)
     out = tmp_path / "copy.json"
     save_examples(out, examples)
-    assert out.read_bytes() == path.read_bytes()
+    with gzip.open(path, "rb") as f:
+        assert out.read_bytes() == f.read()
     assert load_examples(out) == examples
 
 
 def test_prosqa_graph_fields_are_loaded():
-    ex = load_examples(PROSQA_VALID)[0]
+    ex = official("prosqa", "valid")[0]
     assert ex.idx_to_symbol[:4] == ["Davis", "Tom", "shumpus", "terpus"]
     assert ex.edges[:3] == [(0, 2), (1, 3), (2, 5)]
     assert (ex.root, ex.target, ex.neg_target) == (1, 16, 13)
     assert ex.answer == "Tom is a lempus."
-    assert ex.has_graph and not load_examples(GSM_VALID_JSON)[0].has_graph
+    assert ex.has_graph and not official("gsm8k", "valid")[0].has_graph
 
 
 def _sentences(text):
@@ -73,12 +75,12 @@ def _invert_prontoqa(example):
 
 
 def test_prontoqa_raw_conversion_reproduces_official(tmp_path):
-    official = load_examples(PRONTOQA_VALID)[:6]
-    raw = {f"example_{i + 1}": _invert_prontoqa(ex) for i, ex in enumerate(official)}
+    official_valid = official("prontoqa", "valid")[:6]
+    raw = {f"example_{i + 1}": _invert_prontoqa(ex) for i, ex in enumerate(official_valid)}
     assert len(raw["example_1"]["test_example"]["chain_of_thought"]) == 11
     path = tmp_path / "5hop_0shot_random.json"
     path.write_text(json.dumps(raw))
-    assert load_prontoqa_raw(path) == official
+    assert load_prontoqa_raw(path) == official_valid
 
 
 def test_prontoqa_raw_pairs_an_odd_chain(tmp_path):
@@ -122,7 +124,8 @@ def test_missing_and_mistyped_fields_name_example_and_field(tmp_path):
 
 
 def test_bad_graph_fields_are_rejected(tmp_path):
-    ex = json.loads(PROSQA_VALID.read_text())[0]
+    with gzip.open(official_path("prosqa", "valid"), "rt", encoding="utf-8") as f:
+        ex = json.load(f)[0]
     message = _error(tmp_path, json.dumps([dict(ex, target=99)]))
     assert "example 0" in message and "'target'" in message
     message = _error(tmp_path, json.dumps([dict(ex, edges=[[0, 2], [1]])]))
@@ -145,3 +148,23 @@ def test_raw_format_errors_name_the_place(tmp_path):
     bad = dict(record, chain_of_thought="a.")
     message = _error(tmp_path, json.dumps({"example_1": {"test_example": bad}}), load_prontoqa_raw)
     assert "example 0" in message and "'chain_of_thought'" in message
+
+
+def test_gzipped_json_is_read_and_its_errors_name_the_file(tmp_path):
+    records = [{"question": "q", "steps": ["s"], "answer": "a"}]
+    plain, packed = tmp_path / "d.json", tmp_path / "d.json.gz"
+    plain.write_text(json.dumps(records))
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    assert load_examples(packed) == load_examples(plain) == [Example("q", ["s"], "a")]
+
+    def message(content: bytes) -> str:
+        packed.write_bytes(content)
+        with pytest.raises(ValueError) as info:
+            load_examples(packed)
+        assert str(packed) in str(info.value)
+        return str(info.value)
+
+    assert "not a readable gzip file" in message(plain.read_bytes())          # plain JSON named .gz
+    assert "not a readable gzip file" in message(gzip.compress(plain.read_bytes())[:-12])   # cut short
+    assert "line 1, column 4" in message(gzip.compress(b"[1,"))
+    assert "example 0" in message(gzip.compress(b'[{"question": "q"}]'))

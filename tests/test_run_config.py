@@ -5,6 +5,7 @@ import os
 import pytest
 
 from coconut.curriculum import Coconut, CoT, ICoT, NoCoT, NoCurriculum, NoThought, PauseAsThought, PauseToken
+from coconut.data import official_path
 from coconut.run_config import ConfigError, RunConfig, load_config
 from coconut.train import build_method
 
@@ -197,6 +198,21 @@ def test_generated_training_data_with_an_official_validation_file(tmp_path, monk
     monkeypatch.delenv("DATA_DIR")
     msg = error(tmp_path, small("val_path: $DATA_DIR/v.json\n"))
     assert "key 'val_path'" in msg and "DATA_DIR, which is not set" in msg
+
+
+def test_official_data_names_the_packaged_file_or_the_copy_under_coconut_data(tmp_path, monkeypatch):
+    text = "train_path: official:prontoqa/train\nval_path: official:prosqa/valid\n"
+    monkeypatch.delenv("COCONUT_DATA", raising=False)
+    cfg = load_config(write(tmp_path, text))
+    assert (cfg.train_path, cfg.val_path) == (official_path("prontoqa", "train"), official_path("prosqa", "valid"))
+    monkeypatch.setenv("COCONUT_DATA", str(tmp_path / "data"))
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.train_path == str(tmp_path / "data" / "prontoqa" / "prontoqa_train.json")
+    assert cfg.val_path == str(tmp_path / "data" / "prosqa" / "prosqa_valid.json")
+    for name, shipped in (("prosqa/test", "prosqa/valid"), ("prosqa", "gsm8k/valid"), ("gsm/valid", "prontoqa/train")):
+        msg = error(tmp_path, small(f"val_path: official:{name}\n"))
+        assert msg.startswith(f"{tmp_path / 'run.yaml'}: line 4: key 'val_path': unknown official data "
+                              f"'official:{name}'") and f"official:{shipped}" in msg
 
 
 def test_presets_are_found_by_name(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from coconut.data.loaders import (
     save_examples,
 )
 from coconut.data.name_pools import prosqa_name_pools
+from coconut.data.official_splits import official, official_names, official_path
 from coconut.data.prontoqa_generator import generate_prontoqa
 from coconut.data.prosqa_generator import ProsQASettings, generate_prosqa
 from coconut.data.stats import compare_prosqa, print_prosqa_comparison, prosqa_stats
@@ -28,6 +29,9 @@ __all__ = [
     "load_examples",
     "load_gsm8k_raw",
     "load_prontoqa_raw",
+    "official",
+    "official_names",
+    "official_path",
     "print_prosqa_comparison",
     "prontoqa_from_raw",
     "prosqa_name_pools",

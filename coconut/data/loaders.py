@@ -5,8 +5,10 @@ Every error names the file and the place (example index or line number, field).
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import zlib
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -19,9 +21,13 @@ _GRAPH_INDEX_FIELDS = ("root", "target", "neg_target")
 
 
 def _read_json(path: Path) -> Any:
+    """A JSON file, gzipped when its name ends in .gz."""
+    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with open(path, encoding="utf-8") as f:
+        with opener(path, "rt", encoding="utf-8") as f:
             return json.load(f)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:   # EOFError: the stream is cut short
+        raise ValueError(f"{path}: not a readable gzip file ({e})") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     except UnicodeDecodeError as e:
@@ -116,7 +122,8 @@ def example_to_dict(example: Example) -> dict:
 
 
 def load_examples(path: str | os.PathLike) -> list[Example]:
-    """The official JSON format: a list of {question, steps, answer[, ProsQA graph fields]}."""
+    """The official JSON format: a list of {question, steps, answer[, ProsQA graph fields]};
+    gzipped when the name ends in .gz."""
     path = Path(path)
     data = _read_json(path)
     if not isinstance(data, list):
