@@ -8,7 +8,7 @@ Random weights rarely produce eos, so both sides generate a fixed `--max-new-tok
 (16 by default, about the paper's mean output length of Coconut on ProsQA); on the
 examples both sides decode, the tokens are compared (they must be equal).
 
-    python benchmarks/inference.py [--data ../shared/data] [--shapes small,gpt2]
+    python benchmarks/inference.py [--val-file PATH] [--shapes small,gpt2]
         [--n-ours 300] [--n-ref 10] [--n-ours-gpt2 32] [--n-ref-gpt2 3]
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from common import set_threads, write_record, SHAPES
 
 import coconut
 from coconut.curriculum.sequence import latent_prompt
-from coconut.data import load_examples
+from coconut.data import load_examples, official_path
 from coconut.tokenizer.text import TextTokenization
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -61,8 +61,8 @@ def time_reference(model, prompts, max_new, eos, latent_id):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data"),
-                    help="folder holding prosqa/prosqa_valid.json")
+    ap.add_argument("--val-file", default=official_path("prosqa", "valid"),
+                    help="ProsQA questions (default: the official validation split shipped with the package)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--shapes", default="small,gpt2")
     ap.add_argument("--thoughts", type=int, default=6)
@@ -74,10 +74,7 @@ def main():
     ap.add_argument("--n-ref-gpt2", type=int, default=3)
     args = ap.parse_args()
 
-    path = os.path.join(args.data, "prosqa", "prosqa_valid.json")
-    if not os.path.exists(path):
-        sys.exit(f"{path} not found: pass --data, the folder that holds prosqa/prosqa_valid.json")
-    examples = load_examples(path)
+    examples = load_examples(args.val_file)
     tok = TextTokenization()
     prompts = [latent_prompt(tok, ex, args.thoughts) for ex in examples]
     set_threads(args.threads)
@@ -107,7 +104,7 @@ def main():
     for r in rows:
         print(f"{r['shape']:6s} {r['mean_prompt_tokens']:7.0f} {r['ours_examples_per_s']:10.2f} "
               f"{r['ref_examples_per_s']:9.3f} {r['speedup']:8.1f}x {str(r['same_tokens']):>12s}")
-    print("record:", write_record("inference", dict(threads=args.threads, data=os.path.abspath(path),
+    print("record:", write_record("inference", dict(threads=args.threads, data=os.path.abspath(args.val_file),
                                                     torch_threads=args.threads, rows=rows)))
 
 

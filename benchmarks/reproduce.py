@@ -1,9 +1,9 @@
 """The paper's ProsQA and ProntoQA comparisons, trained from scratch on this machine.
 
-    COCONUT_DATA=../shared/data python benchmarks/reproduce.py run                # every row (hours)
-    COCONUT_DATA=../shared/data python benchmarks/reproduce.py run --rows prosqa-cpu:cot
-    COCONUT_DATA=../shared/data python benchmarks/reproduce.py run --resume --rows ...   # continue stopped rows
-    python benchmarks/reproduce.py report                                        # table and plots
+    python benchmarks/reproduce.py run                                # every row (hours)
+    python benchmarks/reproduce.py run --rows prosqa-cpu:cot
+    python benchmarks/reproduce.py run --resume --rows ...            # continue stopped rows
+    python benchmarks/reproduce.py report                             # table and plots
 
 `run` trains each row with `coconut train PRESET --set method=M ...`, `--jobs` rows at
 a time with the machine's threads shared between them, into `--out` (one folder per
@@ -149,10 +149,10 @@ def mean_thoughts(row: str, state: dict | None, epoch: int) -> float | None:
     """Thought slots per validation prompt after `epoch` (1-based) epochs, for runs whose
     metrics predate the trainer's own `mean_thoughts`: the paper's token counts include
     Coconut's continuous thoughts. `state`: the final checkpoint's trainer state (its
-    tokenization). None without it or the validation data (COCONUT_DATA)."""
+    tokenization). None without it."""
     from coconut.run_config import ConfigError, load_config
     from coconut.train import build_method, build_tokenization, load_data
-    if state is None:
+    if state is None or "tokenization" not in state:
         return None
     try:
         cfg = load_config(row.split(":")[0], row_overrides(row))

@@ -1,7 +1,5 @@
 """Tests of coconut.analysis on hand-made graphs and on the official ProsQA validation file."""
-import json
 import math
-import os
 import types
 
 import numpy as np
@@ -33,7 +31,7 @@ from coconut.analysis import (
     shared_first_tokens,
     shortest_paths,
 )
-from shared_data import DATA as DATA_ROOT
+from coconut.data import official
 
 # A small DAG.  Tom(0) is the root, lempus(4) the target, scrompus(5) the negative target.
 #   Tom -> wumpus, yumpus, gorpus      (depth 1)
@@ -67,15 +65,9 @@ def with_question(d):
     return ex
 
 
-OFFICIAL = str(DATA_ROOT / "prosqa/prosqa_valid.json")
-
-
 @pytest.fixture(scope="module")
-def official():
-    if not os.path.exists(OFFICIAL):
-        pytest.skip("official ProsQA validation file not available")
-    with open(OFFICIAL) as f:
-        return [make(r) for r in json.load(f)]
+def prosqa_valid():
+    return official("prosqa", "valid")
 
 
 # ---------------------------------------------------------------- graph helpers
@@ -282,8 +274,8 @@ def test_class_counts_and_fractions():
         class_counts([ex], texts, 0)
 
 
-def test_official_steps_are_correct_paths(official):
-    first = official[:20]
+def test_official_steps_are_correct_paths(prosqa_valid):
+    first = prosqa_valid[:20]
     for ex in first:
         full = "\n".join(ex.steps) + "\n### " + ex.answer
         assert classify(ex, full, 0) == "correct_path", ex.steps
@@ -301,12 +293,12 @@ def test_official_steps_are_correct_paths(official):
         assert sorted(e for _, _, e in question_edge_spans(ex) if e is not None) == sorted(edge_list(ex))
 
 
-def test_official_all_steps_shortest(official):
+def test_official_all_steps_shortest(prosqa_valid):
     # all 300 official validation step lists are shortest root->target paths
-    not_shortest = [i for i, ex in enumerate(official)
+    not_shortest = [i for i, ex in enumerate(prosqa_valid)
                     if classify(ex, "\n".join(ex.steps) + "\n### " + ex.answer) != "correct_path"]
     assert not_shortest == []
-    n_paths = [len(shortest_paths(ex)) for ex in official]
+    n_paths = [len(shortest_paths(ex)) for ex in prosqa_valid]
     assert min(n_paths) >= 1 and 1.3 < np.mean(n_paths) < 2.0
 
 

@@ -4,7 +4,6 @@ import pytest
 
 from coconut.collate import Batch, collate
 from coconut.curriculum import TrainingSequence
-from shared_data import DATA as DATA_ROOT
 
 PAD, LAT, BOT, EOT = 0, 9, 8, 7
 X = -100
@@ -102,12 +101,12 @@ def test_bad_input():
 
 def test_real_curriculum_batch_keeps_every_sequence_intact():
     from coconut.curriculum import Coconut
-    from coconut.data.loaders import load_examples
+    from coconut.data import official
     from coconut.tokenizer.bpe import GPT2Tokenizer
     from coconut.tokenizer.text import TextTokenization
 
     tok = TextTokenization(GPT2Tokenizer())
-    examples = load_examples(str(DATA_ROOT / "prosqa/prosqa_valid.json"))[:12]
+    examples = official("prosqa", "valid")[:12]
     m = Coconut(c_thought=1, epochs_per_stage=5, max_latent_stage=6)
     # stages 0 (no latents), 1, 2 and 7 in one batch
     seqs = [m.sequence(tok, ex, epoch) for ex, epoch in zip(examples, [0, 5, 10, 40] * 3)]

@@ -15,10 +15,9 @@ from coconut.curriculum import (
     PauseAsThought, PauseToken, StageCurriculum, TrainingSequence, latent_prompt,
     make_method, method_from_reference_config,
 )
-from coconut.data.loaders import load_examples
+from coconut.data import official
 from coconut.tokenizer.bpe import GPT2Tokenizer
 from coconut.tokenizer.text import TextTokenization
-from shared_data import DATA as DATA_ROOT
 
 BOT, EOT, LAT, PAUSE, EOS = 50257, 50258, 50259, 50260, 50256
 X = IGNORE
@@ -58,7 +57,7 @@ def tok_pause():
 
 @pytest.fixture(scope="module")
 def prosqa():
-    return load_examples(str(DATA_ROOT / "prosqa/prosqa_valid.json"))
+    return official("prosqa", "valid")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +67,7 @@ def pq(prosqa):
 
 @pytest.fixture(scope="module")
 def gsm():
-    return load_examples(str(DATA_ROOT / "gsm8k/gsm_valid.json"))[0]
+    return official("gsm8k", "valid")[0]
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,13 @@
 """ProntoQA generator: determinism, entailed chains of thought, the official format."""
 import re
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
-from coconut.data import Example, generate_prontoqa, load_examples
+from coconut.data import Example, generate_prontoqa, load_examples, official_path
 from coconut.data.name_pools import PROPERTY_FAMILIES
-from shared_data import DATA as DATA_ROOT
 
-PRONTOQA_TRAIN = DATA_ROOT / "prontoqa/prontoqa_train.json"
+PRONTOQA_TRAIN = official_path("prontoqa", "train")
 
 SUBSET = re.compile(r"(?:(?:Each|Every) (?P<c>[a-z]+) is (?P<art>an?) (?P<p>[a-z]+pus)|(?P<cs>[A-Z][a-z]+puses) are (?P<ps>[a-z]+puses))\.")
 PROPERTY = re.compile(r"(?:(?:Each|Every) (?P<c>[a-z]+pus) is|(?P<cs>[A-Z][a-z]+puses) are) (?P<neg>not )?(?P<adj>[a-z]+)\.")

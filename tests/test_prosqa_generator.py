@@ -1,7 +1,6 @@
 """ProsQA generator: determinism, validity of every example, statistics of the official file."""
 import re
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
@@ -10,14 +9,14 @@ from coconut.data import (
     compare_prosqa,
     generate_prosqa,
     load_examples,
+    official_path,
     print_prosqa_comparison,
     prosqa_stats,
 )
 from coconut.data.name_pools import CONCEPT_NAMES, PERSON_NAMES, prosqa_name_pools
 from coconut.data.prosqa_graph import children_lists, count_shortest_paths, distances_from, edge_sentence, shortest_paths
-from shared_data import DATA as DATA_ROOT
 
-PROSQA_VALID = DATA_ROOT / "prosqa/prosqa_valid.json"
+PROSQA_VALID = official_path("prosqa", "valid")
 
 
 @lru_cache(maxsize=None)

@@ -10,15 +10,12 @@ from coconut.curriculum import METHODS
 from coconut.run_config import load_config
 from coconut.train import Trainer, build_method
 
-from shared_data import DATA
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 import reproduce  # noqa: E402
 
 
 @pytest.mark.parametrize("row", reproduce.ROWS)
-def test_each_row_command_trains_its_method(row, monkeypatch, tmp_path):
-    monkeypatch.setenv("COCONUT_DATA", str(tmp_path))
+def test_each_row_command_trains_its_method(row):
     preset, method = row.split(":")
     cmd = reproduce.row_command(row)
     assert cmd[:3] == ["coconut", "train", preset] and cmd[3::2] == ["--set"] * len(reproduce.row_overrides(row))
@@ -73,9 +70,7 @@ def test_report_table_and_plots(tmp_path):
 def test_thoughts_are_counted_from_a_real_run(tmp_path, monkeypatch):
     """A one-epoch w/o-curriculum run at toy size: its prompts carry the final stage's 6
     thoughts; CoT's carry none."""
-    if not (DATA / "prosqa" / "prosqa_valid.json").exists():
-        pytest.skip(f"the official ProsQA validation split is not in {DATA}")
-    monkeypatch.setenv("COCONUT_DATA", str(DATA))
+    monkeypatch.delenv("COCONUT_DATA", raising=False)   # the packaged validation split
     for method in ("no_curriculum", "cot"):
         toy = ["generate.n=8", "num_epochs=1", "n_layer=1", "n_embd=16", "n_head=2", "max_new_tokens=4",
                f"save_path={tmp_path}"]

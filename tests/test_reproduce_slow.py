@@ -9,8 +9,6 @@ import pytest
 from coconut.run_config import load_config
 from coconut.train import Trainer
 
-from shared_data import DATA
-
 # Final-epoch accuracy on the official ProsQA validation split (300 questions) of
 # `coconut train prosqa-cpu`, seed 0, as recorded in benchmarks/results/reproduce.json.
 RECORDED_ACCURACY = 0.6633   # 199 of 300
@@ -22,9 +20,7 @@ TOLERANCE = 0.02
 
 @pytest.mark.slow
 def test_prosqa_cpu_coconut_reaches_its_recorded_accuracy(tmp_path, monkeypatch):
-    if not (DATA / "prosqa" / "prosqa_valid.json").exists():
-        pytest.skip(f"the official ProsQA validation split is not in {DATA}")
-    monkeypatch.setenv("COCONUT_DATA", str(DATA))
+    monkeypatch.delenv("COCONUT_DATA", raising=False)   # the packaged validation split
     cfg = load_config("prosqa-cpu", [f"save_path={tmp_path}", "threads=1"])
     result = Trainer(cfg, verbose=False).run()
     final = result.history[-1]

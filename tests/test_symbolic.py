@@ -2,32 +2,28 @@
 import random
 import re
 from functools import lru_cache
-from pathlib import Path
 from statistics import mean
 
 import pytest
 
-from coconut.data import Example, generate_prontoqa, generate_prosqa, load_examples
+from coconut.data import Example, generate_prontoqa, generate_prosqa, official
 from coconut.tokenizer.symbolic import (ProntoQAFactSentences, ProntoQAFactSteps, ProntoQAFactTokens, ProntoQASymbolic,
                                        ProsQAEdgeTokens, ProsQASymbolic, parse_fact)
-from shared_data import DATA as DATA_ROOT
-
-DATA = DATA_ROOT
 
 
 @lru_cache(maxsize=None)
 def prosqa():
-    return tuple(load_examples(DATA / "prosqa/prosqa_valid.json"))
+    return tuple(official("prosqa", "valid"))
 
 
 @lru_cache(maxsize=None)
 def prontoqa_valid():
-    return tuple(load_examples(DATA / "prontoqa/prontoqa_valid.json"))
+    return tuple(official("prontoqa", "valid"))
 
 
 @lru_cache(maxsize=None)
 def pronto_tok():
-    return ProntoQASymbolic.build([load_examples(DATA / "prontoqa/prontoqa_train.json"), prontoqa_valid()])
+    return ProntoQASymbolic.build([official("prontoqa", "train"), prontoqa_valid()])
 
 
 def reference_answer(text):
@@ -249,7 +245,7 @@ def test_parse_fact_reads_every_wording():
 
 
 def test_prontoqa_fact_tokens_first_validation_example_by_hand():
-    train = load_examples(DATA / "prontoqa/prontoqa_train.json")
+    train = official("prontoqa", "train")
     tok, ex = ProntoQAFactTokens.build([train, prontoqa_valid()]), prontoqa_valid()[0]
     words = ProntoQASymbolic.build([train, prontoqa_valid()])
     assert tok.words == words.words and tok.fact_base == words.vocab_size
@@ -294,7 +290,7 @@ def test_prontoqa_fact_tokens_saved_and_errors():
 # ------------------------------------------------------ ProntoQA fact tokens in the steps
 
 def test_prontoqa_fact_steps_first_validation_example_by_hand():
-    train = load_examples(DATA / "prontoqa/prontoqa_train.json")
+    train = official("prontoqa", "train")
     tok, ex = ProntoQAFactSteps.build([train, prontoqa_valid()]), prontoqa_valid()[0]
     words = ProntoQASymbolic.build([train, prontoqa_valid()])
     assert tok.words == words.words and tok.fact_base == words.vocab_size
@@ -381,7 +377,7 @@ def test_prontoqa_fact_steps_saved_and_errors():
 # ------------------------------------------------ ProntoQA: one fact token per sentence
 
 def test_prontoqa_fact_sentences_first_validation_example_by_hand():
-    train = load_examples(DATA / "prontoqa/prontoqa_train.json")
+    train = official("prontoqa", "train")
     tok, ex = ProntoQAFactSentences.build([train, prontoqa_valid()]), prontoqa_valid()[0]
     steps = ProntoQAFactSteps.build([train, prontoqa_valid()])
     assert tok.words == steps.words and tok.concepts == steps.concepts

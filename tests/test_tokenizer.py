@@ -3,17 +3,19 @@ import hashlib
 import json
 import random
 import shutil
-from pathlib import Path
 
 import pytest
 
 transformers = pytest.importorskip("transformers")
 
+from coconut.data import official  # noqa: E402
 from coconut.tokenizer.bpe import SHIPPED_DIR, GPT2Tokenizer  # noqa: E402
-from shared_data import DATA as DATA_ROOT
 
-DATA = DATA_ROOT
-SHARED_TOKENIZER = DATA / "gpt2-tokenizer"
+# sha256 of OpenAI's GPT-2 encoder files (encoder.json, vocab.bpe) under their Hugging Face names
+GPT2_SHA256 = {
+    "vocab.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+    "merges.txt": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+}
 LATENT_TOKENS = ["<|start-latent|>", "<|end-latent|>", "<|latent|>"]
 
 HANDCRAFTED = [
@@ -51,18 +53,17 @@ HANDCRAFTED = [
 ]
 
 
-def example_texts(path):
+def example_texts(examples):
     """The text pieces the curriculum encodes, in the reference's forms."""
     texts = []
-    for example in json.loads(path.read_text()):
-        texts.append(example["question"] + "\n")
-        texts += [step + "\n" for step in example["steps"]]
-        texts.append("### " + example["answer"])
+    for example in examples:
+        texts.append(example.question + "\n")
+        texts += [step + "\n" for step in example.steps]
+        texts.append("### " + example.answer)
     return texts
 
 
-CORPUS = (example_texts(DATA / "prosqa" / "prosqa_valid.json")
-          + example_texts(DATA / "gsm8k" / "gsm_valid.json"))
+CORPUS = example_texts(official("prosqa", "valid")) + example_texts(official("gsm8k", "valid"))
 
 
 def random_strings(count, seed):
@@ -86,7 +87,7 @@ def random_strings(count, seed):
 def hf_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("hf_gpt2")
     for name in ("vocab.json", "merges.txt"):
-        shutil.copy(SHARED_TOKENIZER / name, directory / name)
+        shutil.copy(SHIPPED_DIR / name, directory / name)
     return directory
 
 
@@ -99,8 +100,8 @@ def hf(hf_dir):
 
 @pytest.fixture(scope="module")
 def ours():
-    tokenizer = GPT2Tokenizer.from_files(SHARED_TOKENIZER / "vocab.json",
-                                         SHARED_TOKENIZER / "merges.txt")
+    tokenizer = GPT2Tokenizer.from_files(SHIPPED_DIR / "vocab.json",
+                                         SHIPPED_DIR / "merges.txt")
     tokenizer.add_tokens(LATENT_TOKENS)
     return tokenizer
 
@@ -109,11 +110,9 @@ def hf_encode(hf, texts):
     return hf(texts, add_special_tokens=False)["input_ids"]
 
 
-def test_shipped_files_are_the_shared_gpt2_files():
-    for name in ("vocab.json", "merges.txt"):
-        shipped = hashlib.sha256((SHIPPED_DIR / name).read_bytes()).hexdigest()
-        shared = hashlib.sha256((SHARED_TOKENIZER / name).read_bytes()).hexdigest()
-        assert shipped == shared, name
+def test_shipped_files_are_openai_gpt2_files():
+    for name, digest in GPT2_SHA256.items():
+        assert hashlib.sha256((SHIPPED_DIR / name).read_bytes()).hexdigest() == digest, name
     tokenizer = GPT2Tokenizer()
     assert len(tokenizer) == 50257
     assert tokenizer.eos_token_id == 50256
@@ -235,14 +234,14 @@ def test_from_pretrained_reads_a_transformers_directory(hf, tmp_path):
     classic = tmp_path / "classic"
     classic.mkdir()
     for name in ("vocab.json", "merges.txt"):
-        shutil.copy(SHARED_TOKENIZER / name, classic / name)
+        shutil.copy(SHIPPED_DIR / name, classic / name)
     (classic / "added_tokens.json").write_text(
         json.dumps({token: 50257 + i for i, token in enumerate(LATENT_TOKENS)}))
     from_added_json = GPT2Tokenizer.from_pretrained(classic)
     # Both layouts at once, as on the Hub: the added tokens are only in tokenizer.json.
     both = tmp_path / "v5"
     for name in ("vocab.json", "merges.txt"):
-        shutil.copy(SHARED_TOKENIZER / name, both / name)
+        shutil.copy(SHIPPED_DIR / name, both / name)
     from_both = GPT2Tokenizer.from_pretrained(both)
     texts = HANDCRAFTED + CORPUS[:100]
     expected = hf_encode(hf, texts)
@@ -254,18 +253,18 @@ def test_from_pretrained_reads_a_transformers_directory(hf, tmp_path):
 def write_tokenizer_files(directory, vocab_text=None, merges_text=None):
     directory.mkdir(exist_ok=True)
     (directory / "vocab.json").write_text(
-        vocab_text if vocab_text is not None else (SHARED_TOKENIZER / "vocab.json").read_text())
+        vocab_text if vocab_text is not None else (SHIPPED_DIR / "vocab.json").read_text())
     (directory / "merges.txt").write_text(
-        merges_text if merges_text is not None else (SHARED_TOKENIZER / "merges.txt").read_text())
+        merges_text if merges_text is not None else (SHIPPED_DIR / "merges.txt").read_text())
     return directory / "vocab.json", directory / "merges.txt"
 
 
 def test_bad_files_raise_with_file_and_place(tmp_path):
-    good_merges = (SHARED_TOKENIZER / "merges.txt").read_text().split("\n")
-    vocab = json.loads((SHARED_TOKENIZER / "vocab.json").read_text())
+    good_merges = (SHIPPED_DIR / "merges.txt").read_text().split("\n")
+    vocab = json.loads((SHIPPED_DIR / "vocab.json").read_text())
 
     with pytest.raises(FileNotFoundError, match="nowhere.json"):
-        GPT2Tokenizer.from_files(tmp_path / "nowhere.json", SHARED_TOKENIZER / "merges.txt")
+        GPT2Tokenizer.from_files(tmp_path / "nowhere.json", SHIPPED_DIR / "merges.txt")
 
     paths = write_tokenizer_files(tmp_path / "json", vocab_text='{"a": 0,')
     with pytest.raises(ValueError, match=r"vocab\.json: invalid JSON at line 1"):
