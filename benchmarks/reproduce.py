@@ -149,7 +149,7 @@ def mean_thoughts(row: str, state: dict | None, epoch: int) -> float | None:
     """Thought slots per validation prompt after `epoch` (1-based) epochs, for runs whose
     metrics predate the trainer's own `mean_thoughts`: the paper's token counts include
     Coconut's continuous thoughts. `state`: the final checkpoint's trainer state (its
-    tokenization). None without it."""
+    tokenization). None without the state or its tokenization."""
     from coconut.run_config import ConfigError, load_config
     from coconut.train import build_method, build_tokenization, load_data
     if state is None or "tokenization" not in state:

@@ -32,8 +32,7 @@ def official_names() -> list[str]:
 def official_layout_path(dataset: str, split: str) -> str:
     """The split's path relative to a folder in the official layout ("prosqa/prosqa_valid.json")."""
     if (dataset, split) not in OFFICIAL_FILES:
-        datasets = sorted({d for d, _ in OFFICIAL_FILES})
-        if dataset not in datasets:
+        if dataset not in {d for d, _ in OFFICIAL_FILES}:
             raise ValueError(f"no official dataset {dataset!r}; shipped: {', '.join(official_names())}")
         splits = [s for d, s in OFFICIAL_FILES if d == dataset]
         raise ValueError(f"no official {dataset} split {split!r}; shipped: {', '.join(splits)} "
