@@ -106,7 +106,7 @@ class RunConfig:
     n_positions: int = 1024
     dropout: float = 0.1
     tokenization: Literal["gpt2", "prosqa_symbolic", "prosqa_edge_tokens", "prontoqa_symbolic",
-                          "prontoqa_fact_tokens", "prontoqa_fact_steps", "prontoqa_fact_sentences"] = "gpt2"
+                          "prontoqa_fact_sentences"] = "gpt2"
     threads: Optional[int] = None            # C core threads (None: its default; under MPI cores / ranks)
     max_new_tokens: int = 128
     eval_batch_size: int = 64

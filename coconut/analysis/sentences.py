@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 from coconut.data.prosqa_graph import Edge
 from coconut.scoring import extract_answer, normalise_answer
+from coconut.tokenizer.markers import EOT_TEXT, SPECIAL_TEXTS
 
 __all__ = [
-    "SPECIAL_TOKENS",
     "ParsedOutput",
     "symbol_index",
     "lookup_symbol",
@@ -32,8 +32,6 @@ __all__ = [
     "question_edge_spans",
 ]
 
-# Marker strings a decoder may leave in the text; removed before parsing.
-SPECIAL_TOKENS = ("<|endoftext|>", "<|start-latent|>", "<|end-latent|>", "<|latent|>", "<pause>")
 
 _SENTENCE = re.compile(
     r"^\s*(?:(?P<every>every)\s+)?(?P<src>[^\s.]+)\s+is\s+an?\s+(?P<dst>[^\s.?]+)\s*\.?\s*$",
@@ -88,7 +86,7 @@ def sentence_edge(sentence: str, example, index: dict[str, int] | None = None) -
 
 
 def _clean(text: str) -> str:
-    for tok in SPECIAL_TOKENS:
+    for tok in SPECIAL_TEXTS:   # marker strings a decoder may leave in the text
         text = text.replace(tok, "\n")
     return text
 
@@ -157,7 +155,7 @@ def parse_output(text: str, example) -> ParsedOutput:
     text still contains ``<|end-latent|>``, only what follows its last occurrence is read.
     Other special-token strings are treated as line breaks.
     """
-    marker = "<|end-latent|>"
+    marker = EOT_TEXT
     if marker in text:
         text = text.rsplit(marker, 1)[1]
     text = _clean(text)
