@@ -59,6 +59,12 @@ class ProsQASymbolic(CachedPieces):
         """The (src, dst) an edge token stands for; None for every other id."""
         return None
 
+    def node_token(self, node: int) -> int:
+        """The token of node `node` (a label the frontier layout trains)."""
+        if not 0 <= node < self.max_nodes:
+            raise ValueError(f"{type(self).__name__}: node {node} is outside 0..{self.max_nodes - 1}")
+        return node
+
     def relabel_nodes(self, ids: Sequence[int], perm: Sequence[int]) -> list[int]:
         """`ids` with node i renamed perm[i] in every node and edge token: the same graph
         under other names (`shuffle_nodes`). Other ids, IGNORE labels included, pass."""
