@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-IGNORE = -100
+from coconut.curriculum.sequence import IGNORE
 
 
 @dataclass

@@ -37,11 +37,11 @@ from typing import Literal, Optional, Union
 
 import yaml
 
-from coconut.config import INIT_STD
+from coconut.config import INIT_STD, GPT2Config
+from coconut.curriculum.method import RESET_RULES
 from coconut.data.official_splits import official_layout_path, official_names, official_path
 from coconut.tokenizer.symbolic import PRONTOQA_TOKENIZATIONS, PROSQA_TOKENIZATIONS
 
-RESET_RULES = ("epoch", "stage", "never")
 GENERATED_DATASETS = ("prosqa", "prontoqa")
 SYMBOLIC_TOKENIZATIONS = {**PROSQA_TOKENIZATIONS, **PRONTOQA_TOKENIZATIONS}   # by their `tokenization:` name
 PATH_KEYS = ("train_path", "val_path", "save_path", "model_id", "load_model_path")
@@ -115,7 +115,7 @@ class RunConfig:
     n_positions: int = 1024
     dropout: float = 0.1
     tokenization: Literal["gpt2", "prosqa_symbolic", "prosqa_edge_tokens", "prontoqa_symbolic",
-                          "prontoqa_fact_tokens", "prontoqa_fact_steps", "prontoqa_fact_sentences"] = "gpt2"
+                          "prontoqa_fact_sentences"] = "gpt2"
     threads: Optional[int] = None            # C core threads (None: its default; under MPI cores / ranks)
     max_new_tokens: int = 128
     eval_batch_size: int = 64
@@ -141,11 +141,6 @@ class RunConfig:
     @property
     def save_dir(self) -> str:
         return os.path.join(self.save_path, self.name)
-
-    @property
-    def reset_rule(self) -> str:
-        r = self.reset_optimizer
-        return "epoch" if r is True else "never" if r is False else r
 
     def to_dict(self) -> dict:
         """The YAML keys and values (what a checkpoint records)."""
@@ -376,8 +371,10 @@ def _check_values(cfg: RunConfig, where) -> None:
     for key in ("train_size", "val_size", "threads"):
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise ConfigError(f"{where(key)} must be >= 1 (or null), got {getattr(cfg, key)}")
-    if cfg.n_embd % cfg.n_head:
-        raise ConfigError(f"{where('n_embd')}: n_embd = {cfg.n_embd} is not divisible by n_head = {cfg.n_head}")
+    try:   # the head split is the model shape's own rule (GPT2Config), reported against this file
+        GPT2Config(n_head=cfg.n_head, n_embd=cfg.n_embd)
+    except ValueError as e:
+        raise ConfigError(f"{where('n_embd')}: {e}") from None
     if not 0.0 <= cfg.dropout < 1.0:
         raise ConfigError(f"{where('dropout')} must lie in [0, 1), got {cfg.dropout}")
     if not 0.0 <= cfg.uniform_prob <= 1.0:

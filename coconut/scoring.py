@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-EOS_TEXT = "<|endoftext|>"
+from coconut.tokenizer.markers import EOS_TEXT
 
 
 def normalise_answer(answer: str) -> str:

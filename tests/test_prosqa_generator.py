@@ -14,7 +14,7 @@ from coconut.data import (
     prosqa_stats,
 )
 from coconut.data.name_pools import CONCEPT_NAMES, PERSON_NAMES, prosqa_name_pools
-from coconut.data.prosqa_graph import children_lists, count_shortest_paths, distances_from, edge_sentence, shortest_paths
+from coconut.data.prosqa_graph import children_lists, count_shortest_paths, distances_from, edge_sentence, shortest_paths_between
 
 PROSQA_VALID = official_path("prosqa", "valid")
 
@@ -65,7 +65,7 @@ def check_valid(ex):
     assert {m.group(2), m.group(3)} == {names[ex.target], names[ex.neg_target]}
     assert ex.answer == f"{names[ex.root]} is a {names[ex.target]}."
     # Steps: the sentences of one shortest root -> target path.
-    paths = shortest_paths(children, ex.root, ex.target)
+    paths = shortest_paths_between(children, ex.root, ex.target)
     assert len(paths) == count_shortest_paths(children, ex.root, ex.target)
     assert len(ex.steps) == dist[ex.target]
     assert any(ex.steps == [edge_sentence(names[a], names[b]) for a, b in zip(p, p[1:])] for p in paths)

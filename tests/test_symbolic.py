@@ -7,8 +7,8 @@ from statistics import mean
 import pytest
 
 from coconut.data import Example, generate_prontoqa, generate_prosqa, official
-from coconut.tokenizer.symbolic import (ProntoQAFactSentences, ProntoQAFactSteps, ProntoQAFactTokens, ProntoQASymbolic,
-                                       ProsQAEdgeTokens, ProsQASymbolic, parse_fact)
+from coconut.tokenizer import ProntoQAFactSentences, ProntoQASymbolic, ProsQAEdgeTokens, ProsQASymbolic
+from coconut.tokenizer.prontoqa import parse_fact
 
 
 @lru_cache(maxsize=None)
@@ -232,7 +232,7 @@ def test_prontoqa_unknown_word_and_garbage():
         assert isinstance(tok.decode(ids), str)
 
 
-# ------------------------------------------------------------- ProntoQA fact tokens
+# ------------------------------------------------ ProntoQA: one fact token per sentence
 
 def test_parse_fact_reads_every_wording():
     assert parse_fact("Tumpuses are not floral.") == ("tumpus", True, "floral")
@@ -244,145 +244,15 @@ def test_parse_fact_reads_every_wording():
     assert parse_fact("True or false: Alex is happy.") is None
 
 
-def test_prontoqa_fact_tokens_first_validation_example_by_hand():
-    train = official("prontoqa", "train")
-    tok, ex = ProntoQAFactTokens.build([train, prontoqa_valid()]), prontoqa_valid()[0]
-    words = ProntoQASymbolic.build([train, prontoqa_valid()])
-    assert tok.words == words.words and tok.fact_base == words.vocab_size
-    q = tok.question_ids(ex)
-    # 25 facts, then "True or false : Alex is happy ." and a newline as words
-    assert len(q) == 25 + 9
-    assert [tok.facts[t - tok.fact_base] for t in q[:3]] == [
-        ("tumpus", False, "floral"), ("jompus", True, "melodic"), ("tumpus", False, "numpus")]
-    assert [tok.words[t] for t in q[25:]] == ["True", "or", "false", ":", "Alex", "is", "happy", ".", "\n"]
-    # "Each gorpus is a grimpus." and "Gorpuses are grimpuses." would be the same token
-    assert tok.fact_to_id[parse_fact("Each gorpus is a grimpus.")] == tok.fact_to_id[parse_fact("Gorpuses are grimpuses.")]
-    assert [tok.step_ids(ex, i) for i in range(6)] == [words.step_ids(ex, i) for i in range(6)]
-    assert tok.answer_ids(ex) == words.answer_ids(ex)
-    assert tok.decode(q).startswith("Every tumpus is floral. Every jompus is not melodic. Every tumpus is a numpus.")
-    assert tok.decode(q).endswith("Alex is a jompus. True or false: Alex is happy.\n")
-    for other in prontoqa_valid()[:50]:      # the canonical question reads back as the same facts
-        facts = [parse_fact(s.strip()) for s in re.findall(r"[^.:]+\.", tok.decode(tok.question_ids(other)).split("True")[0])]
-        assert facts == [tok.facts[t - tok.fact_base] for t in tok.question_ids(other) if t >= tok.fact_base]
-        assert reference_answer(tok.decode(whole(tok, other))) == other.answer
-
-
-def test_prontoqa_fact_tokens_saved_and_errors():
-    examples = generate_prontoqa(30, seed=1)
-    tok = ProntoQAFactTokens.build([examples])
-    again = ProntoQAFactTokens.from_dict(tok.to_dict())
-    assert again.facts == tok.facts and whole(again, examples[0]) == whole(tok, examples[0])
-    with pytest.raises(ValueError, match="ProntoQAFactTokens.from_dict"):
-        ProntoQAFactTokens.from_dict(ProntoQASymbolic.build([examples]).to_dict())
-    with pytest.raises(ValueError, match="not in the vocabulary"):
-        tok.question_ids(prontoqa_valid()[0])
-    odd = Example(**{**examples[0].__dict__, "question": "Wumpuses sing. True or false: Max is blue."})
-    with pytest.raises(ValueError, match="'Wumpuses sing.' is not a fact sentence"):
-        tok.question_ids(odd)
-    with pytest.raises(ValueError, match="no 'True or false:' query"):
-        tok.question_ids(Example(**{**examples[0].__dict__, "question": "Max is blue."}))
-    rng = random.Random(1)
-    for _ in range(100):
-        ids = [rng.randrange(-2, tok.vocab_size + 3) for _ in range(rng.randrange(0, 20))]
-        assert isinstance(tok.decode(ids), str)
-
-
-# ------------------------------------------------------ ProntoQA fact tokens in the steps
-
-def test_prontoqa_fact_steps_first_validation_example_by_hand():
-    train = official("prontoqa", "train")
-    tok, ex = ProntoQAFactSteps.build([train, prontoqa_valid()]), prontoqa_valid()[0]
-    words = ProntoQASymbolic.build([train, prontoqa_valid()])
-    assert tok.words == words.words and tok.fact_base == words.vocab_size
-    assert all(not negated for _, negated, _ in tok.facts)   # the negation is a token of its own
-
-    def sentence(subj, negated, obj):
-        return [tok.fact_to_id[(subj, False, obj)], tok.word_to_id["not" if negated else "is"]]
-
-    q = tok.question_ids(ex)
-    # 25 facts of two tokens, "True or false :", the query's two tokens, newline
-    assert len(q) == 50 + 4 + 2 + 1
-    assert q[:6] == sentence("tumpus", False, "floral") + sentence("jompus", True, "melodic") + sentence(
-        "tumpus", False, "numpus")
-    assert [tok.words[t] for t in q[50:54]] == ["True", "or", "false", ":"]
-    assert q[54:] == sentence("Alex", False, "happy") + [tok.newline_id]
-    # "Alex is a tumpus. Tumpuses are gorpuses.": the rule is the very tokens the question holds
-    assert tok.step_ids(ex, 0) == sentence("Alex", False, "tumpus") + sentence("tumpus", False, "gorpus") + [
-        tok.newline_id]
-    assert sentence("tumpus", False, "gorpus") == q[12:14]
-    assert tok.step_ids(ex, 5) == sentence("Alex", False, "happy") + [tok.newline_id] == q[54:]
-    assert tok.answer_ids(ex) == words.answer_ids(ex)
-    assert tok.decode(tok.step_ids(ex, 1)) == "Alex is a gorpus. Every gorpus is a wumpus.\n"
-    assert tok.decode(q[2:4] + q[:1]) == "Every jompus is not melodic. Every tumpus is/not floral."
-    assert tok.decode(q).endswith("Alex is a jompus. True or false: Alex is happy.\n")
-    # every wording of a step's rule gives the same tokens
-    other_wording = Example(**{**ex.__dict__, "steps": ["Alex is a tumpus. Every tumpus is a gorpus.", *ex.steps[1:]]})
-    assert tok.step_ids(other_wording, 0) == tok.step_ids(ex, 0)
-    for other in prontoqa_valid():           # the canonical text reads back as the original facts
-        original = [parse_fact(x.strip()) for x in re.findall(r"[^.]+\.", other.question.split("True or false:")[0])]
-        for i, step in enumerate(other.steps):
-            original += [parse_fact(x.strip()) for x in re.findall(r"[^.]+\.", step)]
-        text = tok.decode(tok.question_ids(other)).replace("True or false:", "") + "".join(
-            tok.decode(tok.step_ids(other, i)) for i in range(len(other.steps)))
-        decoded = [parse_fact(x.strip()) for x in re.findall(r"[^.\n]+\.", text)]
-        query = decoded.pop(len(original) - sum(len(re.findall(r"[^.]+\.", s)) for s in other.steps))
-        assert decoded == original and query == parse_fact(other.question.split("True or false:")[1].strip())
-        assert reference_answer(tok.decode(whole(tok, other))) == other.answer
-
-
-def test_prontoqa_fact_steps_relabel_renames_concepts():
-    examples = generate_prontoqa(40, seed=3)
-    tok = ProntoQAFactSteps.build([examples])
-    assert tok.max_nodes == len(tok.concepts) and all(c.endswith("pus") for c in tok.concepts)
-    perm = list(range(tok.max_nodes))
-    random.Random(5).shuffle(perm)
-    rename = {c: tok.concepts[p] for c, p in zip(tok.concepts, perm)}
-    inverse = [perm.index(i) for i in range(tok.max_nodes)]
-    for ex in examples[:10]:
-        ids = whole(tok, ex)
-        renamed = tok.relabel_nodes(ids, perm)
-        facts = [parse_fact(x.strip()) for x in re.findall(r"[^.\n:]+\.", tok.decode(ids).split("###")[0])]
-        again = [parse_fact(x.strip()) for x in re.findall(r"[^.\n:]+\.", tok.decode(renamed).split("###")[0])]
-        assert again == [(rename.get(s, s), n, rename.get(o, o)) for s, n, o in facts] != facts
-        assert tok.relabel_nodes(renamed, inverse) == ids
-    assert tok.relabel_nodes([-100, tok.eos_id, tok.word_to_id["not"]], perm) == [-100, tok.eos_id,
-                                                                                   tok.word_to_id["not"]]
-    with pytest.raises(ValueError, match="permutation"):
-        tok.relabel_nodes([0], [0] * tok.max_nodes)
-
-
-def test_prontoqa_fact_steps_saved_and_errors():
-    examples = generate_prontoqa(30, seed=1)
-    tok = ProntoQAFactSteps.build([examples])
-    again = ProntoQAFactSteps.from_dict(tok.to_dict())
-    assert again.facts == tok.facts and whole(again, examples[0]) == whole(tok, examples[0])
-    assert tok.to_dict()["kind"] == "prontoqa_fact_steps"
-    with pytest.raises(ValueError, match="ProntoQAFactSteps.from_dict"):
-        ProntoQAFactSteps.from_dict(ProntoQAFactTokens.build([examples]).to_dict())
-    ex = examples[0]
-    odd = Example(**{**ex.__dict__, "steps": [ex.steps[0], "Wumpuses sing."]})
-    with pytest.raises(ValueError, match="step 1 sentence 0 'Wumpuses sing.' is not a fact sentence"):
-        tok.step_ids(odd, 1)
-    unseen = Example(**{**ex.__dict__, "steps": ["Zorp is not a wumpus."]})
-    with pytest.raises(ValueError, match=r"step 0: the fact \('Zorp', True, 'wumpus'\) is not in the vocabulary"):
-        tok.step_ids(unseen, 0)
-    plain = Example(**{**ex.__dict__, "question": "Max is blue. True or false: Max is blue.", "steps": ["Max is blue."],
-                       "answer": "True"})
-    with pytest.raises(ValueError, match="no example has the word 'not'"):
-        ProntoQAFactSteps.build([[plain]])
-    with pytest.raises(ValueError, match="query sentence 0 'Max is blue and red.' is not a fact sentence"):
-        tok.question_ids(Example(**{**ex.__dict__, "question": "True or false: Max is blue and red."}))
-
-
-# ------------------------------------------------ ProntoQA: one fact token per sentence
-
 def test_prontoqa_fact_sentences_first_validation_example_by_hand():
     train = official("prontoqa", "train")
     tok, ex = ProntoQAFactSentences.build([train, prontoqa_valid()]), prontoqa_valid()[0]
-    steps = ProntoQAFactSteps.build([train, prontoqa_valid()])
-    assert tok.words == steps.words and tok.concepts == steps.concepts
-    # every (subject, object) pair of the steps' vocabulary, once affirmed and once negated
-    assert sorted(tok.facts) == sorted((s, n, o) for s, _, o in steps.facts for n in (False, True))
+    words = ProntoQASymbolic.build([train, prontoqa_valid()])
+    assert tok.words == words.words and tok.fact_base == words.vocab_size
+    # every (subject, object) pair the names allow, once affirmed and once negated: 1,612 pairs
+    pairs = sorted({(s, o) for s, _, o in tok.facts})
+    assert len(pairs) == 1612 and sorted(tok.facts) == sorted((s, n, o) for s, o in pairs for n in (False, True))
+    assert len(tok.concepts) == tok.max_nodes == 17
 
     def sentence(subj, negated, obj):
         return [tok.fact_to_id[(subj, negated, obj)]]
@@ -398,6 +268,9 @@ def test_prontoqa_fact_sentences_first_validation_example_by_hand():
     assert tok.step_ids(ex, 5) == sentence("Alex", False, "happy") + [tok.newline_id]
     assert tok.decode(q[1:2] + tok.step_ids(ex, 1)) == ("Every jompus is not melodic. Alex is a gorpus. "
                                                         "Every gorpus is a wumpus.\n")
+    assert tok.answer_ids(ex) == words.answer_ids(ex)
+    # every wording of a rule is the same token
+    assert tok.fact_to_id[parse_fact("Each gorpus is a grimpus.")] == tok.fact_to_id[parse_fact("Gorpuses are grimpuses.")]
     for other in prontoqa_valid():          # every sentence reads back as the original fact
         original = [parse_fact(x.strip()) for x in re.findall(r"[^.]+\.", other.question.replace("True or false:", ""))]
         original += [parse_fact(x.strip()) for step in other.steps for x in re.findall(r"[^.]+\.", step)]
@@ -409,38 +282,57 @@ def test_prontoqa_fact_sentences_first_validation_example_by_hand():
 def test_prontoqa_fact_sentences_relabel_keeps_negations_and_saves():
     examples = generate_prontoqa(40, seed=3)
     tok = ProntoQAFactSentences.build([examples])
+    assert all(c.endswith("pus") for c in tok.concepts)
     perm = list(range(tok.max_nodes))
     random.Random(5).shuffle(perm)
     rename = {c: tok.concepts[p] for c, p in zip(tok.concepts, perm)}
+    inverse = [perm.index(i) for i in range(tok.max_nodes)]
     for ex in examples[:10]:
         ids = whole(tok, ex)
         renamed = tok.relabel_nodes(ids, perm)
         facts = [tok.facts[t - tok.fact_base] for t in ids if t >= tok.fact_base]
         assert [tok.facts[t - tok.fact_base] for t in renamed if t >= tok.fact_base] == [
-            (rename.get(s, s), n, rename.get(o, o)) for s, n, o in facts]
+            (rename.get(s, s), n, rename.get(o, o)) for s, n, o in facts] != facts
         assert any(n for _, n, _ in facts)
+        assert tok.relabel_nodes(renamed, inverse) == ids
+    assert tok.relabel_nodes([-100, tok.eos_id, tok.word_to_id["not"]], perm) == [-100, tok.eos_id,
+                                                                                   tok.word_to_id["not"]]
+    with pytest.raises(ValueError, match="permutation"):
+        tok.relabel_nodes([0], [0] * tok.max_nodes)
     again = ProntoQAFactSentences.from_dict(tok.to_dict())
     assert tok.to_dict()["kind"] == "prontoqa_fact_sentences"
     assert again.facts == tok.facts and whole(again, examples[0]) == whole(tok, examples[0])
     with pytest.raises(ValueError, match="ProntoQAFactSentences.from_dict"):
-        ProntoQAFactSentences.from_dict(ProntoQAFactSteps.build([examples]).to_dict())
-    unseen = Example(**{**examples[0].__dict__, "steps": ["Zorp is not a wumpus."]})
+        ProntoQAFactSentences.from_dict(ProntoQASymbolic.build([examples]).to_dict())
+
+
+def test_prontoqa_fact_sentences_errors_and_garbage():
+    examples = generate_prontoqa(30, seed=1)
+    tok, ex = ProntoQAFactSentences.build([examples]), examples[0]
+    unseen = Example(**{**ex.__dict__, "steps": ["Zorp is not a wumpus."]})
     with pytest.raises(ValueError, match=r"step 0: the fact \('Zorp', True, 'wumpus'\) is not in the vocabulary"):
         tok.step_ids(unseen, 0)
+    odd = Example(**{**ex.__dict__, "steps": [ex.steps[0], "Wumpuses sing."]})
+    with pytest.raises(ValueError, match="step 1 sentence 0 'Wumpuses sing.' is not a fact sentence"):
+        tok.step_ids(odd, 1)
+    with pytest.raises(ValueError, match="query sentence 0 'Max is blue and red.' is not a fact sentence"):
+        tok.question_ids(Example(**{**ex.__dict__, "question": "True or false: Max is blue and red."}))
+    with pytest.raises(ValueError, match="no 'True or false:' query"):
+        tok.question_ids(Example(**{**ex.__dict__, "question": "Max is blue."}))
+    rng = random.Random(1)
+    for _ in range(100):
+        ids = [rng.randrange(-2, tok.vocab_size + 3) for _ in range(rng.randrange(0, 20))]
+        assert isinstance(tok.decode(ids), str)
 
 
 def test_token_parts_name_each_tokens_pieces():
     """`token_parts` (for `token_init: compositional`): a fact token's subject, object
-    and, where the token holds it, its negation; an edge token's source and target."""
-    examples = generate_prontoqa(30, seed=1)
-    sentences, steps, facts = (cls.build([examples]) for cls in (ProntoQAFactSentences, ProntoQAFactSteps,
-                                                                 ProntoQAFactTokens))
-    for tok in (sentences, steps, facts):
-        parts = tok.token_parts()
-        assert sorted(parts) == list(range(tok.fact_base, tok.vocab_size))
+    and negation; an edge token's source and target."""
+    sentences = ProntoQAFactSentences.build([generate_prontoqa(30, seed=1)])
+    assert sorted(sentences.token_parts()) == list(range(sentences.fact_base, sentences.vocab_size))
     s, n, o = next(f for f in sentences.facts if f[1])
     assert sentences.token_parts()[sentences.fact_to_id[(s, n, o)]] == (f"subject {s}", f"object {o}", "not")
-    assert steps.token_parts()[steps.fact_to_id[(s, False, o)]] == (f"subject {s}", f"object {o}")
+    assert sentences.token_parts()[sentences.fact_to_id[(s, False, o)]] == (f"subject {s}", f"object {o}", "is")
     edges = ProsQAEdgeTokens(max_nodes=4)
     assert len(edges.token_parts()) == 16 and edges.token_parts()[edges._edge_token(2, 3)] == ("source 2", "target 3")
     assert not hasattr(ProsQASymbolic(), "token_parts") and not hasattr(ProntoQASymbolic, "token_parts")

@@ -220,7 +220,7 @@ def test_compositional_token_init(tmp_path):
     np.testing.assert_array_equal(wte[:tok.edge_base], plain["transformer.wte.weight"][:tok.edge_base])
     np.testing.assert_array_equal(trainer.model.params["transformer.h.0.attn.c_attn.weight"],
                                   plain["transformer.h.0.attn.c_attn.weight"])
-    with pytest.raises(ConfigError, match="token_init.*prosqa_edge_tokens, prontoqa_fact_tokens"):
+    with pytest.raises(ConfigError, match="token_init.*prosqa_edge_tokens, prontoqa_fact_sentences"):
         config(tmp_path, tokenization="prosqa_symbolic", token_init="compositional")
 
 
@@ -235,7 +235,7 @@ def test_edge_token_run_trains_and_resumes(tmp_path):
     assert [m["epoch"] for m in metrics(resumed.save_dir) if "epoch" in m] == [1, 2]
 
 
-@pytest.mark.parametrize("kind, token_init", [("prontoqa_fact_tokens", "normal"), ("prontoqa_fact_steps", "normal"),
+@pytest.mark.parametrize("kind, token_init", [("prontoqa_fact_sentences", "normal"),
                                               ("prontoqa_fact_sentences", "compositional")])
 def test_fact_token_run_trains_and_resumes(tmp_path, kind, token_init):
     kw = dict(generate={"dataset": "prontoqa", "n": 24, "val_n": 4, "seed": 0}, tokenization=kind, max_new_tokens=8,
@@ -251,7 +251,7 @@ def test_fact_token_run_trains_and_resumes(tmp_path, kind, token_init):
 
 @pytest.mark.parametrize("data", [
     dict(tokenization="prosqa_edge_tokens"),
-    dict(tokenization="prontoqa_fact_steps", generate={"dataset": "prontoqa", "n": 24, "val_n": 4, "seed": 0},
+    dict(tokenization="prontoqa_fact_sentences", generate={"dataset": "prontoqa", "n": 24, "val_n": 4, "seed": 0},
          max_new_tokens=8)])
 def test_shuffle_nodes_renames_each_epoch_and_resumes_exactly(tmp_path, data):
     """shuffle_nodes: the training sequences get fresh node names (ProntoQA: concept

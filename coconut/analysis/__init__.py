@@ -1,11 +1,13 @@
-"""ProsQA analyses of the paper (Hao et al. 2024, section 5), in pure Python/NumPy:
-graph helpers, sentence parsing, reasoning-path classes, the latent value probe and
-attention statistics of continuous thoughts."""
+"""ProsQA analyses of the paper (Hao et al. 2024, section 5), in pure Python/NumPy: the
+graph helpers (re-exported from coconut.data.prosqa_graph), sentence parsing,
+reasoning-path classes, the latent value probe and attention statistics of continuous
+thoughts."""
 from .attention_stats import attention_mass, attention_summary, span_masks
-from .graph import (
+from coconut.data.prosqa_graph import (
     adjacency,
     distances,
     edge_list,
+    edge_sentence,
     edge_set,
     frontier,
     frontier_edges,
@@ -37,9 +39,6 @@ from .probe import (
 )
 from .sentences import (
     ParsedOutput,
-    answer_is_correct,
-    edge_sentence,
-    extract_answer,
     lookup_symbol,
     parse_output,
     parse_sentence_names,
@@ -51,9 +50,9 @@ from .sentences import (
 
 __all__ = [
     "PATH_CLASSES", "Classification", "ParsedOutput",
-    "adjacency", "aggregate_value_summaries", "answer_is_correct", "attention_mass",
+    "adjacency", "aggregate_value_summaries", "attention_mass",
     "attention_summary", "class_counts", "class_fractions", "classify", "classify_detailed",
-    "distances", "edge_list", "edge_sentence", "edge_set", "extract_answer", "frontier",
+    "distances", "edge_list", "edge_sentence", "edge_set", "frontier",
     "frontier_edges", "frontier_value_summary", "is_reachable", "lookup_symbol",
     "node_token_map", "node_values", "num_nodes", "optimal_path_edges", "optimal_path_nodes",
     "parents", "parse_output", "parse_sentence_names", "path_edges_of", "question_edge_spans",

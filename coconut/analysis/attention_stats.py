@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .graph import Edge, frontier_edges, optimal_path_edges
+from coconut.data.prosqa_graph import Edge, frontier_edges, optimal_path_edges
 
 __all__ = ["span_masks", "attention_mass", "attention_summary"]
 

@@ -41,7 +41,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from .graph import distances, edge_set, shortest_distance
+from coconut.data.prosqa_graph import distances, edge_set, shortest_distance
 from .sentences import ParsedOutput, parse_output
 
 __all__ = [

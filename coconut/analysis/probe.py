@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .graph import distances, frontier, num_nodes, optimal_path_nodes
+from coconut.data.prosqa_graph import distances, frontier, num_nodes, optimal_path_nodes
 
 __all__ = [
     "softmax",

@@ -17,25 +17,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .graph import Edge
+from coconut.data.prosqa_graph import Edge
+from coconut.scoring import extract_answer, normalise_answer
+from coconut.tokenizer.markers import EOT_TEXT, SPECIAL_TEXTS
 
 __all__ = [
-    "SPECIAL_TOKENS",
     "ParsedOutput",
     "symbol_index",
     "lookup_symbol",
     "parse_sentence_names",
     "sentence_edge",
-    "edge_sentence",
     "split_sentences",
-    "extract_answer",
-    "answer_is_correct",
     "parse_output",
     "question_edge_spans",
 ]
 
-# Marker strings a decoder may leave in the text; removed before parsing.
-SPECIAL_TOKENS = ("<|endoftext|>", "<|start-latent|>", "<|end-latent|>", "<|latent|>", "<pause>")
 
 _SENTENCE = re.compile(
     r"^\s*(?:(?P<every>every)\s+)?(?P<src>[^\s.]+)\s+is\s+an?\s+(?P<dst>[^\s.?]+)\s*\.?\s*$",
@@ -89,18 +85,8 @@ def sentence_edge(sentence: str, example, index: dict[str, int] | None = None) -
     return (s, d)
 
 
-def edge_sentence(example, src: int, dst: int) -> str:
-    """The official sentence for edge ``src -> dst``: the entity form when the source
-    name is capitalised (a person), otherwise the concept form."""
-    names = example.idx_to_symbol
-    s, d = names[src], names[dst]
-    if s[:1].isupper():
-        return f"{s} is a {d}."
-    return f"Every {s} is a {d}."
-
-
 def _clean(text: str) -> str:
-    for tok in SPECIAL_TOKENS:
+    for tok in SPECIAL_TEXTS:   # marker strings a decoder may leave in the text
         text = text.replace(tok, "\n")
     return text
 
@@ -115,16 +101,6 @@ def split_sentences(text: str) -> list[str]:
             if piece:
                 out.append(piece)
     return out
-
-
-def extract_answer(text: str) -> str:
-    """The reference scoring rule: text after the LAST '#', commas removed, stripped
-    (the whole text when there is no '#')."""
-    return text.split("#")[-1].replace(",", "").strip()
-
-
-def answer_is_correct(answer_text: str, example) -> bool:
-    return answer_text == str(example.answer).replace(",", "").strip()
 
 
 @dataclass
@@ -179,7 +155,7 @@ def parse_output(text: str, example) -> ParsedOutput:
     text still contains ``<|end-latent|>``, only what follows its last occurrence is read.
     Other special-token strings are treated as line breaks.
     """
-    marker = "<|end-latent|>"
+    marker = EOT_TEXT
     if marker in text:
         text = text.rsplit(marker, 1)[1]
     text = _clean(text)
@@ -196,7 +172,7 @@ def parse_output(text: str, example) -> ParsedOutput:
         answer_text=answer,
         has_answer_marker=has_marker,
         answer_edge=answer_edge,
-        answer_correct=answer_is_correct(answer, example),
+        answer_correct=answer == normalise_answer(str(example.answer)),
     )
 
 

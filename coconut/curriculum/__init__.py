@@ -12,6 +12,7 @@ A new method is a subclass of `Method` (write `sequence`, maybe `prompt_ids`), o
 from coconut.curriculum.ablations import NoThought, PauseAsThought
 from coconut.curriculum.coconut import Coconut, NoCurriculum
 from coconut.curriculum.cot import CoT, NoCoT
+from coconut.curriculum.frontier import FrontierCoconut
 from coconut.curriculum.icot import ICoT
 from coconut.curriculum.method import Method
 from coconut.curriculum.pause import PauseToken
@@ -20,7 +21,7 @@ from coconut.curriculum.sequence import IGNORE, TrainingSequence, latent_prompt,
 from coconut.curriculum.stages import StageCurriculum
 
 __all__ = [
-    "METHODS", "IGNORE", "CoT", "Coconut", "ICoT", "Method", "NoCoT", "NoCurriculum",
+    "METHODS", "IGNORE", "CoT", "Coconut", "FrontierCoconut", "ICoT", "Method", "NoCoT", "NoCurriculum",
     "NoThought", "PauseAsThought", "PauseToken", "StageCurriculum", "TrainingSequence",
     "latent_prompt", "make_method", "method_from_reference_config", "thought_block",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from coconut.curriculum.ablations import NoThought, PauseAsThought
 from coconut.curriculum.coconut import Coconut, NoCurriculum
 from coconut.curriculum.cot import CoT, NoCoT
+from coconut.curriculum.frontier import FrontierCoconut
 from coconut.curriculum.icot import ICoT
 from coconut.curriculum.method import Method
 from coconut.curriculum.pause import PauseToken
@@ -14,6 +15,7 @@ METHODS: dict[str, type[Method]] = {
     "icot": ICoT,
     "pause_token": PauseToken,
     "coconut": Coconut,
+    "coconut_frontier": FrontierCoconut,
     "no_curriculum": NoCurriculum,
     "no_thought": NoThought,
     "pause_as_thought": PauseAsThought,

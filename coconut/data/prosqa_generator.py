@@ -27,7 +27,7 @@ from coconut.data.prosqa_graph import (
     distances_from,
     edge_sentence,
     question_ending,
-    shortest_paths,
+    shortest_paths_between,
 )
 
 ENTITY_LABEL = 1   # descendant of node 0
@@ -151,7 +151,7 @@ def _try_example(rng: random.Random, s: ProsQASettings, persons: Sequence[str], 
     rng.shuffle(sentences)
     options = [symbols[target], symbols[neg_target]]
     rng.shuffle(options)
-    path = rng.choice(shortest_paths(children, root, target))
+    path = rng.choice(shortest_paths_between(children, root, target))
     steps = [edge_sentence(symbols[a], symbols[b]) for a, b in zip(path, path[1:])]
     return Example(
         question=" ".join(sentences + [question_ending(symbols[root], *options)]),

@@ -9,7 +9,7 @@ from statistics import mean
 from typing import Sequence
 
 from coconut.data.example import Example
-from coconut.data.prosqa_graph import children_lists, count_shortest_paths, reachable
+from coconut.data.prosqa_graph import children_lists, count_shortest_paths, reachable_from
 
 STEP_BUCKETS = (3, 4, 5, 6)
 
@@ -42,7 +42,7 @@ def prosqa_stats(examples: Sequence[Example]) -> dict:
         # The other family's root is the other parentless node of the pair {0, 1}.
         other_root = 1 - ex.root if ex.root in (0, 1) else None
         if other_root is not None:
-            mixed.append(len(reachable(children, ex.root) & reachable(children, other_root)))
+            mixed.append(len(reachable_from(children, ex.root) & reachable_from(children, other_root)))
         parents.append(len(ex.edges) / max(1, len(has_parent)))
         root_is_one += ex.root == 1
         correct_first += _first_named_concept(ex) == ex.idx_to_symbol[ex.target]

@@ -20,8 +20,9 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import regex
 
+from .markers import EOS_TEXT
+
 SHIPPED_DIR = Path(__file__).resolve().parent / "gpt2"
-EOS_TOKEN = "<|endoftext|>"
 GPT2_CONTEXT_LENGTH = 1024
 
 # The pattern of OpenAI's encoder.py. Contractions are case-sensitive ("I'LL" -> "I", "'",
@@ -93,8 +94,8 @@ class GPT2Tokenizer:
         # Word -> ids; words repeat so much across a data set that this makes encoding
         # cost mostly the pre-tokenizer regex.
         self._encode_word = functools.lru_cache(maxsize=1 << 18)(self._encode_word_uncached)
-        if EOS_TOKEN in self._vocab:
-            self._register(AddedToken(EOS_TOKEN, self._vocab[EOS_TOKEN], special=True,
+        if EOS_TEXT in self._vocab:
+            self._register(AddedToken(EOS_TEXT, self._vocab[EOS_TEXT], special=True,
                                       normalized=False))
             self._rebuild_split_patterns()
 
@@ -175,7 +176,7 @@ class GPT2Tokenizer:
 
     @property
     def eos_token_id(self) -> int:
-        return self.token_to_id(EOS_TOKEN)
+        return self.token_to_id(EOS_TEXT)
 
     @property
     def added_tokens(self) -> list[AddedToken]:
@@ -319,8 +320,8 @@ class GPT2Tokenizer:
         beyond_vocab = {t.content: t.id for t in self.added_tokens if t.id >= len(self._vocab)}
         _write_json(directory / "added_tokens.json", beyond_vocab)
         special = {}
-        if EOS_TOKEN in self._vocab:
-            special = {"bos_token": EOS_TOKEN, "eos_token": EOS_TOKEN, "unk_token": EOS_TOKEN}
+        if EOS_TEXT in self._vocab:
+            special = {"bos_token": EOS_TEXT, "eos_token": EOS_TEXT, "unk_token": EOS_TEXT}
         _write_json(directory / "special_tokens_map.json", special)
         config = {
             "tokenizer_class": "GPT2Tokenizer",

@@ -36,3 +36,8 @@ class CachedPieces:
 
     def clear_cache(self) -> None:
         self._entries.clear()
+
+
+def where_in(example) -> str:
+    """How an error names the example it met: its question's start."""
+    return f"example (question {example.question[:60]!r}...)"

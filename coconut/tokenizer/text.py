@@ -20,12 +20,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .markers import BOT_TEXT, EOT_TEXT, LATENT_TEXT, PAUSE_TEXT
 from .pieces import CachedPieces
-
-BOT_TOKEN = "<|start-latent|>"
-EOT_TOKEN = "<|end-latent|>"
-LATENT_TOKEN = "<|latent|>"
-PAUSE_TOKEN = "<pause>"
 
 
 class TextTokenization(CachedPieces):
@@ -42,13 +38,13 @@ class TextTokenization(CachedPieces):
 
             tokenizer = GPT2Tokenizer()
         self.tokenizer = tokenizer
-        names = [BOT_TOKEN, EOT_TOKEN, LATENT_TOKEN] + ([PAUSE_TOKEN] if with_pause else [])
+        names = [BOT_TEXT, EOT_TEXT, LATENT_TEXT] + ([PAUSE_TEXT] if with_pause else [])
         tokenizer.add_tokens(names)
         self.eos_id = int(tokenizer.eos_token_id)
-        self.bot_id = int(tokenizer.token_to_id(BOT_TOKEN))
-        self.eot_id = int(tokenizer.token_to_id(EOT_TOKEN))
-        self.latent_id = int(tokenizer.token_to_id(LATENT_TOKEN))
-        self.pause_id = int(tokenizer.token_to_id(PAUSE_TOKEN)) if with_pause else None
+        self.bot_id = int(tokenizer.token_to_id(BOT_TEXT))
+        self.eot_id = int(tokenizer.token_to_id(EOT_TEXT))
+        self.latent_id = int(tokenizer.token_to_id(LATENT_TEXT))
+        self.pause_id = int(tokenizer.token_to_id(PAUSE_TEXT)) if with_pause else None
         added = [self.bot_id, self.eot_id, self.latent_id]
         if self.pause_id is not None:
             added.append(self.pause_id)
