@@ -14,6 +14,8 @@ loaded, as the reference's run.py does (its configs say `data/prosqa_train.json`
 and are run from the repository root). The shipped configs therefore work from the
 directory holding your `data/` folder. `$VAR` and `${VAR}` in a path are expanded
 (the CPU presets read their data from ${COCONUT_DATA}); an unset one is an error.
+A `model_id` that is no local path but a hub name (`openai-community/gpt2`) stays as
+written: the model is read from the local Hugging Face cache (coconut.hub_cache).
 
 Every error is a `ConfigError` naming the file and the key (and the line, where the
 YAML gives one), raised before anything is built.
@@ -31,6 +33,7 @@ from typing import Literal, Optional, Union
 
 import yaml
 
+from coconut import hub_cache
 from coconut.config import INIT_STD
 from coconut.tokenizer.symbolic import PRONTOQA_TOKENIZATIONS, PROSQA_TOKENIZATIONS
 
@@ -38,7 +41,6 @@ RESET_RULES = ("epoch", "stage", "never")
 GENERATED_DATASETS = ("prosqa", "prontoqa")
 SYMBOLIC_TOKENIZATIONS = {**PROSQA_TOKENIZATIONS, **PRONTOQA_TOKENIZATIONS}   # by their `tokenization:` name
 PATH_KEYS = ("train_path", "val_path", "save_path", "model_id", "load_model_path")
-GPT2_HUB_NAMES = ("gpt2", "openai-community/gpt2")
 
 
 class ConfigError(ValueError):
@@ -81,7 +83,7 @@ class RunConfig:
     pad_latent_to_max: bool = False
     save_only_improve: bool = False
     uniform_prob: float = 0.0
-    model_id: Optional[str] = "openai-community/gpt2"   # with init: pretrained, a local HF directory
+    model_id: Optional[str] = "openai-community/gpt2"   # with init: pretrained, a local HF directory or cached hub name
     load_model_path: Optional[str] = None    # a checkpoint directory whose weights start the run
     seed: int = 0
     resume: int = 0                          # start at this epoch (from checkpoint_N when it exists)
@@ -454,8 +456,9 @@ def _resolve_paths(cfg: RunConfig, where) -> None:
         value = getattr(cfg, key)
         if value is None:
             continue
-        if key == "model_id" and (cfg.init != "pretrained" or value in GPT2_HUB_NAMES and not os.path.isdir(value)):
-            continue   # a hub name: checked (and explained) when the model is built
+        hub_name = hub_cache.is_repo_id(value) and not os.path.exists(value)
+        if key == "model_id" and (cfg.init != "pretrained" or hub_name):
+            continue   # a hub name: looked up in the local hub cache when the model is built
         unset = [m.group(1) or m.group(2) for m in _ENV_VAR.finditer(value)
                  if (m.group(1) or m.group(2)) not in os.environ]
         if unset:

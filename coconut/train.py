@@ -48,7 +48,7 @@ import numpy as np
 from tqdm import tqdm
 
 import coconut
-from coconut import distributed
+from coconut import distributed, hub_cache
 from coconut.collate import collate
 from coconut.config import INIT_STD, GPT2Config
 from coconut.curriculum import METHODS, StageCurriculum, method_from_reference_config
@@ -491,18 +491,24 @@ def model_shape(cfg: RunConfig, tok, checkpoint: str | None = None) -> GPT2Confi
 
 
 def pretrained_dir(cfg: RunConfig) -> str | None:
-    """The Hugging Face directory the weights come from (None: from scratch)."""
+    """The Hugging Face directory the weights come from (None: from scratch): a local
+    directory, or a model_id's snapshot in the local hub cache."""
     if cfg.load_model_path:
         path, key = cfg.load_model_path, "load_model_path"
     elif cfg.init == "pretrained":
         path, key = cfg.model_id, "model_id"
     else:
         return None
-    if not path or not os.path.isfile(os.path.join(path, "config.json")):
-        raise ConfigError(f"{cfg.source}: {key}: {path!r} is not a local Hugging Face model directory "
-                          "(config.json + model.safetensors); download it first, e.g. `huggingface-cli "
-                          "download openai-community/gpt2 --local-dir gpt2`, and point the key at it")
-    return path
+    if path and os.path.isfile(os.path.join(path, "config.json")):
+        return path
+    hub_name = key == "model_id" and path and hub_cache.is_repo_id(path)
+    cached = hub_cache.snapshot_dir(path) if hub_name else None
+    if cached:
+        return cached
+    looked = f", nor in the Hugging Face cache ({' or '.join(hub_cache.repo_folders(path))})" if hub_name else ""
+    raise ConfigError(f"{cfg.source}: {key}: {path!r} is not a local Hugging Face model directory "
+                      f"(config.json + model.safetensors){looked}; download it first, e.g. `huggingface-cli "
+                      "download openai-community/gpt2`, or point the key at a local directory")
 
 
 def build_model(cfg: RunConfig, tok, checkpoint: str | None = None):
