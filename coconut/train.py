@@ -59,6 +59,7 @@ from coconut.data import GENERATORS, load_examples
 from coconut.evaluate import EvalResult, evaluate
 from coconut.progress import Progress
 from coconut.run_config import ConfigError, RunConfig, reference_flags
+from coconut.summary import summarize
 
 GPT2_COPY_FROM = 16791   # the GPT-2 token "<<": the reference initialises the new rows from it
 CHECKPOINT = re.compile(r"^checkpoint_(\d+)(?:_step(\d+))?$")
@@ -76,6 +77,9 @@ class TrainResult:
     best_epoch: int | None = None
     save_dir: str = ""
     interrupted: bool = False
+    seconds: float = 0.0          # wall time of run()
+    tokens_trained: int = 0       # padding-free tokens of the steps run() took
+    summary: object = None        # a coconut.summary.RunSummary when run(summary=True)
 
 
 def train(config: RunConfig, resume=None) -> TrainResult:
@@ -150,8 +154,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def run(self) -> TrainResult:
+    def run(self, summary: bool = False) -> TrainResult:
+        """Train (or with only_eval, evaluate). summary: also fill `result.summary`
+        (coconut.summary: final and best accuracy, time, tokens, the final model's
+        k-sweep) unless the run was interrupted."""
         cfg, result = self.cfg, TrainResult(self.model, save_dir=self.save_dir)
+        start = time.perf_counter()
         if cfg.only_eval:
             ev = self.accuracy(cfg.resume)
             result.history.append({"epoch": cfg.resume, "val_accuracy": ev.accuracy,
@@ -187,6 +195,9 @@ class Trainer:
                     break
         self.world.barrier()   # every rank returns once rank 0's files are written
         result.best_accuracy, result.best_epoch = self.best_accuracy, self.best_epoch
+        result.seconds, result.tokens_trained = time.perf_counter() - start, self.tokens_trained
+        if summary and not result.interrupted:
+            result.summary = summarize(self, result)
         return result
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
