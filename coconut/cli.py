@@ -132,6 +132,11 @@ def _eval(args) -> int:
         with open(path, encoding="utf-8") as f:
             state = json.load(f)
     method = build_method(cfg)
+    if args.adaptive and cfg.train_path is None and cfg.generate is None:
+        raise ConfigError(f"{cfg.source}: --adaptive fits the stop classifier on the training data: set train_path "
+                          "or generate")
+    if args.fit_examples < 1:
+        raise ConfigError(f"--fit-examples must be >= 1, got {args.fit_examples}")
     cfg.only_eval = not args.adaptive   # only the stop classifier needs the training data
     train, val, _ = load_data(cfg)
     tok = build_tokenization(cfg, method, val, state["tokenization"] if state else saved_tokenization(cfg.load_model_path))
@@ -171,7 +176,7 @@ def _adaptive(cfg, method, tok, model, train, val, comm) -> int:
                           f"method {method.name} has none")
     fixed = k_sweep(model, tok, val, ks=range(k_max + 1), max_new_tokens=cfg.max_new_tokens,
                     batch_size=cfg.eval_batch_size, comm=comm)
-    # small enough to repeat on every rank, so all ranks hold the same classifier
+    # not shared out under MPI: every rank fits and decodes the same, rank 0 prints
     clf = StopClassifier(seed=cfg.seed).fit(model, tok, train, k_max, method=method, batch_size=cfg.eval_batch_size)
     report = evaluate_adaptive(model, tok, val, clf, fixed_ks=[], k_max=k_max, max_new_tokens=cfg.max_new_tokens,
                                batch_size=cfg.eval_batch_size, max_latent_stage=method.max_latent_stage,
