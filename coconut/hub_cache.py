@@ -36,8 +36,8 @@ def is_repo_id(name: str) -> bool:
 
 
 def repo_folders(model_id: str) -> list[str]:
-    """The cache folders that may hold `model_id` (both names of GPT-2)."""
-    names = GPT2_HUB_NAMES if model_id in GPT2_HUB_NAMES else (model_id,)
+    """The cache folders that may hold `model_id`: its own, then GPT-2's other name."""
+    names = [model_id] + [name for name in GPT2_HUB_NAMES if model_id in GPT2_HUB_NAMES and name != model_id]
     return [os.path.join(cache_dir(), "models--" + name.replace("/", "--")) for name in names]
 
 

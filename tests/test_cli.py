@@ -84,9 +84,10 @@ def test_train_then_eval_and_k_sweep(tmp_path, capsys):
 
 def test_version_from_pyproject(capsys):
     from coconut.version import source_tree_version
-    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(repo, "pyproject.toml"), encoding="utf-8") as f:
         declared = next(line.split('"')[1] for line in f if line.startswith("version = "))
-    assert coconut.__version__ == source_tree_version(ROOT) == declared
+    assert coconut.__version__ == source_tree_version(repo) == declared
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out == f"coconut {declared}\n"

@@ -49,7 +49,8 @@ def pretrained_config(model_id: str):
 
 @pytest.mark.parametrize("model_id, folder", [("openai-community/gpt2", "models--openai-community--gpt2"),
                                               ("gpt2", "models--openai-community--gpt2"),
-                                              ("gpt2", "models--gpt2")])
+                                              ("gpt2", "models--gpt2"),
+                                              ("someone/gpt2-tuned", "models--someone--gpt2-tuned")])
 def test_gpt2_is_read_from_the_hub_cache(tmp_path, monkeypatch, model_id, folder):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.chdir(tmp_path)      # the bare name must not be taken for a directory
