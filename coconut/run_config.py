@@ -456,8 +456,8 @@ def _resolve_paths(cfg: RunConfig, where) -> None:
         value = getattr(cfg, key)
         if value is None:
             continue
-        hub_name = hub_cache.is_repo_id(value) and not os.path.exists(value)
-        if key == "model_id" and (cfg.init != "pretrained" or hub_name):
+        if key == "model_id" and (cfg.init != "pretrained"
+                                  or hub_cache.is_repo_id(value) and not os.path.exists(value)):
             continue   # a hub name: looked up in the local hub cache when the model is built
         unset = [m.group(1) or m.group(2) for m in _ENV_VAR.finditer(value)
                  if (m.group(1) or m.group(2)) not in os.environ]
