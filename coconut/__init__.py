@@ -22,6 +22,9 @@ from .config import GPT2Config  # noqa: E402
 from .model import GPT2  # noqa: E402
 from .optim import AdamW  # noqa: E402
 from . import tokenizer  # noqa: E402
+from .version import package_version as _package_version  # noqa: E402
+
+__version__ = _package_version()
 
 set_num_threads = _C.set_num_threads
 get_num_threads = _C.get_num_threads

@@ -1,7 +1,7 @@
 """`coconut train | eval | generate-data` (also `python -m coconut ...`).
 
-    coconut train CONFIG [--resume [N]] [--set key=value ...]     (CONFIG: a file, or prosqa-cpu, ...)
-    coconut eval CONFIG [--checkpoint DIR] [--k-sweep] [--records PATH] [--set key=value ...]
+    coconut train CONFIG [--resume [N]] [--no-summary] [--set key=value ...]   (CONFIG: a file, or prosqa-cpu, ...)
+    coconut eval CONFIG [--checkpoint DIR] [--k-sweep | --adaptive] [--records PATH] [--set key=value ...]
     coconut generate-data prosqa|prontoqa --n N --seed S --out PATH [--compare OFFICIAL]
 
 A configuration or data error prints one line, `coconut: error: ...`, and exits with
@@ -22,6 +22,7 @@ import json
 import os
 import sys
 
+import coconut
 from coconut.distributed import DistributedError, current
 
 EXIT_BAD_INPUT = 2
@@ -29,26 +30,39 @@ EXIT_BAD_INPUT = 2
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coconut", description="Coconut: reasoning in a continuous latent space")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"coconut {coconut.__version__}",
+                   help="print the version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
+    config_help = "a YAML file, or a shipped config by name: prosqa-cpu, prontoqa-cpu, default, ..."
+    set_help = "override a config key, e.g. --set lr=3e-4 or --set generate.n=100 (repeatable)"
 
     t = sub.add_parser("train", help="train a model from a YAML config")
-    t.add_argument("config", help="a YAML file, or a shipped config by name: prosqa-cpu, prontoqa-cpu, default, ...")
+    t.add_argument("config", help=config_help)
     t.add_argument("--resume", nargs="?", const="latest", default=None, metavar="N",
                    help="continue from checkpoint_N, or the latest checkpoint when N is left out")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    t.add_argument("--no-summary", dest="summary", action="store_false",
+                   help="skip the summary at the end (final and best accuracy, time, tokens, the final model's "
+                        "k-sweep)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
 
     e = sub.add_parser("eval", help="generation accuracy of a checkpoint on the validation data")
-    e.add_argument("config")
+    e.add_argument("config", help=config_help)
     e.add_argument("--checkpoint", help="a checkpoint directory (default: the run's best, else load_model_path)")
-    e.add_argument("--k-sweep", action="store_true", help="accuracy with k = 0..6 thoughts at inference")
+    modes = e.add_mutually_exclusive_group()
+    modes.add_argument("--k-sweep", action="store_true", help="accuracy with k = 0..6 thoughts at inference")
+    modes.add_argument("--adaptive", action="store_true",
+                       help="fit the stop classifier (coconut.stop_classifier) on the training data, then print "
+                            "its accuracy and mean thought count next to fixed k = 0..the method's most thoughts")
+    e.add_argument("--fit-examples", type=int, default=1000, metavar="N",
+                   help="with --adaptive: fit on the first N training examples (default: 1000)")
     e.add_argument("--records", metavar="PATH", help="write the per-example records (JSONL)")
-    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
 
     g = sub.add_parser("generate-data", help="write a generated ProsQA or ProntoQA data set (official JSON)")
-    g.add_argument("dataset", choices=["prosqa", "prontoqa"])
-    g.add_argument("--n", type=int, required=True)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--out", required=True)
+    g.add_argument("dataset", choices=["prosqa", "prontoqa"], help="which generator")
+    g.add_argument("--n", type=int, required=True, help="number of examples")
+    g.add_argument("--seed", type=int, default=0, help="the generator's seed (default: 0)")
+    g.add_argument("--out", required=True, help="the JSON file to write")
     g.add_argument("--compare", metavar="OFFICIAL", help="print ProsQA statistics next to an official file")
     return p
 
@@ -92,7 +106,9 @@ def _train(args) -> int:
             raise ConfigError(f"--resume: expected an epoch number, got {resume!r}")
         resume = int(resume)
     cfg = load_config(args.config, args.set)
-    result = Trainer(cfg, resume=resume).run()
+    result = Trainer(cfg, resume=resume).run(summary=args.summary)
+    if result.summary is not None and _is_root():
+        print(result.summary.table())
     if not cfg.only_eval and _is_root():
         print(f"best validation accuracy {result.best_accuracy:.4f} (epoch {result.best_epoch}); "
               f"checkpoints in {result.save_dir}")
@@ -116,11 +132,18 @@ def _eval(args) -> int:
         with open(path, encoding="utf-8") as f:
             state = json.load(f)
     method = build_method(cfg)
-    cfg.only_eval = True   # no training data is needed
-    _, val, _ = load_data(cfg)
+    if args.adaptive and cfg.train_path is None and cfg.generate is None:
+        raise ConfigError(f"{cfg.source}: --adaptive fits the stop classifier on the training data: set train_path "
+                          "or generate")
+    if args.fit_examples < 1:
+        raise ConfigError(f"--fit-examples must be >= 1, got {args.fit_examples}")
+    cfg.only_eval = not args.adaptive   # only the stop classifier needs the training data
+    train, val, _ = load_data(cfg)
     tok = build_tokenization(cfg, method, val, state["tokenization"] if state else saved_tokenization(cfg.load_model_path))
     model = build_model(cfg, tok, checkpoint)
     epoch = state["epoch"] - 1 if state and state["epoch"] > 0 else None
+    if args.adaptive:
+        return _adaptive(cfg, method, tok, model, train[:args.fit_examples], val, comm)
     if args.k_sweep:
         mode = method.thought_mode if method.thought_mode != "none" else "continuous"
         results = k_sweep(model, tok, val, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size,
@@ -138,6 +161,35 @@ def _eval(args) -> int:
           f"on average ({checkpoint or 'weights of the config'})")
     if args.records:
         result.write_jsonl(args.records)
+    return 0
+
+
+def _adaptive(cfg, method, tok, model, train, val, comm) -> int:
+    """The stop classifier fitted on `train` with the method's most thoughts, against
+    every fixed k on the validation data."""
+    from coconut.evaluate import k_sweep
+    from coconut.run_config import ConfigError
+    from coconut.stop_classifier import StopClassifier, evaluate_adaptive
+    k_max = getattr(method, "max_thoughts", 0)
+    if method.thought_mode != "continuous" or k_max < 1:
+        raise ConfigError(f"{cfg.source}: --adaptive: the stop classifier reads continuous thoughts; "
+                          f"method {method.name} has none")
+    fixed = k_sweep(model, tok, val, ks=range(k_max + 1), max_new_tokens=cfg.max_new_tokens,
+                    batch_size=cfg.eval_batch_size, comm=comm)
+    # not shared out under MPI: every rank fits and decodes the same, rank 0 prints
+    clf = StopClassifier(seed=cfg.seed).fit(model, tok, train, k_max, method=method, batch_size=cfg.eval_batch_size)
+    report = evaluate_adaptive(model, tok, val, clf, fixed_ks=[], k_max=k_max, max_new_tokens=cfg.max_new_tokens,
+                               batch_size=cfg.eval_batch_size, max_latent_stage=method.max_latent_stage,
+                               c_thought=method.c_thought)
+    if not comm.is_root:
+        return 0
+    print(f"{'k':>8}  {'accuracy':>8}  {'new tokens':>10}")
+    for k, r in fixed.items():
+        print(f"{k:>8}  {r.accuracy:>8.4f}  {r.mean_new_tokens:>10.2f}")
+    new_tokens = sum(r.n_tokens for r in report.records) / len(report.records)
+    print(f"{'adaptive':>8}  {report.accuracy:>8.4f}  {new_tokens:>10.2f}  mean thoughts {report.mean_k:.2f}")
+    print(f"stop classifier fitted on {len(train)} training examples; it chose the curriculum's number of "
+          f"thoughts for {report.label_accuracy:.1%} of the {len(val)} validation examples")
     return 0
 
 

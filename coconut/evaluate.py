@@ -61,11 +61,12 @@ def _prompts_and_mode(tok, method_or_k, examples, epoch):
 
 
 def evaluate(model, tok, method_or_k, examples: Sequence, max_new_tokens: int = 128, batch_size: int = 64,
-             *, epoch: int | None = None, thoughts: str | None = None, comm=None) -> EvalResult:
+             *, epoch: int | None = None, thoughts: str | None = None, comm=None, on_batch=None) -> EvalResult:
     """Accuracy of greedy generation on `examples`. `method_or_k`: a method (prompt at
     `epoch`'s stage; None: its final stage) or a number of continuous thoughts.
     `thoughts` overrides the thought mode (e.g. "pause" for pause-as-thought models).
-    `comm`: a coconut.distributed world to share the decoding over (every rank calls)."""
+    `comm`: a coconut.distributed world to share the decoding over (every rank calls).
+    `on_batch`: called after each batch this process decodes (see `GPT2.generate`)."""
     if len(examples) == 0:
         raise ValueError("evaluate: no examples")
     prompts, mode = _prompts_and_mode(tok, method_or_k, examples, epoch)
@@ -78,7 +79,7 @@ def evaluate(model, tok, method_or_k, examples: Sequence, max_new_tokens: int = 
     was_training = model.training
     model.eval()
     decode = dict(eos_id=tok.eos_id, thoughts=mode, latent_id=tok.latent_id, bot_id=tok.bot_id,
-                  eot_id=tok.eot_id, batch_size=batch_size)
+                  eot_id=tok.eot_id, batch_size=batch_size, on_batch=on_batch)
     try:
         if comm is None or comm.size == 1:
             new = model.generate(prompts, max_new_tokens, **decode)

@@ -186,11 +186,12 @@ class GPT2:
     __call__ = forward
 
     def generate(self, prompts, max_new_tokens: int = 128, *, eos_id: int, thoughts=None, latent_id=None,
-                 bot_id=None, eot_id=None, batch_size: int = 64) -> list[list[int]]:
+                 bot_id=None, eot_id=None, batch_size: int = 64, on_batch=None) -> list[list[int]]:
         """Greedy decoding of a list of prompts (lists of ids), batched with the key/value
         cache; a prompt ending in `<bot> <latent>*k <eot>` first runs the thought passes.
         Returns the new ids of each prompt. As in the reference, the first new token is
-        kept even if it is eos; a later eos ends that prompt and is not returned."""
+        kept even if it is eos; a later eos ends that prompt and is not returned.
+        on_batch(prompts done, prompts in all, new tokens of the batch) follows progress."""
         targs = self._thought_args(self._default_mode(thoughts, latent_id), latent_id, bot_id, eot_id)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -215,6 +216,8 @@ class GPT2:
             out, counts = self._core.generate(ids, mask, pos, int(max_new_tokens), int(eos_id), **targs)
             for r, i in enumerate(rows):
                 results[i] = out[r, :counts[r]].tolist()
+            if on_batch is not None:
+                on_batch(start + len(rows), len(prompts), int(np.sum(counts)))
         return results
 
     # ------------------------------------------------------------------ vocabulary

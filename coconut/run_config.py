@@ -13,7 +13,9 @@ Paths: relative `train_path`, `val_path`, `save_path`, `model_id` and
 loaded, as the reference's run.py does (its configs say `data/prosqa_train.json`
 and are run from the repository root). The shipped configs therefore work from the
 directory holding your `data/` folder. `$VAR` and `${VAR}` in a path are expanded;
-an unset one is an error.
+an unset one is an error. A `model_id` that is no local path but a hub name
+(`openai-community/gpt2`) stays as written: the model is read from the local Hugging
+Face cache (coconut.hub_cache).
 
 Official data: `train_path`/`val_path` may name a split shipped with the package as
 `official:DATASET/SPLIT` (`official:prosqa/valid`, `official:prontoqa/train`, ...; see
@@ -37,6 +39,7 @@ from typing import Literal, Optional, Union
 
 import yaml
 
+from coconut import hub_cache
 from coconut.config import INIT_STD, GPT2Config
 from coconut.curriculum.method import RESET_RULES
 from coconut.data.official_splits import official_layout_path, official_names, official_path
@@ -47,7 +50,6 @@ SYMBOLIC_TOKENIZATIONS = {**PROSQA_TOKENIZATIONS, **PRONTOQA_TOKENIZATIONS}   # 
 PATH_KEYS = ("train_path", "val_path", "save_path", "model_id", "load_model_path")
 DATA_KEYS = ("train_path", "val_path")      # the keys that may name official data
 OFFICIAL_PREFIX = "official:"
-GPT2_HUB_NAMES = ("gpt2", "openai-community/gpt2")
 
 
 class ConfigError(ValueError):
@@ -90,7 +92,7 @@ class RunConfig:
     pad_latent_to_max: bool = False
     save_only_improve: bool = False
     uniform_prob: float = 0.0
-    model_id: Optional[str] = "openai-community/gpt2"   # with init: pretrained, a local HF directory
+    model_id: Optional[str] = "openai-community/gpt2"   # with init: pretrained, a local HF directory or cached hub name
     load_model_path: Optional[str] = None    # a checkpoint directory whose weights start the run
     seed: int = 0
     resume: int = 0                          # start at this epoch (from checkpoint_N when it exists)
@@ -463,8 +465,9 @@ def _resolve_paths(cfg: RunConfig, where) -> None:
         if key in DATA_KEYS and value.startswith(OFFICIAL_PREFIX):
             setattr(cfg, key, _official_file(value, where(key)))
             continue
-        if key == "model_id" and (cfg.init != "pretrained" or value in GPT2_HUB_NAMES and not os.path.isdir(value)):
-            continue   # a hub name: checked (and explained) when the model is built
+        if key == "model_id" and (cfg.init != "pretrained"
+                                  or hub_cache.is_repo_id(value) and not os.path.exists(value)):
+            continue   # a hub name: looked up in the local hub cache when the model is built
         unset = [m.group(1) or m.group(2) for m in _ENV_VAR.finditer(value)
                  if (m.group(1) or m.group(2)) not in os.environ]
         if unset:

@@ -38,6 +38,7 @@ import random
 import re
 import shutil
 import signal
+import sys
 import threading
 import time
 import zlib
@@ -48,7 +49,7 @@ import numpy as np
 from tqdm import tqdm
 
 import coconut
-from coconut import distributed
+from coconut import distributed, hub_cache
 from coconut.collate import collate
 from coconut.config import INIT_STD, GPT2Config
 from coconut.curriculum import METHODS, StageCurriculum, method_from_reference_config
@@ -56,7 +57,9 @@ from coconut.curriculum.method import normalise_reset_rule
 from coconut.curriculum.sequence import IGNORE, TrainingSequence
 from coconut.data import GENERATORS, load_examples
 from coconut.evaluate import EvalResult, evaluate
+from coconut.progress import Progress
 from coconut.run_config import ConfigError, RunConfig, reference_flags
+from coconut.summary import summarize
 
 GPT2_COPY_FROM = 16791   # the GPT-2 token "<<": the reference initialises the new rows from it
 CHECKPOINT = re.compile(r"^checkpoint_(\d+)(?:_step(\d+))?$")
@@ -74,6 +77,9 @@ class TrainResult:
     best_epoch: int | None = None
     save_dir: str = ""
     interrupted: bool = False
+    seconds: float = 0.0          # wall time of run()
+    tokens_trained: int = 0       # padding-free tokens of the steps run() took
+    summary: object = None        # a coconut.summary.RunSummary when run(summary=True)
 
 
 def train(config: RunConfig, resume=None) -> TrainResult:
@@ -81,12 +87,16 @@ def train(config: RunConfig, resume=None) -> TrainResult:
 
 
 class Trainer:
-    def __init__(self, config: RunConfig, resume=None, verbose: bool = True, world=None):
+    def __init__(self, config: RunConfig, resume=None, verbose: bool = True, world=None,
+                 progress_every: float = 30.0):
         """resume: None (config.resume), an epoch N (checkpoint_N) or "latest".
-        world: the process group (default `coconut.distributed.world()`)."""
+        world: the process group (default `coconut.distributed.world()`).
+        progress_every: seconds between progress lines when the output is no terminal
+        (on one, tqdm bars)."""
         cfg = self.cfg = config
         self.world = world if world is not None else distributed.world()
         self.verbose = verbose and self.world.is_root
+        self.progress_every = progress_every
         if not cfg.only_eval:
             distributed.check_accumulation(cfg.gradient_accumulation_steps, self.world.size, cfg.source)
         distributed.configure_threads(self.world, cfg.threads)
@@ -113,6 +123,7 @@ class Trainer:
                                        weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps)
         self.epoch, self.step_in_epoch, self.global_step = first_epoch, 0, 0
         self.best_accuracy, self.best_epoch = -1.0, None
+        self.tokens_trained = 0   # by this process's run(), resumed epochs not counted
         if state:
             self.optimizer.load_state_dict(dict(np.load(os.path.join(ckpt, "optimizer.npz"))))
             self.model.dropout_calls = state["dropout_calls"]
@@ -143,8 +154,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def run(self) -> TrainResult:
+    def run(self, summary: bool = False) -> TrainResult:
+        """Train (or with only_eval, evaluate). summary: also fill `result.summary`
+        (coconut.summary: final and best accuracy, time, tokens, the final model's
+        k-sweep) unless the run was interrupted."""
         cfg, result = self.cfg, TrainResult(self.model, save_dir=self.save_dir)
+        start = time.perf_counter()
         if cfg.only_eval:
             ev = self.accuracy(cfg.resume)
             result.history.append({"epoch": cfg.resume, "val_accuracy": ev.accuracy,
@@ -180,6 +195,9 @@ class Trainer:
                     break
         self.world.barrier()   # every rank returns once rank 0's files are written
         result.best_accuracy, result.best_epoch = self.best_accuracy, self.best_epoch
+        result.seconds, result.tokens_trained = time.perf_counter() - start, self.tokens_trained
+        if summary and not result.interrupted:
+            result.summary = summarize(self, result)
         return result
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
@@ -199,23 +217,24 @@ class Trainer:
         model.train()
         model.zero_grad()
         losses, tokens, start = [], 0, time.perf_counter()   # losses: (step, micro-batch, loss) of this rank
-        bar = tqdm(total=len(steps), initial=self.step_in_epoch, disable=None if self.world.is_root else True,
-                   leave=False, desc=f"epoch {epoch + 1}/{cfg.num_epochs} stage {method.stage(epoch)}")
+        progress = self.progress(f"epoch {epoch + 1}/{cfg.num_epochs} (stage {method.stage(epoch)}) training",
+                                 len(steps), "step", initial=self.step_in_epoch)
         for step in range(self.step_in_epoch, len(steps)):
             losses += [(step, j, loss) for j, loss in self.train_step(steps[step])]
             # tokens of the whole step (every rank's micro-batches): the padding-free lengths
-            tokens += sum(len(s.input_ids) for seqs in steps[step] for s in seqs)
+            step_tokens = sum(len(s.input_ids) for seqs in steps[step] for s in seqs)
+            tokens += step_tokens
             self.step_in_epoch, self.global_step = step + 1, self.global_step + 1
             tokens_per_s = tokens / max(time.perf_counter() - start, 1e-9)
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1][2]:.4f}", tok_s=f"{tokens_per_s:.0f}")
+            progress.advance(step + 1, loss=losses[-1][2], tokens=step_tokens)
             if cfg.log_every_steps and self.global_step % cfg.log_every_steps == 0:
                 # the loss of the step's last micro-batch computed here (under MPI: on rank 0)
                 self.log({"epoch": epoch, "step": self.global_step, "loss": losses[-1][2],
                           "tokens_per_s": tokens_per_s})
             if self._stop:
                 break
-        bar.close()
+        progress.close()
+        self.tokens_trained += tokens
         if self.world.size > 1:
             # every micro-batch loss, in the single process's order; and a guard against ranks
             # drifting apart by the rounding of an all-reduce that sums in rank-dependent order
@@ -298,14 +317,17 @@ class Trainer:
         seqs = [self.method.sequence(self.tok, ex, epoch, rng) for ex in self.val_set]
         bs = self.cfg.eval_batch_size
         starts = range(0, len(seqs), bs)
-        mine = []
-        for k in distributed.shard(len(starts), self.world.rank, self.world.size):
+        mine, ks = [], distributed.shard(len(starts), self.world.rank, self.world.size)
+        progress = self.progress(f"epoch {epoch + 1}/{self.cfg.num_epochs} validation loss", len(ks), "batch")
+        for k in ks:
             b = collate(seqs[starts[k]:starts[k] + bs], self.tok.eos_id, self.tok.latent_id)
             loss, n = self.model.loss_and_count(b.input_ids, b.labels, b.attention_mask, b.position_ids,
                                                 backward=False, thoughts=self.method.thought_mode,
                                                 latent_id=self.tok.latent_id, bot_id=self.tok.bot_id,
                                                 eot_id=self.tok.eot_id)
             mine.append((k, loss, n))
+            progress.advance(len(mine), loss=loss, tokens=int(b.attention_mask.sum()))
+        progress.close()
         batches = sorted(x for part in self.world.allgather(mine) for x in part)
         total = count = 0.0
         for _, loss, n in batches:
@@ -313,14 +335,22 @@ class Trainer:
         return total / max(count, 1)
 
     def accuracy(self, epoch: int) -> EvalResult:
-        return evaluate(self.model, self.tok, self.method, self.val_set, self.cfg.max_new_tokens,
-                        self.cfg.eval_batch_size, epoch=epoch, comm=self.world)
+        progress = self.progress(f"epoch {epoch + 1}/{self.cfg.num_epochs} generation", len(self.val_set), "example")
+        ev = evaluate(self.model, self.tok, self.method, self.val_set, self.cfg.max_new_tokens,
+                      self.cfg.eval_batch_size, epoch=epoch, comm=self.world,
+                      on_batch=lambda done, total, new: progress.advance(done, total=total, tokens=new))
+        progress.close()
+        return ev
 
     # ------------------------------------------------------------------ output
 
     def say(self, text: str) -> None:
         if self.verbose:
             tqdm.write(text)
+            sys.stdout.flush()   # a log file is block-buffered: show each line as it comes
+
+    def progress(self, desc: str, total: int, unit: str, initial: int = 0) -> Progress:
+        return Progress(desc, total, unit=unit, every=self.progress_every, initial=initial, enabled=self.verbose)
 
     def log(self, line: dict) -> None:
         if not self.world.is_root:
@@ -491,18 +521,24 @@ def model_shape(cfg: RunConfig, tok, checkpoint: str | None = None) -> GPT2Confi
 
 
 def pretrained_dir(cfg: RunConfig) -> str | None:
-    """The Hugging Face directory the weights come from (None: from scratch)."""
+    """The Hugging Face directory the weights come from (None: from scratch): a local
+    directory, or a model_id's snapshot in the local hub cache."""
     if cfg.load_model_path:
         path, key = cfg.load_model_path, "load_model_path"
     elif cfg.init == "pretrained":
         path, key = cfg.model_id, "model_id"
     else:
         return None
-    if not path or not os.path.isfile(os.path.join(path, "config.json")):
-        raise ConfigError(f"{cfg.source}: {key}: {path!r} is not a local Hugging Face model directory "
-                          "(config.json + model.safetensors); download it first, e.g. `huggingface-cli "
-                          "download openai-community/gpt2 --local-dir gpt2`, and point the key at it")
-    return path
+    if path and os.path.isfile(os.path.join(path, "config.json")):
+        return path
+    hub_name = key == "model_id" and path and hub_cache.is_repo_id(path)
+    cached = hub_cache.snapshot_dir(path) if hub_name else None
+    if cached:
+        return cached
+    looked = f", nor in the Hugging Face cache ({' or '.join(hub_cache.repo_folders(path))})" if hub_name else ""
+    raise ConfigError(f"{cfg.source}: {key}: {path!r} is not a local Hugging Face model directory "
+                      f"(config.json + model.safetensors){looked}; download it first, e.g. `huggingface-cli "
+                      "download openai-community/gpt2`, or point the key at a local directory")
 
 
 def build_model(cfg: RunConfig, tok, checkpoint: str | None = None):

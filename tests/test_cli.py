@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import coconut
 from coconut.cli import main
 from coconut.data import generate_prosqa, load_examples
@@ -78,3 +80,101 @@ def test_train_then_eval_and_k_sweep(tmp_path, capsys):
     assert [row.split()[0] for row in table[1:]] == [str(k) for k in range(7)]
     assert main(["train", str(cfg), "--resume", "--set", "num_epochs=3"]) == 0
     assert os.path.isdir(tmp_path / "tiny" / "checkpoint_3")
+
+
+def test_version_from_pyproject(capsys):
+    from coconut.version import source_tree_version
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(repo, "pyproject.toml"), encoding="utf-8") as f:
+        declared = next(line.split('"')[1] for line in f if line.startswith("version = "))
+    assert coconut.__version__ == source_tree_version(repo) == declared
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out == f"coconut {declared}\n"
+
+
+def test_version_outside_a_source_tree(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from coconut import version
+    assert version.source_tree_version(str(tmp_path)) is None          # no pyproject.toml
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "other"\nversion = "9.9"\n')
+    assert version.source_tree_version(str(tmp_path)) is None          # another project's
+    monkeypatch.setattr(version, "source_tree_version", lambda: None)
+    monkeypatch.setattr(metadata, "version", lambda name: {"coconut": "1.2.3"}[name])
+    assert version.package_version() == "1.2.3"
+
+
+def test_every_argument_has_help():
+    import argparse
+
+    from coconut.cli import _parser
+
+    def walk(parser, where):
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            name = "/".join(action.option_strings) or action.dest
+            assert action.help and action.help.strip(), f"{where} {name}: no help text"
+            if isinstance(action, argparse._SubParsersAction):
+                described = {a.dest: a.help for a in action._choices_actions}
+                for command, sub in action.choices.items():
+                    assert described.get(command, "").strip(), f"{where} {command}: no help text"
+                    yield command
+                    yield from walk(sub, f"{where} {command}")
+
+    assert sorted(walk(_parser(), "coconut")) == ["eval", "generate-data", "train"]
+
+
+def test_eval_adaptive_against_the_stop_classifier(tmp_path, capsys):
+    """The table's rows are coconut.evaluate and coconut.stop_classifier run by hand on
+    the same checkpoint, training and validation data."""
+    import numpy as np
+
+    from coconut.evaluate import evaluate
+    from coconut.run_config import load_config
+    from coconut.stop_classifier import StopClassifier
+    from coconut.train import build_method, build_model, build_tokenization, load_data
+
+    cfg_path = tmp_path / "tiny.yaml"
+    # up to 6 thoughts: ProsQA's 3 to 6 steps give examples different counts to learn
+    cfg_path.write_text("generate: {dataset: prosqa, n: 24, val_n: 8}\ntokenization: prosqa_symbolic\n"
+                        "init: scratch\nn_layer: 1\nn_head: 2\nn_embd: 32\nn_positions: 256\ncoconut: true\n"
+                        "epochs_per_stage: 1\nmax_latent_stage: 6\nnum_epochs: 7\nlr: 0.01\nbatch_size_training: 8\n"
+                        f"max_new_tokens: 16\nthreads: 1\nsave_path: {tmp_path}\nname: tiny\n")
+    assert main(["train", str(cfg_path), "--no-summary"]) == 0
+    checkpoint = str(tmp_path / "tiny" / "checkpoint_7")
+    capsys.readouterr()
+    assert main(["eval", str(cfg_path), "--adaptive", "--fit-examples", "20", "--checkpoint", checkpoint]) == 0
+    out = capsys.readouterr().out.splitlines()
+
+    cfg = load_config(str(cfg_path))
+    method = build_method(cfg)
+    train, val, _ = load_data(cfg)
+    with open(os.path.join(checkpoint, "trainer_state.json"), encoding="utf-8") as f:
+        tok = build_tokenization(cfg, method, val, json.load(f)["tokenization"])
+    model = build_model(cfg, tok, checkpoint)
+    fixed = [evaluate(model, tok, k, val, 16) for k in range(7)]
+    assert [row.split() for row in out[1:8]] == [[str(k), f"{r.accuracy:.4f}", f"{r.mean_new_tokens:.2f}"]
+                                                 for k, r in enumerate(fixed)]
+    clf = StopClassifier(seed=0).fit(model, tok, train[:20], 6, method=method)
+    ks = clf.predict_k(model, tok, val)
+    chosen = {id(ex): int(k) for ex, k in zip(val, ks)}
+    results = [evaluate(model, tok, chosen[id(ex)], [ex], 16).records[0] for ex in val]
+    accuracy = np.mean([r.correct for r in results])
+    new_tokens = np.mean([r.n_tokens for r in results])
+    assert out[8].split() == ["adaptive", f"{accuracy:.4f}", f"{new_tokens:.2f}", "mean", "thoughts",
+                              f"{np.mean(ks):.2f}"]
+    assert 1 < np.mean(ks) < 6        # the classifier does choose, not always the same count
+    curriculum = [min(len(ex.steps), 6) for ex in val]
+    assert out[9] == (f"stop classifier fitted on 20 training examples; it chose the curriculum's number of "
+                      f"thoughts for {np.mean(np.maximum(curriculum, 1) == ks):.1%} of the 8 validation examples")
+
+
+def test_eval_adaptive_needs_continuous_thoughts(tmp_path, capsys):
+    cfg = tmp_path / "cot.yaml"
+    cfg.write_text("generate: {dataset: prosqa, n: 4, val_n: 2}\ntokenization: prosqa_symbolic\ninit: scratch\n"
+                   "n_layer: 1\nn_head: 2\nn_embd: 16\nn_positions: 256\ncot: true\nthreads: 1\n")
+    assert main(["eval", str(cfg), "--adaptive"]) == 2
+    assert capsys.readouterr().err.strip() == (f"coconut: error: {cfg}: --adaptive: the stop classifier reads "
+                                               "continuous thoughts; method cot has none")

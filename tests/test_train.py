@@ -133,7 +133,7 @@ def test_an_existing_run_is_not_overwritten_and_resume_needs_the_same_config(tmp
         Trainer(config(tmp_path, "once", num_epochs=6), resume=5)
 
 
-def test_pretrained_gpt2_grows_by_the_thought_tokens_copied_from_lt_lt(tmp_path):
+def test_pretrained_gpt2_grows_by_the_thought_tokens_copied_from_lt_lt(tmp_path, monkeypatch):
     gpt2 = coconut.GPT2(coconut.GPT2Config(1, 2, 16, 50257, 1024), seed=7)
     gpt2.save_pretrained(str(tmp_path / "gpt2"))
     base = dict(generate={"dataset": "prosqa", "n": 2, "val_n": 1, "seed": 0}, init="pretrained",
@@ -146,6 +146,7 @@ def test_pretrained_gpt2_grows_by_the_thought_tokens_copied_from_lt_lt(tmp_path)
         assert np.array_equal(wte[row], gpt2.params["transformer.wte.weight"][16791])
     pause = Trainer(config_from_dict({**base, "method": "pause_token"}), verbose=False)
     assert pause.model.config.vocab_size == 50261 and pause.tok.pause_id == 50260
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))   # not the user's cache
     with pytest.raises(ConfigError, match="model_id: 'openai-community/gpt2' is not a local Hugging Face"):
         Trainer(config_from_dict({**base, "model_id": "openai-community/gpt2"}))
 

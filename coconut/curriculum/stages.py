@@ -90,6 +90,11 @@ class StageCurriculum(Method):
     def thoughts_per_step(self) -> int:
         return self.c_thought if self.with_thoughts else 0
 
+    @property
+    def max_thoughts(self) -> int:
+        """The most thoughts a prompt gets (the final stage's, padded to max_latent_stage)."""
+        return self.max_latent_stage * self.thoughts_per_step
+
     def removed_and_latents(self, n_steps: int, stage: int) -> tuple[int, int]:
         """(steps removed, latent slots) of a training sequence at `stage`."""
         if stage < 0:
