@@ -12,7 +12,7 @@ standing for the pair (src, dst) (vocabulary ~1,070). Steps and answer keep node
 Reading "the children of X" from the question then needs one attention step that matches
 X against the edge tokens; with node tokens it needs a head that first binds each dst to
 the src before it (an induction circuit), which models trained from scratch on a CPU
-budget did not form (benchmarks/reproduce.py, README):
+budget did not form (no head attended to the previous token; docs/reproduction.md):
 
     question  = e(src,dst) per edge, in the question's sentence order, then [Q] A B [R] root
 
@@ -601,12 +601,13 @@ class ProntoQAFactSteps(ProntoQAFactTokens):
 class ProntoQAFactSentences(ProntoQAFactSteps):
     """ProntoQAFactSteps with the negation inside the fact token: every sentence of the
     question, the query and the steps is ONE token, (subject, negated, object). Nothing
-    then has to be read from the token beside another, which the round-5 models never
-    learned to do (README). The price is one token per negated fact: a step's last
-    sentence ("Alex is not brown.") is a token that only the chains ending with it
-    train. `token_init: compositional` starts each such row as the sum of a subject, a
-    negation and an object vector, so that it shares them with every other fact. Its `facts`
-    are every (subject, negated, object) that the names seen allow."""
+    then has to be read from the token beside another, which models trained from scratch
+    on a CPU budget never learned to do (no head attended to the previous token, so the
+    last rule's `is`/`not` was copied wrong). The price is one token per negated fact: a
+    step's last sentence ("Alex is not brown.") is a token that only the chains ending
+    with it train. `token_init: compositional` starts each such row as the sum of a
+    subject, a negation and an object vector, so that it shares them with every other
+    fact. Its `facts` are every (subject, negated, object) that the names seen allow."""
 
     KIND = "prontoqa_fact_sentences"
     NEGATION_IN_FACT = True
