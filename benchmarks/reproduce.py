@@ -8,8 +8,8 @@
 `run` trains each row with `coconut train PRESET --set method=M ...`, `--jobs` rows at
 a time with the machine's threads shared between them, into `--out` (one folder per
 row, named PRESET-M). `report` reads each row's metrics.jsonl and writes
-benchmarks/results/reproduce.json, the table benchmarks/results/reproduce.md (the
-README's copy) and the plots benchmarks/results/reproduce_*.png. A row is reported
+benchmarks/results/reproduce.json, the table benchmarks/results/reproduce.md (copied
+into docs/reproduction.md) and the plots benchmarks/results/reproduce_*.png. A row is reported
 with its final epoch's validation accuracy and mean generated tokens; the best epoch is
 shown next to it. Validation is the official split, the only data anything is chosen on.
 """
@@ -70,7 +70,7 @@ def row_overrides(row: str) -> list[str]:
 
 
 def row_command(row: str) -> list[str]:
-    """The `coconut train` arguments of a row (what the README lists)."""
+    """The `coconut train` arguments of a row (what docs/reproduction.md lists)."""
     return ["coconut", "train", row.split(":")[0], *[a for o in row_overrides(row) for a in ("--set", o)]]
 
 

@@ -1,6 +1,6 @@
 """Regression run of the prosqa-cpu preset's Coconut row: trains it from scratch on one
 thread, as the recorded run did, and checks the validation accuracy against the figure
-in the README's table. About 15 minutes; not run by default or in CI:
+in docs/reproduction.md's table. About 15 minutes; not run by default or in CI:
 
     python -m pytest -m slow tests/test_reproduce_slow.py
 """
