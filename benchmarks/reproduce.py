@@ -23,7 +23,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from coconut.train import list_checkpoints
+from coconut.checkpoints import list_checkpoints
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -41,8 +41,8 @@ ROW_OPTIONS = {"prosqa-cpu:icot": ["method_options.tokens_removed_per_epoch=2"],
                "prosqa-cpu-long:icot": ["method_options.tokens_removed_per_epoch=1"],
                "prosqa-cpu-fresh:icot": ["method_options.tokens_removed_per_epoch=1"],
                # the preset's label for the next thought; these methods have no thoughts
-               "prontoqa-cpu:cot": ["predict_past_eot=false"],
-               "prontoqa-cpu:no_cot": ["predict_past_eot=false"]}
+               "prontoqa-cpu:cot": ["recipe.predict_past_eot=false"],
+               "prontoqa-cpu:no_cot": ["recipe.predict_past_eot=false"]}
 STAGE_CURRICULUM = ("coconut", "no_thought", "pause_as_thought")
 
 # Hao et al. 2024, table 1: GPT-2 accuracy % (mean generated tokens), by task
@@ -151,7 +151,7 @@ def mean_thoughts(row: str, state: dict | None, epoch: int) -> float | None:
     Coconut's continuous thoughts. `state`: the final checkpoint's trainer state (its
     tokenization). None without the state or its tokenization."""
     from coconut.run_config import ConfigError, load_config
-    from coconut.train import build_method, build_tokenization, load_data
+    from coconut.build import build_method, build_tokenization, load_data
     if state is None or "tokenization" not in state:
         return None
     try:

@@ -2,6 +2,7 @@
 
     coconut train CONFIG [--resume [N]] [--no-summary] [--set key=value ...]   (CONFIG: a file, or prosqa-cpu, ...)
     coconut eval CONFIG [--checkpoint DIR] [--k-sweep | --adaptive] [--records PATH] [--set key=value ...]
+    ... [--method-class my_methods.py:MyMethod]                 (train or eval a method of your own)
     coconut generate-data prosqa|prontoqa --n N --seed S --out PATH [--compare OFFICIAL]
 
 A configuration or data error prints one line, `coconut: error: ...`, and exits with
@@ -18,7 +19,6 @@ error on any rank under MPI aborts the whole job with the same exit status.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
     config_help = "a YAML file, or a shipped config by name: prosqa-cpu, prontoqa-cpu, default, ..."
     set_help = "override a config key, e.g. --set lr=3e-4 or --set generate.n=100 (repeatable)"
+    method_help = ("a method of your own, FILE.py:CLASS or MODULE:CLASS (a coconut.curriculum.Method subclass), "
+                   "used instead of the config's method; its options still come from method_options")
 
     t = sub.add_parser("train", help="train a model from a YAML config")
     t.add_argument("config", help=config_help)
@@ -44,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="skip the summary at the end (final and best accuracy, time, tokens, the final model's "
                         "k-sweep)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    t.add_argument("--method-class", metavar="FILE.py:CLASS", help=method_help)
 
     e = sub.add_parser("eval", help="generation accuracy of a checkpoint on the validation data")
     e.add_argument("config", help=config_help)
@@ -57,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --adaptive: fit on the first N training examples (default: 1000)")
     e.add_argument("--records", metavar="PATH", help="write the per-example records (JSONL)")
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    e.add_argument("--method-class", metavar="FILE.py:CLASS", help=method_help)
 
     g = sub.add_parser("generate-data", help="write a generated ProsQA or ProntoQA data set (official JSON)")
     g.add_argument("dataset", choices=["prosqa", "prontoqa"], help="which generator")
@@ -106,7 +110,7 @@ def _train(args) -> int:
             raise ConfigError(f"--resume: expected an epoch number, got {resume!r}")
         resume = int(resume)
     cfg = load_config(args.config, args.set)
-    result = Trainer(cfg, resume=resume).run(summary=args.summary)
+    result = Trainer(cfg, resume=resume, method=_method_class(args.method_class)).run(summary=args.summary)
     if result.summary is not None and _is_root():
         print(result.summary.table())
     if not cfg.only_eval and _is_root():
@@ -118,20 +122,17 @@ def _train(args) -> int:
 def _eval(args) -> int:
     from coconut.distributed import configure_threads, world
     from coconut.evaluate import evaluate, k_sweep
+    from coconut.build import (build_method, build_model, build_recipe, build_tokenization, check_recipe, load_data,
+                               saved_tokenization)
+    from coconut.checkpoints import best_checkpoint, read_state
     from coconut.run_config import ConfigError, load_config
-    from coconut.train import build_method, build_model, build_tokenization, load_data, saved_tokenization
     cfg = load_config(args.config, args.set)
     comm = world()
     configure_threads(comm, cfg.threads)
-    checkpoint = args.checkpoint or _best_checkpoint(cfg.save_dir)
-    state = None
-    if checkpoint:
-        path = os.path.join(checkpoint, "trainer_state.json")
-        if not os.path.isfile(path):
-            raise ConfigError(f"--checkpoint {checkpoint}: no trainer_state.json (not a coconut checkpoint)")
-        with open(path, encoding="utf-8") as f:
-            state = json.load(f)
-    method = build_method(cfg)
+    checkpoint = args.checkpoint or best_checkpoint(cfg.save_dir)
+    state = read_state(checkpoint) if checkpoint else None
+    recipe = build_recipe(cfg)
+    method = build_method(cfg, _method_class(args.method_class), recipe)
     if args.adaptive and cfg.train_path is None and cfg.generate is None:
         raise ConfigError(f"{cfg.source}: --adaptive fits the stop classifier on the training data: set train_path "
                           "or generate")
@@ -140,7 +141,8 @@ def _eval(args) -> int:
     cfg.only_eval = not args.adaptive   # only the stop classifier needs the training data
     train, val, _ = load_data(cfg)
     tok = build_tokenization(cfg, method, val, state["tokenization"] if state else saved_tokenization(cfg.load_model_path))
-    model = build_model(cfg, tok, checkpoint)
+    check_recipe(cfg, recipe, method, tok)
+    model = build_model(cfg, tok, checkpoint, recipe)
     epoch = state["epoch"] - 1 if state and state["epoch"] > 0 else None
     if args.adaptive:
         return _adaptive(cfg, method, tok, model, train[:args.fit_examples], val, comm)
@@ -193,12 +195,31 @@ def _adaptive(cfg, method, tok, model, train, val, comm) -> int:
     return 0
 
 
-def _best_checkpoint(save_dir: str) -> str | None:
-    path = os.path.join(save_dir, "best.json")
-    if not os.path.isfile(path):
+def _method_class(spec: str | None):
+    """The class `--method-class FILE.py:CLASS` (or MODULE:CLASS) names; None without one."""
+    if spec is None:
         return None
-    with open(path, encoding="utf-8") as f:
-        return os.path.join(save_dir, json.load(f)["checkpoint"])
+    import importlib
+    import importlib.util
+    from coconut.curriculum import Method
+    where, sep, name = spec.rpartition(":")
+    if not sep or not where or not name:
+        raise ValueError(f"--method-class {spec!r}: expected FILE.py:CLASS or MODULE:CLASS")
+    try:
+        if where.endswith(".py"):
+            loader = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(where))[0], where)
+            if loader is None or not os.path.isfile(where):
+                raise ValueError(f"--method-class {spec!r}: no file {where}")
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except ImportError as e:
+        raise ValueError(f"--method-class {spec!r}: cannot import {where} ({e})") from None
+    cls = getattr(module, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise ValueError(f"--method-class {spec!r}: {where} has no Method subclass named {name}")
+    return cls
 
 
 def _generate(args) -> int:

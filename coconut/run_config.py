@@ -23,8 +23,14 @@ coconut.data.official_names()). With the environment variable COCONUT_DATA set i
 that folder's file in the official layout instead ($COCONUT_DATA/prosqa/prosqa_valid.json),
 so a copy of the data elsewhere can stand in for the packaged one.
 
+Keys: the reference's, then ours: the method by name and its options, the model shape,
+the data (files, generated, or the tokenization), run settings, and `recipe`, the
+mapping of options that are not the reference's (coconut.recipes). This layer parses
+and checks types and ranges; the method, the tokenization and the recipe check their
+own options when they are built (coconut.build), also before any training.
+
 Every error is a `ConfigError` naming the file and the key (and the line, where the
-YAML gives one), raised before anything is built.
+YAML gives one).
 """
 from __future__ import annotations
 
@@ -40,13 +46,11 @@ from typing import Literal, Optional, Union
 import yaml
 
 from coconut import hub_cache
-from coconut.config import INIT_STD, GPT2Config
+from coconut.config import GPT2Config
 from coconut.curriculum.method import RESET_RULES
 from coconut.data.official_splits import official_layout_path, official_names, official_path
-from coconut.tokenizer.symbolic import PRONTOQA_TOKENIZATIONS, PROSQA_TOKENIZATIONS
 
 GENERATED_DATASETS = ("prosqa", "prontoqa")
-SYMBOLIC_TOKENIZATIONS = {**PROSQA_TOKENIZATIONS, **PRONTOQA_TOKENIZATIONS}   # by their `tokenization:` name
 PATH_KEYS = ("train_path", "val_path", "save_path", "model_id", "load_model_path")
 DATA_KEYS = ("train_path", "val_path")      # the keys that may name official data
 OFFICIAL_PREFIX = "official:"
@@ -87,7 +91,6 @@ class RunConfig:
     no_cot: bool = False
     c_thought: int = 1
     epochs_per_stage: int = 5
-    first_stage_epochs: Optional[int] = None # stage 0's length (None: epochs_per_stage)
     max_latent_stage: int = 6
     pad_latent_to_max: bool = False
     save_only_improve: bool = False
@@ -109,7 +112,8 @@ class RunConfig:
 
     # ---- our keys ------------------------------------------------------------------
     method: Optional[str] = None             # a name in coconut.curriculum.METHODS; overrides the flags
-    method_options: dict = field(default_factory=dict)   # e.g. {n_pause: 6} or {tokens_removed_per_epoch: 8}
+    method_options: dict = field(default_factory=dict)   # e.g. {n_pause: 6} or {first_stage_epochs: 14}
+    recipe: dict = field(default_factory=dict)   # coconut.recipes: e.g. {embedding_std: 0.1, shuffle_nodes: true}
     init: Literal["scratch", "pretrained"] = "pretrained"
     n_layer: int = 12
     n_head: int = 12
@@ -125,12 +129,6 @@ class RunConfig:
     val_size: Optional[int] = None
     generate: Optional[GenerateData] = None  # generated data instead of train_path (and val_path unless set)
     log_every_steps: int = 0                 # also log every N optimizer steps (0: per epoch only)
-    warmup_steps: int = 0                    # lr rises linearly over a fresh optimizer's first N steps (0: none)
-    position_init: Literal["normal", "sinusoidal"] = "normal"   # from scratch: wpe as GPT-2, or sin/cos rows
-    token_init: Literal["normal", "compositional"] = "normal"   # from scratch: pair/fact token rows = sum of parts
-    embedding_std: float = INIT_STD          # from scratch: spread of the token and position rows (GPT-2: 0.02)
-    predict_past_eot: bool = False           # train the position before <eot> on the token after it (not the reference)
-    shuffle_nodes: bool = False              # fresh random node names per example and epoch (ProsQA nodes, ProntoQA concepts)
 
     # where the config came from, for error messages; not a YAML key
     source: str = field(default="<defaults>", repr=False, compare=False)
@@ -258,8 +256,8 @@ def _apply_override(raw: dict, item: str, lines: dict) -> None:
         value = text
     head, dot, rest = key.partition(".")
     if dot:
-        if head not in ("generate", "method_options"):
-            raise ConfigError(f"--set {item!r}: only 'generate' and 'method_options' take dotted keys")
+        if head not in ("generate", "method_options", "recipe"):
+            raise ConfigError(f"--set {item!r}: only 'generate', 'method_options' and 'recipe' take dotted keys")
         inner = raw.get(head)
         inner = dict(inner) if isinstance(inner, dict) else {}
         inner[rest] = value
@@ -365,9 +363,7 @@ def _check_values(cfg: RunConfig, where) -> None:
     for key in positive:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{where(key)} must be >= 1, got {getattr(cfg, key)}")
-    if cfg.first_stage_epochs is not None and cfg.first_stage_epochs < 1:
-        raise ConfigError(f"{where('first_stage_epochs')} must be >= 1 (or null), got {cfg.first_stage_epochs}")
-    for key in ("num_epochs", "resume", "c_thought", "max_latent_stage", "log_every_steps", "warmup_steps"):
+    for key in ("num_epochs", "resume", "c_thought", "max_latent_stage", "log_every_steps"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{where(key)} must be >= 0, got {getattr(cfg, key)}")
     for key in ("train_size", "val_size", "threads"):
@@ -384,44 +380,9 @@ def _check_values(cfg: RunConfig, where) -> None:
     if cfg.lr < 0 or cfg.weight_decay < 0:
         key = "lr" if cfg.lr < 0 else "weight_decay"
         raise ConfigError(f"{where(key)} must be >= 0, got {getattr(cfg, key)}")
-    if cfg.method is not None:
-        from coconut.curriculum import METHODS
-        if cfg.method not in METHODS:
-            close = difflib.get_close_matches(cfg.method, list(METHODS), n=1, cutoff=0.5)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"{where('method')}: unknown method {cfg.method!r}{hint}; known: {sorted(METHODS)}")
-    if cfg.method_options:
-        known = _method_fields(cfg)
-        for key in cfg.method_options:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise ConfigError(f"{where('method_options')}: '{key}' is not an option of method "
-                                  f"{cfg.method or '(from the reference flags)'}{hint}; known: {known}")
-    if cfg.predict_past_eot and _method_class(cfg).thought_mode != "continuous":
-        raise ConfigError(f"{where('predict_past_eot')}: trains the position whose state becomes the next "
-                          f"continuous thought; method {cfg.method or '(from the reference flags)'} has no "
-                          "continuous thoughts (set predict_past_eot: false)")
     if cfg.init == "pretrained" and cfg.tokenization != "gpt2":
         raise ConfigError(f"{where('init')}: a pretrained GPT-2 needs tokenization: gpt2, "
                           f"got {cfg.tokenization!r} (use init: scratch)")
-    for key in ("position_init", "token_init", "embedding_std"):     # rows that a pretrained GPT-2 brings
-        value = getattr(cfg, key)
-        if cfg.init == "pretrained" and value != RunConfig.__dataclass_fields__[key].default:
-            raise ConfigError(f"{where(key)}: {value!r} sets the rows of a model trained from scratch; "
-                              "a pretrained GPT-2 brings its own (use init: scratch)")
-    if not cfg.embedding_std > 0:
-        raise ConfigError(f"{where('embedding_std')} must be > 0, got {cfg.embedding_std}")
-    def needs_tokenization_with(method: str, key: str, what: str) -> None:
-        if not hasattr(SYMBOLIC_TOKENIZATIONS.get(cfg.tokenization), method):
-            can = [kind for kind, cls in SYMBOLIC_TOKENIZATIONS.items() if hasattr(cls, method)]
-            raise ConfigError(f"{where(key)}: {what} tokens ({', '.join(can)}), got {cfg.tokenization!r}")
-
-    if cfg.shuffle_nodes:
-        needs_tokenization_with("relabel_nodes", "shuffle_nodes",
-                                "renaming nodes needs a tokenization with node or concept")
-    if cfg.token_init == "compositional":
-        needs_tokenization_with("token_parts", "token_init", "compositional rows need a tokenization with pair or fact")
     if cfg.generate is not None and cfg.generate.fresh_each_epoch and cfg.tokenization.startswith("prontoqa"):
         # the ProntoQA vocabularies hold the words and facts of the first set only
         raise ConfigError(f"{where('generate')}: fresh_each_epoch needs a fixed vocabulary (gpt2, prosqa_symbolic "
@@ -437,21 +398,10 @@ def _check_values(cfg: RunConfig, where) -> None:
         raise ConfigError(f"{where('val_path')}: no validation data: set val_path or generate")
 
 
-def _method_class(cfg: RunConfig) -> type:
-    """The class of the method this config trains."""
-    from coconut.curriculum import METHODS, method_from_reference_config
-    return METHODS[cfg.method] if cfg.method else type(method_from_reference_config(reference_flags(cfg)))
-
-
-def _method_fields(cfg: RunConfig) -> list[str]:
-    """Dataclass fields of the method this config trains (its options)."""
-    return [f.name for f in dataclasses.fields(_method_class(cfg))]
-
-
 def reference_flags(cfg: RunConfig) -> dict:
     """The reference keys that choose and shape the method, as run.py reads them."""
-    keys = ("coconut", "cot", "no_thoughts", "no_cot", "c_thought", "epochs_per_stage", "first_stage_epochs",
-            "max_latent_stage", "pad_latent_to_max", "uniform_prob")
+    keys = ("coconut", "cot", "no_thoughts", "no_cot", "c_thought", "epochs_per_stage", "max_latent_stage",
+            "pad_latent_to_max", "uniform_prob")
     return {k: getattr(cfg, k) for k in keys}
 
 

@@ -12,13 +12,8 @@ Randomness: the order and the per-example draws of epoch e come from
 moments, the epoch and step reached, and that counter; a resumed run ends with the
 same weights, bit for bit, as one that never stopped.
 
-Save directory `save_path/name/`:
-    checkpoint_N/          after N epochs: config.json + model.safetensors (Hugging
-                           Face), optimizer.npz, trainer_state.json
-    checkpoint_N_stepS/    written on Ctrl-C: S optimizer steps into epoch N
-    checkpoint_last/       with save_only_improve, the latest epoch that did not improve
-    best.json              epoch and accuracy of the best validation accuracy so far
-    metrics.jsonl          one line per epoch (and per step with log_every_steps)
+What a run builds comes from coconut.build (method, data, tokenization, recipe, model),
+what it writes goes through coconut.checkpoints (the save directory's layout is there).
 
 Under MPI (`mpirun -np N coconut train CONFIG`, see coconut.distributed) every rank runs
 this loop on the same data; rank r computes the micro-batches j = r, r + N, ... of each
@@ -35,8 +30,6 @@ import json
 import math
 import os
 import random
-import re
-import shutil
 import signal
 import sys
 import threading
@@ -49,24 +42,16 @@ import numpy as np
 from tqdm import tqdm
 
 import coconut
-from coconut import distributed, hub_cache
+from coconut import distributed
+from coconut.build import (build_method, build_model, build_recipe, build_tokenization, check_lengths, check_recipe,
+                           load_data, model_shape, saved_tokenization, tokenization_dict)
+from coconut.checkpoints import find_checkpoint, read_state, refuse_to_overwrite, save_checkpoint, write_json_atomic
 from coconut.collate import collate
-from coconut.config import INIT_STD, GPT2Config
-from coconut.curriculum import METHODS, StageCurriculum, method_from_reference_config
-from coconut.curriculum.method import normalise_reset_rule
-from coconut.curriculum.sequence import IGNORE, TrainingSequence
-from coconut.data import GENERATORS, load_examples
+from coconut.data import GENERATORS
 from coconut.evaluate import EvalResult, evaluate
 from coconut.progress import Progress
-from coconut.run_config import ConfigError, RunConfig, reference_flags
+from coconut.run_config import ConfigError, RunConfig
 from coconut.summary import summarize
-
-GPT2_COPY_FROM = 16791   # the GPT-2 token "<<": the reference initialises the new rows from it
-CHECKPOINT = re.compile(r"^checkpoint_(\d+)(?:_step(\d+))?$")
-# Keys that may change between a run and its resume without changing the trajectory.
-RESUME_MAY_CHANGE = {"num_epochs", "resume", "threads", "save_path", "name", "max_new_tokens", "eval_batch_size",
-                     "val_size", "log_every_steps", "only_eval", "debug", "project", "save_only_improve",
-                     "load_model_path", "model_id", "train_path", "val_path"}
 
 
 @dataclass
@@ -82,14 +67,15 @@ class TrainResult:
     summary: object = None        # a coconut.summary.RunSummary when run(summary=True)
 
 
-def train(config: RunConfig, resume=None) -> TrainResult:
-    return Trainer(config, resume=resume).run()
+def train(config: RunConfig, resume=None, method=None) -> TrainResult:
+    return Trainer(config, resume=resume, method=method).run()
 
 
 class Trainer:
     def __init__(self, config: RunConfig, resume=None, verbose: bool = True, world=None,
-                 progress_every: float = 30.0):
+                 progress_every: float = 30.0, method=None):
         """resume: None (config.resume), an epoch N (checkpoint_N) or "latest".
+        method: a method of your own, an object or a class (default: the config's).
         world: the process group (default `coconut.distributed.world()`).
         progress_every: seconds between progress lines when the output is no terminal
         (on one, tqdm bars)."""
@@ -105,11 +91,13 @@ class Trainer:
         ckpt = None if cfg.only_eval else find_checkpoint(cfg, resume)
         state = read_state(ckpt, cfg) if ckpt else None
 
-        self.method = build_method(cfg)
+        self.recipe = build_recipe(cfg)
+        self.method = build_method(cfg, method, self.recipe)
         self.train_set, self.val_set, names = load_data(cfg)
         saved_tok = state["tokenization"] if state else saved_tokenization(cfg.load_model_path)
         self.tok = build_tokenization(cfg, self.method, self.train_set + self.val_set, saved_tok)
         self.method.check_tokenization(self.tok)
+        check_recipe(cfg, self.recipe, self.method, self.tok)
         n_positions = model_shape(cfg, self.tok, ckpt).n_positions
         first_epoch = state["epoch"] if state else (0 if cfg.only_eval else cfg.resume)
         if not cfg.only_eval:
@@ -118,9 +106,9 @@ class Trainer:
         eval_epochs = [cfg.resume] if cfg.only_eval else range(first_epoch, cfg.num_epochs)
         check_lengths(self.method, self.tok, self.val_set, names[1], eval_epochs, n_positions, cfg.max_new_tokens)
 
-        self.model = build_model(cfg, self.tok, ckpt)
+        self.model = build_model(cfg, self.tok, ckpt, self.recipe)
         self.optimizer = coconut.AdamW(self.model, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
-                                       weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps)
+                                       weight_decay=cfg.weight_decay)
         self.epoch, self.step_in_epoch, self.global_step = first_epoch, 0, 0
         self.best_accuracy, self.best_epoch = -1.0, None
         self.tokens_trained = 0   # by this process's run(), resumed epochs not counted
@@ -207,10 +195,7 @@ class Trainer:
         order = list(range(len(examples)))
         rng.shuffle(order)
         sequences = [method.sequence(tok, examples[i], epoch, rng) for i in order]
-        if cfg.shuffle_nodes:
-            sequences = [renamed_nodes(tok, seq, rng) for seq in sequences]
-        if cfg.predict_past_eot:
-            sequences = [with_label_past_eot(tok, seq) for seq in sequences]
+        sequences = [self.recipe.training_sequence(tok, seq, rng) for seq in sequences]
         bs, acc = cfg.batch_size_training, cfg.gradient_accumulation_steps
         micro = [sequences[i:i + bs] for i in range(0, len(sequences), bs)]
         steps = [micro[i:i + acc] for i in range(0, len(micro), acc)]
@@ -391,323 +376,3 @@ class Trainer:
                 return False
 
         return _Handler()
-
-
-def renamed_nodes(tok, seq: TrainingSequence, rng: random.Random) -> TrainingSequence:
-    """`seq` with its graph's nodes (ProntoQA: its ontology's concepts) under random new
-    names: node indices of the official ProsQA data follow the graph's layout (the root
-    is node 0 or 1), which a symbolic model could read off instead of searching; fresh
-    names every epoch also stop it from memorising the training examples."""
-    perm = list(range(tok.max_nodes))
-    rng.shuffle(perm)
-    return TrainingSequence(tok.relabel_nodes(seq.input_ids, perm), tok.relabel_nodes(seq.labels, perm),
-                            seq.n_thoughts)
-
-
-def with_label_past_eot(tok, seq: TrainingSequence) -> TrainingSequence:
-    """`seq` with the position before `<eot>` (the last thought, or `<bot>` with none)
-    also trained to predict the first trained token after `<eot>`. That position's final
-    state becomes the next thought one stage later, so it starts out standing for the
-    step it will replace (what we guess a pretrained GPT-2's state there does). Not in
-    the reference: a from-scratch model trains nothing there before its thoughts need it."""
-    if tok.eot_id not in seq.input_ids:
-        return seq
-    eot = seq.input_ids.index(tok.eot_id)
-    if eot + 1 == len(seq.labels) or seq.labels[eot + 1] == IGNORE:
-        return seq
-    labels = list(seq.labels)
-    labels[eot] = seq.input_ids[eot + 1]      # read by the position before <eot> (the loss shifts by one)
-    return TrainingSequence(seq.input_ids, labels, seq.n_thoughts)
-
-
-# ----------------------------------------------------------------------- building
-
-
-def build_method(cfg: RunConfig):
-    """`method` by name (with the reference's stage keys where the method has them), or
-    the method the reference flags select; `reset_optimizer`, when set, overrides."""
-    if cfg.method:
-        cls = METHODS[cfg.method]
-        fields = set(cls.__dataclass_fields__)
-        stage_keys = {k: v for k, v in reference_flags(cfg).items() if k in fields and k in cfg.explicit}
-        if issubclass(cls, StageCurriculum) and "c_thought" in stage_keys and not cls.with_thoughts:
-            stage_keys.pop("c_thought")
-        options = {**stage_keys, **cfg.method_options}
-    else:
-        cls, options = None, dict(cfg.method_options)
-    try:
-        method = cls(**options) if cls else method_from_reference_config(reference_flags(cfg))
-        for key, value in (options.items() if cls is None else ()):
-            setattr(method, key, value)
-        if "reset_optimizer" in cfg.explicit:
-            method.reset_optimizer = normalise_reset_rule(cfg.reset_optimizer)
-    except (ValueError, TypeError, NotImplementedError) as e:
-        raise ConfigError(f"{cfg.source}: method: {e}") from None
-    return method
-
-
-def load_data(cfg: RunConfig):
-    """(train examples, validation examples, (train name, validation name))."""
-    if cfg.generate is not None:
-        g = cfg.generate
-        from_file = cfg.val_path is not None
-        examples = GENERATORS[g.dataset](g.n + (0 if from_file else g.val_n), g.seed)
-        train = examples[:g.n]
-        val = _load(cfg.val_path, "val_path", cfg) if from_file else examples[g.n:]
-        names = (f"generated {g.dataset} (seed {g.seed}) training set",
-                 cfg.val_path if from_file else f"generated {g.dataset} validation set")
-    else:
-        train = [] if cfg.train_path is None or cfg.only_eval else _load(cfg.train_path, "train_path", cfg)
-        val = _load(cfg.val_path, "val_path", cfg)
-        names = (cfg.train_path, cfg.val_path)
-    train = train[:cfg.train_size] if cfg.train_size else train
-    val = val[:cfg.val_size] if cfg.val_size else val
-    if not cfg.only_eval and not train:
-        raise ConfigError(f"{cfg.source}: the training set ({names[0]}) is empty")
-    if not val:
-        raise ConfigError(f"{cfg.source}: the validation set ({names[1]}) is empty")
-    return train, val, names
-
-
-def _load(path, key, cfg):
-    if not os.path.exists(path):
-        raise ConfigError(f"{cfg.source}: {key}: {path} does not exist")
-    return load_examples(path)
-
-
-def build_tokenization(cfg: RunConfig, method, examples, saved: dict | None = None):
-    kind = cfg.tokenization
-    if saved is not None and saved.get("kind") != kind:
-        raise ConfigError(f"{cfg.source}: tokenization {kind!r} differs from the checkpoint's {saved.get('kind')!r}")
-    if kind == "gpt2":
-        from coconut.tokenizer.text import TextTokenization
-        return TextTokenization(with_pause=bool(method.needs_pause_token or (saved or {}).get("with_pause")))
-    from coconut.tokenizer.symbolic import PRONTOQA_TOKENIZATIONS, PROSQA_TOKENIZATIONS
-    if kind in PROSQA_TOKENIZATIONS:
-        cls = PROSQA_TOKENIZATIONS[kind]
-        if saved is not None:
-            return cls.from_dict(saved)
-        missing = next((i for i, ex in enumerate(examples) if not ex.has_graph), None)
-        if missing is not None:
-            raise ConfigError(f"{cfg.source}: tokenization {kind} needs ProsQA examples with their graph "
-                              f"(idx_to_symbol); example {missing} of the data has none")
-        return cls(max_nodes=max([32] + [len(ex.idx_to_symbol) for ex in examples]))
-    cls = PRONTOQA_TOKENIZATIONS[kind]
-    return cls.from_dict(saved) if saved is not None else cls.build([examples])
-
-
-def saved_tokenization(directory: str | None) -> dict | None:
-    """The tokenization recorded in a coconut checkpoint (None for other model directories)."""
-    path = os.path.join(directory, "trainer_state.json") if directory else None
-    if not path or not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f).get("tokenization")
-
-
-def tokenization_dict(tok) -> dict:
-    if hasattr(tok, "to_dict"):
-        return tok.to_dict()
-    return {"kind": "gpt2", "with_pause": tok.pause_id is not None}
-
-
-def model_shape(cfg: RunConfig, tok, checkpoint: str | None = None) -> GPT2Config:
-    """The shape the model will have, read without loading any weights."""
-    source = checkpoint or pretrained_dir(cfg)
-    if source is None:
-        return GPT2Config(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, vocab_size=tok.vocab_size,
-                          n_positions=cfg.n_positions, dropout=cfg.dropout)
-    return GPT2Config.from_hf_file(GPT2Config.hf_path(source))
-
-
-def pretrained_dir(cfg: RunConfig) -> str | None:
-    """The Hugging Face directory the weights come from (None: from scratch): a local
-    directory, or a model_id's snapshot in the local hub cache."""
-    if cfg.load_model_path:
-        path, key = cfg.load_model_path, "load_model_path"
-    elif cfg.init == "pretrained":
-        path, key = cfg.model_id, "model_id"
-    else:
-        return None
-    if path and os.path.isfile(os.path.join(path, "config.json")):
-        return path
-    hub_name = key == "model_id" and path and hub_cache.is_repo_id(path)
-    cached = hub_cache.snapshot_dir(path) if hub_name else None
-    if cached:
-        return cached
-    looked = f", nor in the Hugging Face cache ({' or '.join(hub_cache.repo_folders(path))})" if hub_name else ""
-    raise ConfigError(f"{cfg.source}: {key}: {path!r} is not a local Hugging Face model directory "
-                      f"(config.json + model.safetensors){looked}; download it first, e.g. `huggingface-cli "
-                      "download openai-community/gpt2`, or point the key at a local directory")
-
-
-def build_model(cfg: RunConfig, tok, checkpoint: str | None = None):
-    source = checkpoint or pretrained_dir(cfg)
-    if source is None:
-        model = coconut.GPT2(model_shape(cfg, tok), seed=cfg.seed)
-        wte, wpe = model.params["transformer.wte.weight"], model.params["transformer.wpe.weight"]
-        wte *= cfg.embedding_std / INIT_STD      # the same draws as GPT-2's init, rescaled
-        wpe *= cfg.embedding_std / INIT_STD
-        if cfg.position_init == "sinusoidal":
-            wpe[...] = sinusoidal_positions(*wpe.shape, scale=cfg.embedding_std)
-        if cfg.token_init == "compositional":
-            compose_token_rows(wte, tok.token_parts(), cfg.seed, std=cfg.embedding_std)
-    else:
-        model = coconut.GPT2.from_pretrained(source, seed=cfg.seed)
-        if "dropout" in cfg.explicit:
-            model.config.dropout = cfg.dropout
-        if model.config.vocab_size < tok.vocab_size:   # GPT-2 itself: grow by <bot> <eot> <latent> (<pause>)
-            model.add_thought_tokens(tok.bot_id, tok.eot_id, tok.latent_id, copy_from=GPT2_COPY_FROM)
-            model.resize_vocab(tok.vocab_size - model.config.vocab_size, copy_from=GPT2_COPY_FROM)
-        if model.config.vocab_size != tok.vocab_size:
-            raise ConfigError(f"{cfg.source}: the model in {source} has {model.config.vocab_size} token rows, "
-                              f"the tokenization needs {tok.vocab_size}")
-    model.bot_id, model.eot_id, model.latent_id = tok.bot_id, tok.eot_id, tok.latent_id
-    return model
-
-
-def compose_token_rows(wte: np.ndarray, parts: dict[int, tuple[str, ...]], seed: int, std: float = INIT_STD) -> None:
-    """Set the row of each token in `parts` to the sum of one random vector per part it
-    names ("subject tumpus", "not", "object happy"), each vector drawn once, so tokens
-    that share a part share its vector, scaled so that rows keep GPT-2's spread (std).
-    A row a few chains train then starts out readable: what the model learns to read
-    from "not" or "object happy" in common facts already holds for it."""
-    names = sorted({name for token_parts in parts.values() for name in token_parts})
-    rng = np.random.default_rng([seed, 1])      # not the stream the other weights came from
-    vectors = dict(zip(names, rng.standard_normal((len(names), wte.shape[1]))))
-    for token, token_parts in parts.items():
-        wte[token] = std / math.sqrt(len(token_parts)) * sum(vectors[name] for name in token_parts)
-
-
-def sinusoidal_positions(n_positions: int, n_embd: int, scale: float = INIT_STD) -> np.ndarray:
-    """Row p: sin(p w_i), cos(p w_i) interleaved, w_i = 10000^(-2i/n_embd), times
-    `scale` * sqrt(2) so that entries have GPT-2's init spread (0.02). The shift p -> p-1
-    is the same rotation at every p, so a previous-token head (the first half of the
-    edge look-up that graph questions need) is one linear map instead of a separate
-    fit for each position, as with random rows."""
-    p = np.arange(n_positions, dtype=np.float64)[:, None]
-    w = 10000.0 ** (-np.arange(0, n_embd, 2, dtype=np.float64) / n_embd)
-    out = np.empty((n_positions, n_embd), dtype=np.float64)
-    out[:, 0::2] = np.sin(p * w)[:, :(n_embd + 1) // 2]
-    out[:, 1::2] = np.cos(p * w)[:, :n_embd // 2]
-    return (out * scale * np.sqrt(2.0)).astype(np.float32)
-
-
-def check_lengths(method, tok, examples, name, epochs, n_positions: int, max_new_tokens: int | None = None):
-    """Every sequence the run will build fits n_positions (with max_new_tokens: every
-    generation prompt plus its new tokens). Raises naming the data set and example."""
-    epochs = list(epochs)
-    by_stage = {}
-    for e in epochs:
-        by_stage.setdefault(method.stage(e), e)   # one epoch per distinct stage suffices
-    uniform = isinstance(method, StageCurriculum) and method.uniform_prob > 0
-    for i, ex in enumerate(examples):
-        try:
-            for stage, epoch in by_stage.items():
-                if max_new_tokens is not None:
-                    n = len(method.prompt_ids(tok, ex, epoch)) + max_new_tokens
-                    what = f"its prompt at epoch {epoch} plus max_new_tokens = {max_new_tokens} make {n} tokens"
-                elif isinstance(method, StageCurriculum):
-                    stages = {method.example_stage(ex, epoch, None) if not uniform else stage}
-                    stages |= set(range(len(ex.steps) + 1)) if uniform else set()
-                    n, s = max((len(method.layout(tok, ex, s).input_ids), s) for s in stages)
-                    what = f"it has {n} tokens at stage {s} (epoch {epoch})"
-                else:
-                    n = len(method.sequence(tok, ex, epoch, random.Random(0)).input_ids)
-                    what = f"it has {n} tokens at epoch {epoch}"
-                if n > n_positions:
-                    raise ConfigError(f"{name}: example {i} is too long: {what}, more than n_positions = "
-                                      f"{n_positions} (question {ex.question[:50]!r}...)")
-        except ConfigError:
-            raise
-        except ValueError as e:
-            raise ConfigError(f"{name}: example {i}: {e}") from None
-
-
-# ----------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(path: str, model, optimizer, state: dict, eos_id: int) -> str:
-    """Write into a temporary directory, then rename it into place: an interrupted write
-    leaves the previous checkpoint whole."""
-    parent, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(parent, f".tmp-{name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, eos_token_id=eos_id)
-    np.savez(os.path.join(tmp, "optimizer.npz"), **optimizer.state_dict())
-    write_json_atomic(os.path.join(tmp, "trainer_state.json"), state)
-    old = None
-    if os.path.exists(path):
-        old = os.path.join(parent, f".old-{name}-{os.getpid()}")
-        os.rename(path, old)
-    os.rename(tmp, path)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-    return path
-
-
-def write_json_atomic(path: str, data) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def list_checkpoints(save_dir: str) -> list[tuple[int, int, str]]:
-    """(epoch, step, path) of every checkpoint in save_dir, oldest first."""
-    found = []
-    if os.path.isdir(save_dir):
-        for entry in os.listdir(save_dir):
-            path = os.path.join(save_dir, entry)
-            if CHECKPOINT.match(entry) or entry == "checkpoint_last":
-                try:
-                    with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
-                        s = json.load(f)
-                    found.append((s["epoch"], s["step_in_epoch"], path))
-                except (OSError, ValueError, KeyError):
-                    continue   # not a complete checkpoint
-    return sorted(found)
-
-
-def find_checkpoint(cfg: RunConfig, resume) -> str | None:
-    """The checkpoint a run continues from: "latest", checkpoint_N for resume = N > 0
-    (None when it does not exist and load_model_path gives the weights, as the
-    reference's resume does), None for a fresh run."""
-    found = list_checkpoints(cfg.save_dir)
-    if resume == "latest":
-        if not found:
-            raise ConfigError(f"{cfg.source}: --resume: no checkpoint in {cfg.save_dir}")
-        return found[-1][2]
-    if not resume:
-        return None
-    path = os.path.join(cfg.save_dir, f"checkpoint_{resume}")
-    if os.path.isfile(os.path.join(path, "trainer_state.json")):
-        return path
-    if cfg.load_model_path:
-        return None
-    have = ", ".join(os.path.basename(p) for _, _, p in found) or "none"
-    raise ConfigError(f"{cfg.source}: resume: {resume}: {path} does not exist (checkpoints there: {have}); "
-                      "set load_model_path to start epoch N from other weights")
-
-
-def read_state(path: str, cfg: RunConfig) -> dict:
-    try:
-        with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as f:
-            state = json.load(f)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}/trainer_state.json: unreadable ({e})") from None
-    saved, now = state.get("config", {}), cfg.to_dict()
-    changed = sorted(k for k in now if k not in RESUME_MAY_CHANGE and k in saved and saved[k] != now[k])
-    if changed:
-        detail = ", ".join(f"{k}: {saved[k]!r} -> {now[k]!r}" for k in changed[:4])
-        raise ConfigError(f"{cfg.source}: cannot resume from {path}: the config changed ({detail}); an exact "
-                          "resume needs the same settings")
-    return state
-
-
-def refuse_to_overwrite(save_dir: str) -> None:
-    found = list_checkpoints(save_dir)
-    if found:
-        raise ConfigError(f"{save_dir} already holds checkpoints ({os.path.basename(found[-1][2])} is the latest); "
-                          "continue it with --resume, or choose another name or save_path")

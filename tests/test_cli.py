@@ -1,6 +1,7 @@
 """`python -m coconut ...`: data generation, and bad input as one line with exit status 2."""
 import json
 import os
+import random
 import subprocess
 import sys
 
@@ -134,7 +135,7 @@ def test_eval_adaptive_against_the_stop_classifier(tmp_path, capsys):
     from coconut.evaluate import evaluate
     from coconut.run_config import load_config
     from coconut.stop_classifier import StopClassifier
-    from coconut.train import build_method, build_model, build_tokenization, load_data
+    from coconut.build import build_method, build_model, build_tokenization, load_data
 
     cfg_path = tmp_path / "tiny.yaml"
     # up to 6 thoughts: ProsQA's 3 to 6 steps give examples different counts to learn
@@ -178,3 +179,49 @@ def test_eval_adaptive_needs_continuous_thoughts(tmp_path, capsys):
     assert main(["eval", str(cfg), "--adaptive"]) == 2
     assert capsys.readouterr().err.strip() == (f"coconut: error: {cfg}: --adaptive: the stop classifier reads "
                                                "continuous thoughts; method cot has none")
+
+
+MY_METHOD = '''
+from coconut.curriculum import Coconut
+from coconut.curriculum.method import random_below
+
+
+class RandomStage(Coconut):
+    """Every example at a stage drawn uniformly from 0..len(steps), every epoch."""
+    def example_stage(self, example, epoch, rng=None):
+        return random_below(rng, len(example.steps) + 1)
+'''
+
+
+def test_a_method_of_ones_own_trains_and_evaluates_without_registration(tmp_path, capsys):
+    """A Coconut subclass in a user's file: `--method-class FILE.py:CLASS` on the command
+    line, `Trainer(cfg, method=...)` in Python; METHODS is left untouched."""
+    from coconut.curriculum import METHODS
+    from coconut.run_config import load_config
+    from coconut.train import Trainer
+    (tmp_path / "my_methods.py").write_text(MY_METHOD)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("generate: {dataset: prosqa, n: 16, val_n: 4}\ntokenization: prosqa_symbolic\ninit: scratch\n"
+                   "n_layer: 1\nn_head: 2\nn_embd: 16\nn_positions: 256\nmethod: coconut\nmax_latent_stage: 2\n"
+                   "num_epochs: 2\nbatch_size_training: 8\nmax_new_tokens: 4\nthreads: 1\n"
+                   f"save_path: {tmp_path}\nname: mine\n")
+    spec = f"{tmp_path / 'my_methods.py'}:RandomStage"
+    assert main(["train", str(cfg), "--method-class", spec, "--no-summary"]) == 0
+    with open(tmp_path / "mine" / "checkpoint_2" / "trainer_state.json") as f:
+        assert json.load(f)["method"] == "coconut"      # the subclass keeps Coconut's name: nothing registered
+    assert "RandomStage" not in {c.__name__ for c in METHODS.values()}
+    assert main(["eval", str(cfg), "--method-class", spec]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+    import importlib.util
+    loader = importlib.util.spec_from_file_location("my_methods", tmp_path / "my_methods.py")
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    trainer = Trainer(load_config(str(cfg), ["name=object", "debug=true"]), method=module.RandomStage(max_latent_stage=2))
+    assert type(trainer.method).__name__ == "RandomStage"
+    stages = {trainer.method.example_stage(ex, 0, random.Random(i)) for i, ex in enumerate(trainer.train_set * 4)}
+    assert {0, 1, 2, 3} <= stages <= set(range(7))         # drawn up to each example's steps, not epoch 0's stage 0
+    for bad, why in ((f"{tmp_path / 'nope.py'}:X", "no file"), (f"{tmp_path / 'my_methods.py'}:Nope", "no Method subclass"),
+                     ("RandomStage", "expected FILE.py:CLASS")):
+        assert main(["train", str(cfg), "--method-class", bad]) == 2
+        assert why in capsys.readouterr().err

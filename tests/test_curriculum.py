@@ -338,7 +338,6 @@ def test_registry_and_reference_configs():
     assert pat == PauseAsThought(2, 5, 6, True, 0.0, reset_optimizer=True)
     assert method_from_reference_config({**base, "coconut": True, "uniform_prob": 0.3}).uniform_prob == 0.3
     assert prosqa.first_stage_epochs is None
-    assert method_from_reference_config({**base, "coconut": True, "first_stage_epochs": 9}).first_stage_epochs == 9
 
 
 def test_invalid_parameters():

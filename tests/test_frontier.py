@@ -112,7 +112,8 @@ def test_renaming_nodes_renames_the_label_and_a_run_trains(tmp_path):
         init="scratch", n_layer=2, n_head=2, n_embd=32, n_positions=256, dropout=0.0, method="coconut_frontier",
         method_options={"target": "frontier"}, epochs_per_stage=1, max_latent_stage=3, pad_latent_to_max=True,
         num_epochs=5, batch_size_training=8, lr=3e-3, max_new_tokens=6, eval_batch_size=8, threads=1,
-        shuffle_nodes=True, save_path=str(tmp_path), name="frontier", debug=True), source="test.yaml")
+        recipe={"shuffle_nodes": True}, save_path=str(tmp_path), name="frontier", debug=True),
+        source="test.yaml")
     result = train(cfg)
     assert [h["stage"] for h in result.history] == [0, 1, 2, 3, 4]
     assert all(np.isfinite(h["train_loss"]) for h in result.history)

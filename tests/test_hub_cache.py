@@ -11,7 +11,7 @@ import transformers
 
 from coconut import hub_cache
 from coconut.run_config import ConfigError, config_from_dict
-from coconut.train import build_method, build_model, build_tokenization, load_data
+from coconut.build import build_method, build_model, build_tokenization, load_data
 
 COMMIT = "607a30d783dfa663caf39e06633721c8d4cfcd7e"
 

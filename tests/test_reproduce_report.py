@@ -8,7 +8,8 @@ import pytest
 
 from coconut.curriculum import METHODS
 from coconut.run_config import load_config
-from coconut.train import Trainer, build_method
+from coconut.build import build_method
+from coconut.train import Trainer
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 import reproduce  # noqa: E402

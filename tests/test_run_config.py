@@ -5,9 +5,9 @@ import os
 import pytest
 
 from coconut.curriculum import Coconut, CoT, ICoT, NoCoT, NoCurriculum, NoThought, PauseAsThought, PauseToken
-from coconut.data import official_path
+from coconut.data import official, official_path
 from coconut.run_config import ConfigError, RunConfig, load_config
-from coconut.train import build_method
+from coconut.build import build_method, build_recipe, build_tokenization, check_recipe
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "coconut", "configs")
 
@@ -119,10 +119,16 @@ def test_bf16_is_refused_and_false_accepted(tmp_path):
     assert load_config(write(tmp_path, small("bf16: false\n"))).bf16 is False
 
 
-def test_method_name_and_options_are_checked(tmp_path):
-    msg = error(tmp_path, small("method: cocunut\n"))
+def build_error(tmp_path, text):
+    with pytest.raises(ConfigError) as e:
+        build_method(load_config(write(tmp_path, text)))
+    return str(e.value)
+
+
+def test_method_name_and_options_are_checked_when_the_method_is_built(tmp_path):
+    msg = build_error(tmp_path, small("method: cocunut\n"))
     assert "unknown method 'cocunut'" in msg and "did you mean 'coconut'" in msg
-    msg = error(tmp_path, small("method: pause_token\nmethod_options: {n_paus: 3}\n"))
+    msg = build_error(tmp_path, small("method: pause_token\nmethod_options: {n_paus: 3}\n"))
     assert "'n_paus' is not an option of method pause_token" in msg and "did you mean 'n_pause'" in msg
     cfg = load_config(write(tmp_path, small("method: pause_token\nmethod_options: {n_pause: 3}\n")))
     method = build_method(cfg)
@@ -133,16 +139,6 @@ def test_bad_method_option_value_names_the_file(tmp_path):
     cfg = load_config(write(tmp_path, small("method: icot\nmethod_options: {tokens_removed_per_epoch: -1}\n")))
     with pytest.raises(ConfigError, match=r"run.yaml: method: tokens_removed_per_epoch must be"):
         build_method(cfg)
-
-
-def test_first_stage_epochs_reaches_the_method(tmp_path):
-    cfg = load_config(write(tmp_path, small("method: coconut\nepochs_per_stage: 2\nfirst_stage_epochs: 7\n")))
-    method = build_method(cfg)
-    assert method.first_stage_epochs == 7 and method.stage(6) == 0 and method.stage(7) == 1
-    # the reference's flags route carries it too; methods without stages ignore it
-    assert build_method(load_config(write(tmp_path, small("coconut: true\nfirst_stage_epochs: 3\n")))).stage(3) == 1
-    assert type(build_method(load_config(write(tmp_path, small("method: cot\nfirst_stage_epochs: 3\n"))))) is CoT
-    assert "key 'first_stage_epochs' must be >= 1" in error(tmp_path, small("first_stage_epochs: 0\n"))
 
 
 def test_reset_optimizer_rules(tmp_path):
@@ -163,14 +159,7 @@ def test_values_and_data_sources_are_checked(tmp_path):
     assert "no training data" in error(tmp_path, "init: scratch\ntokenization: prosqa_symbolic\nval_path: v.json\n")
     msg = error(tmp_path, "generate: {n: 3}\ntokenization: prosqa_symbolic\n")   # init defaults to pretrained
     assert "key 'init'" in msg and "tokenization: gpt2" in msg
-    msg = error(tmp_path, "generate: {n: 3}\nposition_init: sinusoidal\n")
-    assert "key 'position_init'" in msg and "use init: scratch" in msg
-    msg = error(tmp_path, "generate: {n: 3}\ntoken_init: compositional\n")
-    assert "key 'token_init'" in msg and "use init: scratch" in msg
-    msg = error(tmp_path, "generate: {n: 3}\nembedding_std: 0.1\n")
-    assert "key 'embedding_std'" in msg and "use init: scratch" in msg
-    assert "key 'embedding_std' must be > 0, got 0.0" in error(tmp_path, small("embedding_std: 0.0\n"))
-    assert "key 'warmup_steps' must be >= 0" in error(tmp_path, small("warmup_steps: -1\n"))
+    assert "key 'recipe' must be a mapping" in error(tmp_path, small("recipe: [1]\n"))
 
 
 def test_overrides(tmp_path):
@@ -218,14 +207,16 @@ def test_official_data_names_the_packaged_file_or_the_copy_under_coconut_data(tm
 def test_presets_are_found_by_name(tmp_path, monkeypatch):
     monkeypatch.setenv("COCONUT_DATA", str(tmp_path))
     for name in ("prosqa-cpu", "prosqa-cpu-long", "prosqa-cpu-fresh", "prontoqa-cpu"):
-        cfg = load_config(name, ["method=cot"] + (["predict_past_eot=false"] if name == "prontoqa-cpu" else []))
+        cfg = load_config(name, ["method=cot"] + (["recipe.predict_past_eot=false"] if name == "prontoqa-cpu" else []))
         assert cfg.source == os.path.join(os.path.abspath(CONFIGS), name + ".yaml")
         assert type(build_method(cfg)) is CoT and cfg.val_path.startswith(str(tmp_path))
     monkeypatch.chdir(tmp_path)
     write(tmp_path, small(), name="prosqa-cpu")   # a file of that name in the working directory wins
     assert load_config("prosqa-cpu").generate.n == 10
+    cot = load_config("prontoqa-cpu", ["method=cot"])
     with pytest.raises(ConfigError, match="predict_past_eot.*no continuous thoughts"):
-        load_config("prontoqa-cpu", ["method=cot"])     # the preset's thought label needs thoughts
+        tok = build_tokenization(cot, build_method(cot), official("prontoqa", "valid"))
+        check_recipe(cot, build_recipe(cot), build_method(cot), tok)   # the preset's thought label needs thoughts
     with pytest.raises(ConfigError, match="no-such-preset: cannot read"):
         load_config("no-such-preset")
 

@@ -58,9 +58,8 @@ def test_end_to_end_run_writes_metrics_and_checkpoints(tmp_path):
 
 
 def test_resume_is_bitwise_exact(tmp_path):
-    # dropout on, moments kept across epochs, accumulation, a warm-up across the split:
-    # everything a resume must restore
-    kw = dict(reset_optimizer="never", gradient_accumulation_steps=2, batch_size_training=4, warmup_steps=7)
+    # dropout on, moments kept across epochs, accumulation: everything a resume must restore
+    kw = dict(reset_optimizer="never", gradient_accumulation_steps=2, batch_size_training=4)
     straight = train(config(tmp_path, "straight", **kw))
     first = train(config(tmp_path, "split", **{**kw, "num_epochs": 2}))
     after_two = first.model.param_block.copy()
@@ -113,7 +112,7 @@ def test_too_long_example_fails_before_training(tmp_path):
         Trainer(cfg)
     msg = str(e.value)
     assert "generated prosqa (seed 0) training set: example" in msg and "n_positions = 100" in msg
-    assert "tokens at stage 0 (epoch 0)" in msg
+    assert "tokens at stage 0, more than n_positions = 100" in msg
     assert not os.path.exists(cfg.save_dir)   # nothing written
 
 
@@ -163,68 +162,6 @@ def test_resume_epoch_from_load_model_path_as_the_reference(tmp_path):
     assert sorted(e for e in os.listdir(result.save_dir) if e.startswith("checkpoint")) == ["checkpoint_3"]
 
 
-def test_sinusoidal_position_init(tmp_path):
-    """Rows are 0.02 * sqrt(2) * (sin p w_i, cos p w_i); one block-diagonal rotation maps
-    every row p to row p - 1 (the property the option is for); the default is GPT-2's."""
-    trainer = Trainer(config(tmp_path, position_init="sinusoidal", num_epochs=0))
-    wpe = trainer.model.params["transformer.wpe.weight"].astype(np.float64)
-    P, C = wpe.shape
-    w = 10000.0 ** (-np.arange(0, C, 2) / C)
-    np.testing.assert_allclose(wpe[:, 0::2], 0.02 * np.sqrt(2) * np.sin(np.arange(P)[:, None] * w), atol=1e-8)
-    np.testing.assert_allclose(wpe[:, 1::2], 0.02 * np.sqrt(2) * np.cos(np.arange(P)[:, None] * w), atol=1e-8)
-    shift = np.zeros((C, C))
-    for i, wi in enumerate(w):   # (sin, cos)(p w) -> (sin, cos)((p - 1) w)
-        c, s = np.cos(wi), np.sin(wi)
-        shift[2 * i:2 * i + 2, 2 * i:2 * i + 2] = [[c, -s], [s, c]]
-    np.testing.assert_allclose(wpe[1:] @ shift.T, wpe[:-1], atol=1e-7)
-
-    default = Trainer(config(tmp_path, name="default", num_epochs=0)).model.params["transformer.wpe.weight"]
-    assert abs(float(default.std()) - 0.02) < 0.002 and abs(float(default[:, 0::2].mean())) < 0.002
-
-
-def test_embedding_std(tmp_path):
-    """embedding_std scales the token and position rows from GPT-2's 0.02 (the same draws,
-    rescaled), the compositional and sin/cos rows with them; other weights are untouched."""
-    kw = dict(tokenization="prosqa_edge_tokens", num_epochs=0)
-    plain = Trainer(config(tmp_path, "plain", **kw)).model.params
-    wide = Trainer(config(tmp_path, "wide", embedding_std=0.1, **kw)).model.params
-    for name in ("transformer.wte.weight", "transformer.wpe.weight"):
-        np.testing.assert_allclose(wide[name], 5 * plain[name], rtol=1e-6)
-    for name in ("transformer.h.0.attn.c_attn.weight", "transformer.ln_f.weight"):
-        np.testing.assert_array_equal(wide[name], plain[name])
-    composed = Trainer(config(tmp_path, "composed", embedding_std=0.1, token_init="compositional",
-                              position_init="sinusoidal", **kw))
-    composed_plain = Trainer(config(tmp_path, "composed_plain", token_init="compositional",
-                                    position_init="sinusoidal", **kw))
-    for name in ("transformer.wte.weight", "transformer.wpe.weight"):
-        np.testing.assert_allclose(composed.model.params[name], 5 * composed_plain.model.params[name],
-                                   rtol=1e-5, atol=1e-9)
-    assert abs(float(composed.model.params["transformer.wte.weight"][composed.tok.edge_base:].std()) - 0.1) < 0.005
-
-
-def test_compositional_token_init(tmp_path):
-    """token_init compositional: each edge token's row is the sum of a source and a
-    target vector (so any two sources differ by the same vector whatever the target),
-    with GPT-2's spread; other rows and the seed's other weights are those of the
-    default init."""
-    kw = dict(tokenization="prosqa_edge_tokens", num_epochs=0)
-    trainer = Trainer(config(tmp_path, token_init="compositional", **kw))
-    tok, wte = trainer.tok, trainer.model.params["transformer.wte.weight"].astype(np.float64)
-    row = lambda a, b: wte[tok._edge_token(a, b)]
-    for a, b, c, d in [(0, 1, 2, 3), (5, 9, 31, 7), (4, 4, 0, 0)]:
-        np.testing.assert_allclose(row(a, b) - row(a, c) - row(d, b) + row(d, c), 0, atol=1e-7)
-    edges = wte[tok.edge_base:]
-    assert abs(edges.std() - 0.02) < 0.001
-    source_gap = row(1, 0) - row(0, 0)      # a part's vector is random, not zero or shared
-    assert abs(np.linalg.norm(source_gap) / np.sqrt(wte.shape[1]) - 0.02) < 0.005
-    plain = Trainer(config(tmp_path, "plain", **kw)).model.params
-    np.testing.assert_array_equal(wte[:tok.edge_base], plain["transformer.wte.weight"][:tok.edge_base])
-    np.testing.assert_array_equal(trainer.model.params["transformer.h.0.attn.c_attn.weight"],
-                                  plain["transformer.h.0.attn.c_attn.weight"])
-    with pytest.raises(ConfigError, match="token_init.*prosqa_edge_tokens, prontoqa_fact_sentences"):
-        config(tmp_path, tokenization="prosqa_symbolic", token_init="compositional")
-
-
 def test_edge_token_run_trains_and_resumes(tmp_path):
     """tokenization prosqa_edge_tokens: the model gets the pair vocabulary, the checkpoint
     records the kind, and a resume rebuilds the same tokenization."""
@@ -240,7 +177,7 @@ def test_edge_token_run_trains_and_resumes(tmp_path):
                                               ("prontoqa_fact_sentences", "compositional")])
 def test_fact_token_run_trains_and_resumes(tmp_path, kind, token_init):
     kw = dict(generate={"dataset": "prontoqa", "n": 24, "val_n": 4, "seed": 0}, tokenization=kind, max_new_tokens=8,
-              token_init=token_init)
+              recipe={"token_init": token_init})
     first = train(config(tmp_path, num_epochs=1, **kw))
     with open(os.path.join(first.save_dir, "checkpoint_1", "trainer_state.json")) as f:
         saved = json.load(f)["tokenization"]
@@ -248,33 +185,6 @@ def test_fact_token_run_trains_and_resumes(tmp_path, kind, token_init):
     assert first.model.config.vocab_size == 7 + len(saved["words"]) + len(saved["facts"])
     resumed = train(config(tmp_path, num_epochs=2, **kw), resume=1)
     assert [m["epoch"] for m in metrics(resumed.save_dir) if "epoch" in m] == [1, 2]
-
-
-@pytest.mark.parametrize("data", [
-    dict(tokenization="prosqa_edge_tokens"),
-    dict(tokenization="prontoqa_fact_sentences", generate={"dataset": "prontoqa", "n": 24, "val_n": 4, "seed": 0},
-         max_new_tokens=8)])
-def test_shuffle_nodes_renames_each_epoch_and_resumes_exactly(tmp_path, data):
-    """shuffle_nodes: the training sequences get fresh node names (ProntoQA: concept
-    names) every epoch (drawn from the epoch's seeded generator, so a resume repeats
-    them); validation keeps the official names."""
-    kw = dict(data, shuffle_nodes=True)
-    straight = train(config(tmp_path, "straight", **kw))
-    train(config(tmp_path, "split", **{**kw, "num_epochs": 1}))
-    resumed = train(config(tmp_path, "split", **kw), resume=1)
-    assert np.array_equal(straight.model.param_block, resumed.model.param_block)
-    plain = train(config(tmp_path, "plain", **data))
-    assert not np.array_equal(straight.model.param_block, plain.model.param_block)
-
-    trainer = Trainer(config(tmp_path, "look", **kw), verbose=False)
-    seen = []
-    trainer.train_step = lambda micro_batches: seen.extend(s.input_ids for b in micro_batches for s in b) or [(0, 0.0)]
-    trainer.train_epoch(0)
-    official = [trainer.method.sequence(trainer.tok, ex, 0, random.Random(0)).input_ids for ex in trainer.train_set]
-    assert sorted(map(len, seen)) == sorted(map(len, official))
-    assert not {tuple(s) for s in seen} & {tuple(s) for s in official}   # every one renamed
-    with pytest.raises(ConfigError, match="shuffle_nodes"):
-        config(tmp_path, tokenization="prontoqa_symbolic", shuffle_nodes=True)
 
 
 def test_fresh_each_epoch_trains_on_new_questions_and_resumes_exactly(tmp_path):
@@ -300,33 +210,3 @@ def test_fresh_each_epoch_trains_on_new_questions_and_resumes_exactly(tmp_path):
     assert not np.array_equal(straight.model.param_block, plain.model.param_block)
     with pytest.raises(ConfigError, match="fresh_each_epoch needs a fixed vocabulary"):
         config(tmp_path, tokenization="prontoqa_symbolic", generate={**fresh, "dataset": "prontoqa"})
-
-
-def test_predict_past_eot(tmp_path):
-    """predict_past_eot: the label at <eot> becomes the first trained token after it, so
-    the loss gains exactly one term, the cross-entropy of the position before <eot> (the
-    last thought's, whose state the next stage feeds back) on that token."""
-    from coconut.curriculum.sequence import IGNORE
-    from coconut.train import with_label_past_eot
-    trainer = Trainer(config(tmp_path, num_epochs=0, dropout=0.0))
-    tok, model, method = trainer.tok, trainer.model, trainer.method
-    seq = method.sequence(tok, trainer.train_set[0], 1, random.Random(0))       # stage 1: one thought
-    eot = seq.input_ids.index(tok.eot_id)
-    past = with_label_past_eot(tok, seq)
-    assert past.labels[eot] == seq.input_ids[eot + 1] != IGNORE and seq.labels[eot] == IGNORE
-    assert past.labels[:eot] + past.labels[eot + 1:] == seq.labels[:eot] + seq.labels[eot + 1:]
-    question_only = type(seq)(seq.input_ids[:eot + 1], [IGNORE] * (eot + 1), seq.n_thoughts)
-    assert with_label_past_eot(tok, question_only) is question_only               # nothing trained after <eot>
-
-    kw = dict(thoughts="continuous", latent_id=tok.latent_id, bot_id=tok.bot_id, eot_id=tok.eot_id)
-    ids = np.asarray([seq.input_ids])
-    loss, n = model.loss_and_count(ids, np.asarray([seq.labels]), backward=False, **kw)
-    loss_past, n_past = model.loss_and_count(ids, np.asarray([past.labels]), backward=False, **kw)
-    logits = model.forward(ids, **kw)[0, eot - 1].astype(np.float64)
-    term = np.log(np.exp(logits - logits.max()).sum()) + logits.max() - logits[seq.input_ids[eot + 1]]
-    assert n_past == n + 1
-    assert abs(loss_past * n_past - (loss * n + term)) < 1e-4 * n_past
-
-    train(config(tmp_path, "past", predict_past_eot=True, num_epochs=2))          # it trains
-    with pytest.raises(ConfigError, match="predict_past_eot.*no continuous thoughts"):
-        config(tmp_path, predict_past_eot=True, coconut=False, cot=True)

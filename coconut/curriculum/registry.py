@@ -46,7 +46,6 @@ def method_from_reference_config(cfg: dict) -> Method:
         return CoT(**reset)
     stages = dict(
         epochs_per_stage=int(cfg.get("epochs_per_stage", 5)),
-        first_stage_epochs=cfg.get("first_stage_epochs"),
         max_latent_stage=int(cfg.get("max_latent_stage", 6)),
         pad_latent_to_max=flag("pad_latent_to_max"),
         uniform_prob=float(cfg.get("uniform_prob", 0.0) or 0.0),

@@ -1,0 +1,248 @@
+"""From a run's config to the objects it trains: the method, the data, the tokenization,
+the recipe and the model. Shared by the trainer and `coconut eval`; everything that can
+be refused is refused here, before any training time is spent.
+
+Each object checks its own options: a method its fields, a tokenization its data, a
+recipe option the method and tokenization it joins. A refusal is a ConfigError naming
+the config file and what it refused.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import random
+
+import coconut
+from coconut import hub_cache
+from coconut.config import GPT2Config
+from coconut.curriculum import METHODS, StageCurriculum, method_from_reference_config
+from coconut.curriculum.method import normalise_reset_rule
+from coconut.data import GENERATORS, load_examples
+from coconut.recipes import Recipe
+from coconut.run_config import ConfigError, RunConfig, reference_flags
+
+GPT2_COPY_FROM = 16791   # the GPT-2 token "<<": the reference initialises the new rows from it
+
+
+def build_method(cfg: RunConfig, method=None, recipe: Recipe | None = None):
+    """The run's method: `method` when given (an object or a class; a class gets
+    `method_options`), else `method` by name from coconut.curriculum.METHODS (with the
+    reference's stage keys where the method has them), else the method the reference
+    flags select. `reset_optimizer`, when set, overrides the method's own rule; the
+    recipe (default: the config's) adjusts it last."""
+    recipe = build_recipe(cfg) if recipe is None else recipe
+    if method is not None and not isinstance(method, type):
+        if cfg.method_options:
+            raise ConfigError(f"{cfg.source}: method_options: the method is given as an object "
+                              f"({type(method).__name__}); set its options on it")
+        return recipe.adjust_method(_with_reset_rule(cfg, method))
+    cls = method or _method_class(cfg)
+    try:
+        if cls is None:   # the reference's flags, with method_options on top
+            made = dataclasses.replace(method_from_reference_config(reference_flags(cfg)), **_known_options(cfg, cls))
+        else:
+            stage_keys = {k: v for k, v in reference_flags(cfg).items() if k in _fields(cls) and k in cfg.explicit}
+            if issubclass(cls, StageCurriculum) and "c_thought" in stage_keys and not cls.with_thoughts:
+                stage_keys.pop("c_thought")
+            made = cls(**{**stage_keys, **_known_options(cfg, cls)})
+        return recipe.adjust_method(_with_reset_rule(cfg, made))
+    except (ValueError, TypeError, NotImplementedError) as e:
+        raise ConfigError(f"{cfg.source}: method: {e}") from None
+
+
+def _method_class(cfg: RunConfig):
+    """The class `method` names (None: the reference flags choose)."""
+    if cfg.method is None:
+        return None
+    if cfg.method not in METHODS:
+        close = difflib.get_close_matches(cfg.method, list(METHODS), n=1, cutoff=0.5)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"{cfg.source}: method: unknown method {cfg.method!r}{hint}; known: {sorted(METHODS)} "
+                          "(a method of your own: add it to coconut.curriculum.METHODS, or pass it to Trainer)")
+    return METHODS[cfg.method]
+
+
+def _fields(cls) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+
+
+def _known_options(cfg: RunConfig, cls) -> dict:
+    """method_options, each a field of the method (the reference flags' class when cls is None)."""
+    known = _fields(cls or type(method_from_reference_config(reference_flags(cfg))))
+    for key in cfg.method_options:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{cfg.source}: method_options: '{key}' is not an option of method "
+                              f"{cfg.method or '(from the reference flags)'}{hint}; known: {known}")
+    return dict(cfg.method_options)
+
+
+def _with_reset_rule(cfg: RunConfig, method):
+    if "reset_optimizer" in cfg.explicit:
+        method.reset_optimizer = normalise_reset_rule(cfg.reset_optimizer)
+    return method
+
+
+def build_recipe(cfg: RunConfig) -> Recipe:
+    """The config's recipe options, their values checked."""
+    try:
+        return Recipe(cfg.recipe)
+    except ValueError as e:
+        raise ConfigError(f"{cfg.source}: recipe: {e}") from None
+
+
+def check_recipe(cfg: RunConfig, recipe: Recipe, method, tok) -> None:
+    """Every recipe option fits the method, the tokenization and the model's origin."""
+    try:
+        recipe.fits(method, tok, from_scratch=cfg.init == "scratch" and not cfg.load_model_path)
+    except ValueError as e:
+        raise ConfigError(f"{cfg.source}: recipe: {e}") from None
+
+
+def load_data(cfg: RunConfig):
+    """(train examples, validation examples, (train name, validation name))."""
+    if cfg.generate is not None:
+        g = cfg.generate
+        from_file = cfg.val_path is not None
+        examples = GENERATORS[g.dataset](g.n + (0 if from_file else g.val_n), g.seed)
+        train = examples[:g.n]
+        val = _load(cfg.val_path, "val_path", cfg) if from_file else examples[g.n:]
+        names = (f"generated {g.dataset} (seed {g.seed}) training set",
+                 cfg.val_path if from_file else f"generated {g.dataset} validation set")
+    else:
+        train = [] if cfg.train_path is None or cfg.only_eval else _load(cfg.train_path, "train_path", cfg)
+        val = _load(cfg.val_path, "val_path", cfg)
+        names = (cfg.train_path, cfg.val_path)
+    train = train[:cfg.train_size] if cfg.train_size else train
+    val = val[:cfg.val_size] if cfg.val_size else val
+    if not cfg.only_eval and not train:
+        raise ConfigError(f"{cfg.source}: the training set ({names[0]}) is empty")
+    if not val:
+        raise ConfigError(f"{cfg.source}: the validation set ({names[1]}) is empty")
+    return train, val, names
+
+
+def _load(path, key, cfg):
+    if not os.path.exists(path):
+        raise ConfigError(f"{cfg.source}: {key}: {path} does not exist")
+    return load_examples(path)
+
+
+def build_tokenization(cfg: RunConfig, method, examples, saved: dict | None = None):
+    kind = cfg.tokenization
+    if saved is not None and saved.get("kind") != kind:
+        raise ConfigError(f"{cfg.source}: tokenization {kind!r} differs from the checkpoint's {saved.get('kind')!r}")
+    if kind == "gpt2":
+        from coconut.tokenizer.text import TextTokenization
+        return TextTokenization(with_pause=bool(method.needs_pause_token or (saved or {}).get("with_pause")))
+    from coconut.tokenizer.symbolic import PRONTOQA_TOKENIZATIONS, PROSQA_TOKENIZATIONS
+    if kind in PROSQA_TOKENIZATIONS:
+        cls = PROSQA_TOKENIZATIONS[kind]
+        if saved is not None:
+            return cls.from_dict(saved)
+        missing = next((i for i, ex in enumerate(examples) if not ex.has_graph), None)
+        if missing is not None:
+            raise ConfigError(f"{cfg.source}: tokenization {kind} needs ProsQA examples with their graph "
+                              f"(idx_to_symbol); example {missing} of the data has none")
+        return cls(max_nodes=max([32] + [len(ex.idx_to_symbol) for ex in examples]))
+    cls = PRONTOQA_TOKENIZATIONS[kind]
+    return cls.from_dict(saved) if saved is not None else cls.build([examples])
+
+
+def saved_tokenization(directory: str | None) -> dict | None:
+    """The tokenization recorded in a coconut checkpoint (None for other model directories)."""
+    path = os.path.join(directory, "trainer_state.json") if directory else None
+    if not path or not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f).get("tokenization")
+
+
+def tokenization_dict(tok) -> dict:
+    if hasattr(tok, "to_dict"):
+        return tok.to_dict()
+    return {"kind": "gpt2", "with_pause": tok.pause_id is not None}
+
+
+def model_shape(cfg: RunConfig, tok, checkpoint: str | None = None) -> GPT2Config:
+    """The shape the model will have, read without loading any weights."""
+    source = checkpoint or pretrained_dir(cfg)
+    if source is None:
+        return GPT2Config(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, vocab_size=tok.vocab_size,
+                          n_positions=cfg.n_positions, dropout=cfg.dropout)
+    return GPT2Config.from_hf_file(GPT2Config.hf_path(source))
+
+
+def pretrained_dir(cfg: RunConfig) -> str | None:
+    """The Hugging Face directory the weights come from (None: from scratch): a local
+    directory, or a model_id's snapshot in the local hub cache."""
+    if cfg.load_model_path:
+        path, key = cfg.load_model_path, "load_model_path"
+    elif cfg.init == "pretrained":
+        path, key = cfg.model_id, "model_id"
+    else:
+        return None
+    if path and os.path.isfile(os.path.join(path, "config.json")):
+        return path
+    hub_name = key == "model_id" and path and hub_cache.is_repo_id(path)
+    cached = hub_cache.snapshot_dir(path) if hub_name else None
+    if cached:
+        return cached
+    looked = f", nor in the Hugging Face cache ({' or '.join(hub_cache.repo_folders(path))})" if hub_name else ""
+    raise ConfigError(f"{cfg.source}: {key}: {path!r} is not a local Hugging Face model directory "
+                      f"(config.json + model.safetensors){looked}; download it first, e.g. `huggingface-cli "
+                      "download openai-community/gpt2`, or point the key at a local directory")
+
+
+def build_model(cfg: RunConfig, tok, checkpoint: str | None = None, recipe: Recipe | None = None):
+    """From the checkpoint, else the pretrained directory, else from scratch (rows set
+    by the recipe)."""
+    source = checkpoint or pretrained_dir(cfg)
+    if source is None:
+        model = coconut.GPT2(model_shape(cfg, tok), seed=cfg.seed)
+        (recipe or Recipe()).init_model(model, tok, cfg.seed)
+    else:
+        model = coconut.GPT2.from_pretrained(source, seed=cfg.seed)
+        if "dropout" in cfg.explicit:
+            model.config.dropout = cfg.dropout
+        if model.config.vocab_size < tok.vocab_size:   # GPT-2 itself: grow by <bot> <eot> <latent> (<pause>)
+            model.add_thought_tokens(tok.bot_id, tok.eot_id, tok.latent_id, copy_from=GPT2_COPY_FROM)
+            model.resize_vocab(tok.vocab_size - model.config.vocab_size, copy_from=GPT2_COPY_FROM)
+        if model.config.vocab_size != tok.vocab_size:
+            raise ConfigError(f"{cfg.source}: the model in {source} has {model.config.vocab_size} token rows, "
+                              f"the tokenization needs {tok.vocab_size}")
+    model.bot_id, model.eot_id, model.latent_id = tok.bot_id, tok.eot_id, tok.latent_id
+    return model
+
+
+def check_lengths(method, tok, examples, name, epochs, n_positions: int, max_new_tokens: int | None = None):
+    """Every sequence the run will build fits n_positions (with max_new_tokens: every
+    generation prompt plus its new tokens). Raises naming the data set and example. A
+    stage curriculum is checked at every stage an example may take, whatever its
+    per-example schedule (a subclass may draw stages at random)."""
+    by_stage = {}
+    for e in epochs:
+        by_stage.setdefault(method.stage(e), e)   # one epoch per distinct stage suffices
+    if not by_stage:
+        return
+    for i, ex in enumerate(examples):
+        try:
+            if max_new_tokens is not None:
+                n, epoch = max((len(method.prompt_ids(tok, ex, e)), e) for e in by_stage.values())
+                n += max_new_tokens
+                what = f"its prompt at epoch {epoch} plus max_new_tokens = {max_new_tokens} make {n} tokens"
+            elif isinstance(method, StageCurriculum):
+                n, s = max((len(method.layout(tok, ex, s).input_ids), s) for s in range(method.final_stage + 1))
+                what = f"it has {n} tokens at stage {s}"
+            else:
+                n, epoch = max((len(method.sequence(tok, ex, e, random.Random(0)).input_ids), e)
+                               for e in by_stage.values())
+                what = f"it has {n} tokens at epoch {epoch}"
+        except ValueError as e:
+            raise ConfigError(f"{name}: example {i}: {e}") from None
+        if n > n_positions:
+            raise ConfigError(f"{name}: example {i} is too long: {what}, more than n_positions = "
+                              f"{n_positions} (question {ex.question[:50]!r}...)")

@@ -1,0 +1,142 @@
+"""Recipes (coconut.recipes): each option of a config's `recipe:` mapping, what it does
+to the model's rows or the training sequences, what it refuses, and that the options
+in a run resume exactly."""
+import random
+
+import numpy as np
+import pytest
+
+from coconut.build import build_method
+from coconut.curriculum import CoT
+from coconut.recipes import OPTIONS, Recipe
+from coconut.run_config import ConfigError
+from coconut.train import Trainer, train
+
+from test_train import config
+
+
+def test_unknown_options_and_bad_values_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"test.yaml: recipe: unknown option 'shufle_nodes' \(did you mean "
+                                          r"'shuffle_nodes'\?\)"):
+        Trainer(config(tmp_path, recipe={"shufle_nodes": True}))
+    for key, bad, why in (("embedding_std", 0.0, "must be a number > 0"), ("token_init", "sum", "must be one of"),
+                          ("shuffle_nodes", "yes", "must be true or false"),
+                          ("predict_past_eot", 1, "must be true or false"),
+                          ("first_stage_epochs", 0, "must be an integer >= 1")):
+        with pytest.raises(ConfigError, match=f"recipe: {key} {why}"):
+            Trainer(config(tmp_path, recipe={key: bad}))
+    assert [o.value for o in Recipe().options] == [cls.default for cls in OPTIONS.values()]
+
+
+def test_rows_of_a_pretrained_model_are_refused(tmp_path):
+    for options in ({"embedding_std": 0.1}, {"token_init": "compositional"}):
+        with pytest.raises(ValueError, match="a pretrained GPT-2 brings its own"):
+            Recipe(options).fits(build_method(config(tmp_path)), None, from_scratch=False)
+    Recipe({"embedding_std": 0.02}).fits(build_method(config(tmp_path)), None, from_scratch=False)   # the default
+
+
+def test_first_stage_epochs_lengthens_stage_zero_of_methods_with_stages(tmp_path):
+    method = build_method(config(tmp_path, method="coconut", epochs_per_stage=2, recipe={"first_stage_epochs": 7}))
+    assert method.first_stage_epochs == 7 and method.stage(6) == 0 and method.stage(7) == 1
+    assert build_method(config(tmp_path, recipe={"first_stage_epochs": 3})).stage(3) == 1   # the reference flags
+    cot = build_method(config(tmp_path, method="cot", recipe={"first_stage_epochs": 3}))
+    assert type(cot) is CoT                                   # no stage schedule: left as it is
+
+
+def test_embedding_std(tmp_path):
+    """embedding_std scales the token and position rows from GPT-2's 0.02 (the same draws,
+    rescaled), the compositional rows with them; other weights are untouched."""
+    kw = dict(tokenization="prosqa_edge_tokens", num_epochs=0)
+    plain = Trainer(config(tmp_path, "plain", **kw)).model.params
+    wide = Trainer(config(tmp_path, "wide", recipe={"embedding_std": 0.1}, **kw)).model.params
+    for name in ("transformer.wte.weight", "transformer.wpe.weight"):
+        np.testing.assert_allclose(wide[name], 5 * plain[name], rtol=1e-6)
+    for name in ("transformer.h.0.attn.c_attn.weight", "transformer.ln_f.weight"):
+        np.testing.assert_array_equal(wide[name], plain[name])
+    composed = Trainer(config(tmp_path, "composed", recipe={"embedding_std": 0.1, "token_init": "compositional"},
+                              **kw))
+    composed_plain = Trainer(config(tmp_path, "composed_plain", recipe={"token_init": "compositional"}, **kw))
+    for name in ("transformer.wte.weight", "transformer.wpe.weight"):
+        np.testing.assert_allclose(composed.model.params[name], 5 * composed_plain.model.params[name],
+                                   rtol=1e-5, atol=1e-9)
+    assert abs(float(composed.model.params["transformer.wte.weight"][composed.tok.edge_base:].std()) - 0.1) < 0.005
+
+
+def test_compositional_token_init(tmp_path):
+    """token_init compositional: each edge token's row is the sum of a source and a
+    target vector (so any two sources differ by the same vector whatever the target),
+    with GPT-2's spread; other rows and the seed's other weights are those of the
+    default init."""
+    kw = dict(tokenization="prosqa_edge_tokens", num_epochs=0)
+    trainer = Trainer(config(tmp_path, recipe={"token_init": "compositional"}, **kw))
+    tok, wte = trainer.tok, trainer.model.params["transformer.wte.weight"].astype(np.float64)
+    row = lambda a, b: wte[tok._edge_token(a, b)]
+    for a, b, c, d in [(0, 1, 2, 3), (5, 9, 31, 7), (4, 4, 0, 0)]:
+        np.testing.assert_allclose(row(a, b) - row(a, c) - row(d, b) + row(d, c), 0, atol=1e-7)
+    edges = wte[tok.edge_base:]
+    assert abs(edges.std() - 0.02) < 0.001
+    source_gap = row(1, 0) - row(0, 0)      # a part's vector is random, not zero or shared
+    assert abs(np.linalg.norm(source_gap) / np.sqrt(wte.shape[1]) - 0.02) < 0.005
+    plain = Trainer(config(tmp_path, "plain", **kw)).model.params
+    np.testing.assert_array_equal(wte[:tok.edge_base], plain["transformer.wte.weight"][:tok.edge_base])
+    np.testing.assert_array_equal(trainer.model.params["transformer.h.0.attn.c_attn.weight"],
+                                  plain["transformer.h.0.attn.c_attn.weight"])
+    with pytest.raises(ConfigError, match="token_init.*prosqa_edge_tokens, prontoqa_fact_sentences"):
+        Trainer(config(tmp_path, tokenization="prosqa_symbolic", recipe={"token_init": "compositional"}))
+
+
+@pytest.mark.parametrize("data", [
+    dict(tokenization="prosqa_edge_tokens"),
+    dict(tokenization="prontoqa_fact_sentences", generate={"dataset": "prontoqa", "n": 24, "val_n": 4, "seed": 0},
+         max_new_tokens=8)])
+def test_shuffle_nodes_renames_each_epoch_and_resumes_exactly(tmp_path, data):
+    """shuffle_nodes: the training sequences get fresh node names (ProntoQA: concept
+    names) every epoch (drawn from the epoch's seeded generator, so a resume repeats
+    them); validation keeps the official names."""
+    kw = dict(data, recipe={"shuffle_nodes": True})
+    straight = train(config(tmp_path, "straight", **kw))
+    train(config(tmp_path, "split", **{**kw, "num_epochs": 1}))
+    resumed = train(config(tmp_path, "split", **kw), resume=1)
+    assert np.array_equal(straight.model.param_block, resumed.model.param_block)
+    plain = train(config(tmp_path, "plain", **data))
+    assert not np.array_equal(straight.model.param_block, plain.model.param_block)
+
+    trainer = Trainer(config(tmp_path, "look", **kw), verbose=False)
+    seen = []
+    trainer.train_step = lambda micro_batches: seen.extend(s.input_ids for b in micro_batches for s in b) or [(0, 0.0)]
+    trainer.train_epoch(0)
+    official = [trainer.method.sequence(trainer.tok, ex, 0, random.Random(0)).input_ids for ex in trainer.train_set]
+    assert sorted(map(len, seen)) == sorted(map(len, official))
+    assert not {tuple(s) for s in seen} & {tuple(s) for s in official}   # every one renamed
+    with pytest.raises(ConfigError, match="shuffle_nodes"):
+        Trainer(config(tmp_path, tokenization="prontoqa_symbolic", recipe={"shuffle_nodes": True}))
+
+
+def test_predict_past_eot(tmp_path):
+    """predict_past_eot: the label at <eot> becomes the first trained token after it, so
+    the loss gains exactly one term, the cross-entropy of the position before <eot> (the
+    last thought's, whose state the next stage feeds back) on that token."""
+    from coconut.curriculum.sequence import IGNORE
+    from coconut.recipes import with_label_past_eot
+    trainer = Trainer(config(tmp_path, num_epochs=0, dropout=0.0))
+    tok, model, method = trainer.tok, trainer.model, trainer.method
+    seq = method.sequence(tok, trainer.train_set[0], 1, random.Random(0))       # stage 1: one thought
+    eot = seq.input_ids.index(tok.eot_id)
+    past = with_label_past_eot(tok, seq)
+    assert past.labels[eot] == seq.input_ids[eot + 1] != IGNORE and seq.labels[eot] == IGNORE
+    assert past.labels[:eot] + past.labels[eot + 1:] == seq.labels[:eot] + seq.labels[eot + 1:]
+    question_only = type(seq)(seq.input_ids[:eot + 1], [IGNORE] * (eot + 1), seq.n_thoughts)
+    assert with_label_past_eot(tok, question_only) is question_only               # nothing trained after <eot>
+
+    kw = dict(thoughts="continuous", latent_id=tok.latent_id, bot_id=tok.bot_id, eot_id=tok.eot_id)
+    ids = np.asarray([seq.input_ids])
+    loss, n = model.loss_and_count(ids, np.asarray([seq.labels]), backward=False, **kw)
+    loss_past, n_past = model.loss_and_count(ids, np.asarray([past.labels]), backward=False, **kw)
+    logits = model.forward(ids, **kw)[0, eot - 1].astype(np.float64)
+    term = np.log(np.exp(logits - logits.max()).sum()) + logits.max() - logits[seq.input_ids[eot + 1]]
+    assert n_past == n + 1
+    assert abs(loss_past * n_past - (loss * n + term)) < 1e-4 * n_past
+
+    train(config(tmp_path, "past", recipe={"predict_past_eot": True}, num_epochs=2))          # it trains
+    with pytest.raises(ConfigError, match="predict_past_eot.*no continuous thoughts"):
+        Trainer(config(tmp_path, recipe={"predict_past_eot": True}, coconut=False, cot=True))
