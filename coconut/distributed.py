@@ -183,12 +183,6 @@ def check_accumulation(gradient_accumulation_steps: int, size: int, source: str 
             f"of {size} (the loss is averaged per micro-batch, so batch_size_training is part of the recipe)")
 
 
-def dropout_calls_per_pass(model) -> int:
-    """How much one training loss_and_grad call advances `model.dropout_calls` (the
-    model draws a fresh dropout seed per call only when dropout is on)."""
-    return int(bool(model.training) and float(model.config.dropout) > 0.0)
-
-
 def configure_threads(w, explicit: int | None) -> int | None:
     """The C core's threads for this rank: `explicit` (the config's `threads`) if set;
     else under MPI OMP_NUM_THREADS if exported, else cores / ranks on this machine.

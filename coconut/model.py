@@ -156,11 +156,17 @@ class GPT2:
         return self._loss(input_ids, labels, attention_mask, position_ids, latent_id, bot_id, eot_id,
                           thoughts, grad_scale, backward=backward)
 
+    @property
+    def dropout_calls_per_pass(self) -> int:
+        """How much one training loss_and_grad call advances `dropout_calls`: a fresh
+        dropout seed per call, only when dropout is on."""
+        return int(bool(self.training) and float(self.config.dropout) > 0.0)
+
     def _loss(self, input_ids, labels, attention_mask, position_ids, latent_id, bot_id, eot_id, thoughts,
               grad_scale, backward):
         ids, mask, pos, lab = self._batch(input_ids, attention_mask, position_ids, labels)
         targs = self._thought_args(self._default_mode(thoughts, latent_id), latent_id, bot_id, eot_id)
-        dropout = self.config.dropout if (self.training and backward) else 0.0
+        dropout = self.config.dropout if (backward and self.dropout_calls_per_pass) else 0.0
         seed = 0
         if dropout > 0.0:
             seed = (self.seed * 0x9E3779B1 + self.dropout_calls) & 0xFFFFFFFFFFFFFFFF

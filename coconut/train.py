@@ -250,7 +250,7 @@ class Trainer:
         then takes the same AdamW step. Returns this rank's (j, loss)."""
         model, tok, method, world = self.model, self.tok, self.method, self.world
         acc = self.cfg.gradient_accumulation_steps
-        first_call, per_pass = model.dropout_calls, distributed.dropout_calls_per_pass(model)
+        first_call, per_pass = model.dropout_calls, model.dropout_calls_per_pass
         done = []
         for j in distributed.shard(len(micro_batches), world.rank, world.size):
             model.dropout_calls = first_call + j * per_pass

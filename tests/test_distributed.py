@@ -102,10 +102,17 @@ def test_a_launch_without_mpi4py_fails_with_the_install_line(monkeypatch, tmp_pa
 def test_dropout_calls_advance_only_with_dropout_in_training():
     model = coconut.GPT2(coconut.GPT2Config(n_layer=1, n_head=1, n_embd=8, vocab_size=11, n_positions=8,
                                             dropout=0.1))
-    assert distributed.dropout_calls_per_pass(model.train()) == 1
-    assert distributed.dropout_calls_per_pass(model.eval()) == 0
+    ids, labels = np.array([[1, 2, 3, 4]]), np.array([[1, 2, 3, 4]])
+
+    def advance():   # what one training loss call really moves the counter by
+        before = model.dropout_calls
+        model.loss_and_grad(ids, labels)
+        return model.dropout_calls - before
+
+    assert model.train().dropout_calls_per_pass == advance() == 1
+    assert model.eval().dropout_calls_per_pass == advance() == 0
     model.config.dropout = 0.0
-    assert distributed.dropout_calls_per_pass(model.train()) == 0
+    assert model.train().dropout_calls_per_pass == advance() == 0
 
 
 class FakeRank(distributed.SingleProcess):
