@@ -38,7 +38,6 @@ import dataclasses
 import difflib
 import os
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Literal, Optional, Union
@@ -46,6 +45,7 @@ from typing import Literal, Optional, Union
 import yaml
 
 from coconut import hub_cache
+from coconut.config_fields import ConfigError, check_type, parse_yaml
 from coconut.config import GPT2Config
 from coconut.curriculum.method import RESET_RULES
 from coconut.data.official_splits import official_layout_path, official_names, official_path
@@ -54,10 +54,6 @@ GENERATED_DATASETS = ("prosqa", "prontoqa")
 PATH_KEYS = ("train_path", "val_path", "save_path", "model_id", "load_model_path")
 DATA_KEYS = ("train_path", "val_path")      # the keys that may name official data
 OFFICIAL_PREFIX = "official:"
-
-
-class ConfigError(ValueError):
-    """A configuration the trainer refuses; the message names the file and the key."""
 
 
 @dataclass
@@ -174,7 +170,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple = ()) -> R
     except OSError as e:
         hint = "" if os.sep in path else f"; shipped configs: {', '.join(presets())}"
         raise ConfigError(f"{path}: cannot read the config ({e.strerror}){hint}") from None
-    raw, lines = _parse_yaml(text, path)
+    raw, lines = parse_yaml(text, path)
     for item in overrides:
         _apply_override(raw, item, lines)
     return config_from_dict(raw, source=path, lines=lines)
@@ -208,7 +204,7 @@ def config_from_dict(raw: dict, source: str = "<dict>", lines: dict | None = Non
             close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"{where(key)}: unknown key{hint}")
-        values[key] = _check_type(key, value, _HINTS[key], where(key))
+        values[key] = check_type(key, value, _HINTS[key], where(key))
     if isinstance(values.get("generate"), dict):
         values["generate"] = _generate_data(values["generate"], where("generate"))
     for key in PATH_KEYS:
@@ -218,31 +214,6 @@ def config_from_dict(raw: dict, source: str = "<dict>", lines: dict | None = Non
     _check_values(cfg, where)
     _resolve_paths(cfg, where)
     return cfg
-
-
-def _parse_yaml(text: str, path: str) -> tuple[dict, dict]:
-    """(mapping, line of each top-level key), refusing duplicate keys."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        place = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}: {place}malformed YAML ({problem})") from None
-    if data is None:
-        return {}, {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the config must be a mapping of keys to values, "
-                          f"got a {type(data).__name__}")
-    lines: dict = {}
-    for key_node, _ in root.value:
-        key = key_node.value
-        if key in lines:
-            raise ConfigError(f"{path}: line {key_node.start_mark.line + 1}: key '{key}' appears twice "
-                              f"(first on line {lines[key]})")
-        lines[key] = key_node.start_mark.line + 1
-    return data, lines
 
 
 def _apply_override(raw: dict, item: str, lines: dict) -> None:
@@ -272,70 +243,6 @@ def _apply_override(raw: dict, item: str, lines: dict) -> None:
 _HINTS = typing.get_type_hints(RunConfig)
 
 
-def _describe(value) -> str:
-    return "null" if value is None else f"{type(value).__name__} {value!r}"
-
-
-def _check_type(key, value, hint, where):
-    """The value converted to the annotated type, or a ConfigError."""
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check_type(key, value, arg, where)
-            except ConfigError as e:
-                errors.append(e)
-        if len(errors) == 1:
-            raise errors[0]
-        raise ConfigError(f"{where} must be {_hint_name(hint)}, got {_describe(value)}")
-    if origin is Literal:
-        choices = typing.get_args(hint)
-        if value not in choices:
-            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-            hint_text = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"{where} must be one of {list(choices)}, got {value!r}{hint_text}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {_describe(value)}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {_describe(value)}")
-        return value
-    if hint is float:
-        if isinstance(value, str):
-            # PyYAML reads `1e-4` (no dot) as a string: accept number literals written so.
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {_describe(value)}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {_describe(value)}")
-        return value
-    if hint is dict or hint is GenerateData:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a mapping, got {_describe(value)}")
-        return value
-    raise TypeError(f"RunConfig: no check for the annotation {hint!r} of {key}")
-
-
-def _hint_name(hint) -> str:
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-    parts = [names.get(a, getattr(a, "__name__", str(a))) for a in typing.get_args(hint) if a is not type(None)]
-    return " or ".join(parts)
-
-
 def _generate_data(raw: dict, where: str) -> GenerateData:
     hints = typing.get_type_hints(GenerateData)
     values = {}
@@ -344,7 +251,7 @@ def _generate_data(raw: dict, where: str) -> GenerateData:
             close = difflib.get_close_matches(str(key), list(hints), n=1, cutoff=0.6)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"{where}: unknown key '{key}'{hint}; known: {sorted(hints)}")
-        values[key] = _check_type(key, value, hints[key], f"{where}.{key}")
+        values[key] = check_type(key, value, hints[key], f"{where}.{key}")
     gen = GenerateData(**values)
     if gen.n < 1 or gen.val_n < 0:
         raise ConfigError(f"{where}: n must be >= 1 and val_n >= 0, got n={gen.n}, val_n={gen.val_n}")

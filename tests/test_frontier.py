@@ -13,7 +13,6 @@ import pytest
 import coconut
 from coconut.curriculum import METHODS, FrontierCoconut
 from coconut.curriculum.frontier import gold_path
-from coconut.data import generate_prosqa
 from coconut.data.prosqa_graph import edge_sentence
 from coconut.run_config import config_from_dict
 from coconut.tokenizer import ProsQAEdgeTokens, ProsQASymbolic, TextTokenization

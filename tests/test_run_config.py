@@ -6,7 +6,7 @@ import pytest
 
 from coconut.curriculum import Coconut, CoT, ICoT, NoCoT, NoCurriculum, NoThought, PauseAsThought, PauseToken
 from coconut.data import official, official_path
-from coconut.run_config import ConfigError, RunConfig, load_config
+from coconut.run_config import ConfigError, load_config
 from coconut.build import build_method, build_recipe, build_tokenization, check_recipe
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "coconut", "configs")

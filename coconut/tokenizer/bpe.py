@@ -7,6 +7,10 @@ Encoding in three steps, each as GPT-2 defines it:
    numbers, other symbols, whitespace runs);
 3. each word's UTF-8 bytes are written as printable stand-in characters and merged by
    the ranked merge rules of merges.txt until no rule applies.
+
+Longer than the package's other modules, and kept whole: added tokens, the word
+pattern, the byte stand-ins, the merges, decoding and the Hugging Face file formats are
+one tokenizer whose parts must agree id for id with the reference's.
 """
 from __future__ import annotations
 
