@@ -102,6 +102,8 @@ CoreStatus acts_reserve(Acts *a, const GPT2Shape *s, int B, int T, int need_back
         a->layers = core_calloc((size_t)s->n_layer, sizeof(LayerActs));
         if (!a->layers) return CORE_OUT_OF_MEMORY;
     }
+    /* attention runs one task per (batch row, head): more threads than that would idle */
+    if (n_threads > B * s->n_head) n_threads = B * s->n_head;
     size_t need = acts_carve(a, s, B, T, need_backward, n_threads, NULL);
     if (need > a->arena_floats) {
         core_free(a->arena);

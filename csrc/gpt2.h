@@ -75,7 +75,7 @@ typedef struct {
     float *dlnf;                         /* (T,B,C) gradient of the ln_f output */
     /* scratch for one range of rows (at most T*B rows) */
     float *s_dres, *s_dx, *s_dbig, *s_big; /* s_big holds (T*B, 4C): GELU of all rows */
-    float *s_attn;                       /* attention scratch, one slot per thread */
+    float *s_attn;                       /* attention scratch: a slot per attention thread */
     int attn_threads;
     float *arena;
     size_t arena_floats;

@@ -59,19 +59,22 @@ static inline int dropout_keep(uint64_t site_key, uint64_t index, float p) {
  * backward. */
 void dropout_rows(float *x, int t0, int t1, int B, int T, int D, uint64_t site_key, float p);
 
+/* Floats of attention scratch per thread: the (queries, keys) probabilities, and for
+ * backward also their dropped copy and their gradient. The caller owns the scratch (the
+ * activation arena), so the attention kernels allocate nothing and cannot fail. */
+static inline size_t attention_scratch_floats(int T, int backward) {
+    return (size_t)(backward ? 3 : 1) * T * T;
+}
+
 /* Causal self-attention over rows of positions [t0, t1) against keys [0, t].
  * qkv (T,B,3C) holds every earlier position already (the cache); out (T,B,C);
  * lse (B,NH,T). Masked keys are skipped; a query of a masked position gets zero.
- * scratch: n_threads slots of attention_scratch_floats(T, 0) floats, one per OpenMP
- * thread (the caller's arena: the kernels allocate nothing, so they cannot fail). */
-static inline size_t attention_scratch_floats(int T, int backward) {
-    return (size_t)(backward ? 3 : 1) * T * T; /* probabilities; backward: dropped copy, gradient */
-}
+ * Runs on n_threads threads, each on its slot of attention_scratch_floats(T, 0). */
 void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const int64_t *mask,
                        int t0, int t1, int B, int T, int C, int NH, int n_threads,
                        uint64_t site_key, float p_drop);
 /* dqkv (T,B,3C): writes dQ at [t0,t1), accumulates dK, dV at [0, t1).
- * dout holds only the rows of [t0, t1) ((t1-t0), B, C). scratch: n_threads slots of
+ * dout holds only the rows of [t0, t1) ((t1-t0), B, C). Slots of
  * attention_scratch_floats(T, 1) floats. */
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                         const float *out, const float *lse, const int64_t *mask, int t0, int t1,
