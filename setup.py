@@ -4,6 +4,7 @@ OpenBLAS comes from PyPI's scipy-openblas32 (the build NumPy's own wheels use) u
 COCONUT_BLAS=system, which links a system OpenBLAS found by pkg-config (Debian:
 libopenblas-dev). COCONUT_MARCH sets -march (default "native": the package is compiled
 on the machine that runs it; set COCONUT_MARCH=x86-64-v3 or "" for a portable build).
+COCONUT_SANITIZE=1 adds AddressSanitizer and UndefinedBehaviorSanitizer (.ci/sanitize).
 """
 import glob
 import os
@@ -43,6 +44,10 @@ compile_args = ["-O3", "-std=c11", "-fopenmp", "-Wall", "-Wno-unknown-pragmas",
                 "-fno-trapping-math", "-fno-math-errno"]
 if march:
     compile_args.append(f"-march={march}")
+sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"] \
+    if os.environ.get("COCONUT_SANITIZE") == "1" else []
+if sanitize:
+    compile_args += sanitize + ["-fno-omit-frame-pointer", "-g"]
 
 core = Extension(
     "coconut._C",
@@ -53,7 +58,7 @@ core = Extension(
     libraries=blas.get("libraries", []),
     define_macros=blas.get("define_macros", []),
     extra_compile_args=compile_args + blas.get("extra_compile_args", []),
-    extra_link_args=["-fopenmp"] + blas.get("extra_link_args", []),
+    extra_link_args=["-fopenmp"] + sanitize + blas.get("extra_link_args", []),
 )
 
 setup(ext_modules=[core])

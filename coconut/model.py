@@ -10,7 +10,8 @@ import numpy as np
 from . import _C
 from .config import INIT_STD, GPT2Config
 
-THOUGHT_MODES = {"none": 0, "pause": 1, "continuous": 2}
+# name -> the core's mode number; the core defines both
+THOUGHT_MODES = dict(_C.THOUGHT_MODES)
 
 
 def tensor_specs(config: GPT2Config) -> list[tuple[str, str, int, tuple[int, ...]]]:
@@ -140,7 +141,10 @@ class GPT2:
         """Mean next-token cross-entropy over positions whose label (shifted inside, as
         `transformers` does) is not -100; gradients are added into `self.grads`.
         With thoughts="continuous" every `<latent>` slot takes the final hidden state of
-        the position before it, and the gradient flows back through every thought."""
+        the position before it, and the gradient flows back through every thought.
+        A batch without a supervised position raises ValueError, exhausted memory
+        MemoryError, an overflowing loss FloatingPointError (the gradients may then hold
+        part of this batch's sum: zero them before going on)."""
         return self._loss(input_ids, labels, attention_mask, position_ids, latent_id, bot_id, eot_id,
                           thoughts, grad_scale, backward=True)[0]
 

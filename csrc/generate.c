@@ -1,38 +1,46 @@
 #include "generate.h"
 
-#include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "kernels.h"
 
-/* Greedy choice for the B rows of column t: logits = ln_f output @ wte^T. */
-static void argmax_column(Ctx *c, int B, int t, float *logits, int64_t *best) {
+/* Greedy choice for the B rows of column t: logits = ln_f output @ wte^T. Returns the
+ * number of rows still decoding (not done) with a logit that is not finite. */
+static int argmax_column(Ctx *c, int B, int t, const uint8_t *done, float *logits, int64_t *best) {
     int C = c->shape->n_embd, V = c->shape->vocab_size;
     matmul(0, 1, B, V, C, 1.0f, c->a->lnf + (size_t)t * B * C, C, c->p.wte, C, 0.0f, logits, V);
-    #pragma omp parallel for schedule(static) PAR_IF((size_t)B * V)
+    int bad = 0;
+    #pragma omp parallel for reduction(+:bad) schedule(static) PAR_IF((size_t)B * V)
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * V;
-        int k = 0;
+        int k = 0, finite = 1;
+        for (int v = 0; v < V; v++) finite &= isfinite(z[v]) != 0;
         for (int v = 1; v < V; v++) if (z[v] > z[k]) k = v; /* first maximum, as argmax */
         best[b] = k;
+        bad += !finite && !done[b];
     }
+    return bad;
 }
 
-int run_generate(Ctx *c, Batch *bt, int Tp, const int *bounds, int n_pass, int max_new,
-                 int64_t eos_id, int64_t *out, int64_t *n_out) {
+CoreStatus run_generate(Ctx *c, Batch *bt, int Tp, const int *bounds, int n_pass, int max_new,
+                        int64_t eos_id, int64_t *out, int64_t *n_out) {
     int B = bt->B, T = bt->T, P = c->shape->n_positions;
     int64_t *ids = (int64_t *)bt->ids, *mask = (int64_t *)bt->mask, *pos = (int64_t *)bt->pos;
-    float *logits = malloc(sizeof(float) * (size_t)B * c->shape->vocab_size);
-    int64_t *best = malloc(sizeof(int64_t) * (size_t)B);
-    uint8_t *done = calloc((size_t)B, 1);
-    if (!logits || !best || !done) { free(logits); free(best); free(done); return -1; }
+    CoreStatus st = CORE_OUT_OF_MEMORY;
+    float *logits = core_malloc(sizeof(float) * (size_t)B * c->shape->vocab_size);
+    int64_t *best = core_malloc(sizeof(int64_t) * (size_t)B);
+    uint8_t *done = core_calloc((size_t)B, 1);
+    if (!logits || !best || !done) goto cleanup;
+    st = CORE_OK;
     for (size_t i = 0; i < (size_t)B * max_new; i++) out[i] = -1;
     memset(n_out, 0, sizeof(int64_t) * (size_t)B);
 
     for (int i = 0; i < n_pass; i++) forward_range(c, bt, bounds[i], bounds[i + 1]);
     int t = Tp - 1; /* column whose logits choose the next token */
     for (int step = 0; step < max_new; step++) {
-        argmax_column(c, B, t, logits, best);
+        if (argmax_column(c, B, t, done, logits, best)) { st = CORE_NOT_FINITE; break; }
         int active = 0;
         for (int b = 0; b < B; b++) {
             if (done[b]) continue;
@@ -54,6 +62,9 @@ int run_generate(Ctx *c, Batch *bt, int Tp, const int *bounds, int n_pass, int m
         forward_range(c, bt, n, n + 1);
         t = n;
     }
-    free(logits); free(best); free(done);
-    return 0;
+cleanup:
+    core_free(logits);
+    core_free(best);
+    core_free(done);
+    return st;
 }

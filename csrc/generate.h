@@ -10,8 +10,9 @@
  * receives new ids (-1 after an example stopped); n_out (B) their counts. As in the
  * reference, the first token is kept even if it is eos; a later eos ends an example
  * and is not kept. An example also ends when its next position would not fit the
- * position table. Returns 0 or -1 (out of memory for logits). */
-int run_generate(Ctx *c, Batch *bt, int Tp, const int *bounds, int n_pass, int max_new,
-                 int64_t eos_id, int64_t *out, int64_t *n_out);
+ * position table. CORE_OUT_OF_MEMORY, or CORE_NOT_FINITE if a column's logits are not
+ * all finite (its argmax would be arbitrary). */
+CoreStatus run_generate(Ctx *c, Batch *bt, int Tp, const int *bounds, int n_pass, int max_new,
+                        int64_t eos_id, int64_t *out, int64_t *n_out);
 
 #endif

@@ -1,6 +1,7 @@
 #include "gpt2.h"
 
-#include <stdlib.h>
+#include "alloc.h"
+#include "kernels.h"
 
 void param_layout(const GPT2Shape *s, ParamLayout *o) {
     size_t L = s->n_layer, C = s->n_embd, V = s->vocab_size, P = s->n_positions;
@@ -40,7 +41,8 @@ void param_pointers(const ParamLayout *l, float *m, ParamPtrs *o) {
 /* Lays every activation tensor out in one arena; with base == NULL it only counts.
  * Without backward only the key/value cache (qkv, lse) and ln_f output (thoughts read
  * it) must outlive a pass: the other per-layer tensors of all layers share one set. */
-static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward, float *base) {
+static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward, int n_threads,
+                         float *base) {
     size_t TB = (size_t)T * B, C = s->n_embd, NH = s->n_head, at = 0;
 #define CARVE(ptr, n) do { ptr = base ? base + at : NULL; at += (n); } while (0)
     CARVE(a->emb, TB * C);
@@ -82,6 +84,7 @@ static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_bac
     CARVE(a->lnf_mean, TB);
     CARVE(a->lnf_rstd, TB);
     CARVE(a->s_big, TB * 4 * C);
+    CARVE(a->s_attn, (size_t)n_threads * attention_scratch_floats(T, need_backward));
     if (need_backward) {
         CARVE(a->dlnf, TB * C);
         CARVE(a->s_dres, TB * C);
@@ -94,27 +97,30 @@ static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_bac
     return at;
 }
 
-int acts_reserve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward) {
+CoreStatus acts_reserve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward, int n_threads) {
     if (!a->layers) {
-        a->layers = calloc((size_t)s->n_layer, sizeof(LayerActs));
-        if (!a->layers) return -1;
+        a->layers = core_calloc((size_t)s->n_layer, sizeof(LayerActs));
+        if (!a->layers) return CORE_OUT_OF_MEMORY;
     }
-    size_t need = acts_carve(a, s, B, T, need_backward, NULL);
+    /* attention runs one task per (batch row, head): more threads than that would idle */
+    if (n_threads > B * s->n_head) n_threads = B * s->n_head;
+    size_t need = acts_carve(a, s, B, T, need_backward, n_threads, NULL);
     if (need > a->arena_floats) {
-        free(a->arena);
-        a->arena = malloc(need * sizeof(float));
+        core_free(a->arena);
+        a->arena = core_malloc(need * sizeof(float));
         a->arena_floats = a->arena ? need : 0;
-        if (!a->arena) return -1;
+        if (!a->arena) return CORE_OUT_OF_MEMORY;
     }
-    acts_carve(a, s, B, T, need_backward, a->arena);
+    acts_carve(a, s, B, T, need_backward, n_threads, a->arena);
     a->B = B;
     a->T = T;
-    return 0;
+    a->attn_threads = n_threads;
+    return CORE_OK;
 }
 
 void acts_free(Acts *a) {
-    free(a->arena);
-    free(a->layers);
+    core_free(a->arena);
+    core_free(a->layers);
     a->arena = NULL;
     a->layers = NULL;
     a->arena_floats = 0;

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "status.h"
+
 typedef struct {
     int n_layer, n_head, n_embd, vocab_size, n_positions;
 } GPT2Shape;
@@ -73,6 +75,8 @@ typedef struct {
     float *dlnf;                         /* (T,B,C) gradient of the ln_f output */
     /* scratch for one range of rows (at most T*B rows) */
     float *s_dres, *s_dx, *s_dbig, *s_big; /* s_big holds (T*B, 4C): GELU of all rows */
+    float *s_attn;                       /* attention scratch: a slot per attention thread */
+    int attn_threads;
     float *arena;
     size_t arena_floats;
 } Acts;
@@ -95,8 +99,10 @@ typedef struct {
     Dropout drop;
 } Ctx;
 
-/* Arena management. Returns 0 on success, -1 when memory is exhausted. */
-int acts_reserve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward);
+/* Lays the arena out for a (B, T) batch run on n_threads threads, growing it if needed.
+ * Everything the passes use lives there, so forward and backward allocate nothing and
+ * cannot fail. On CORE_OUT_OF_MEMORY the arena is empty and a later call starts over. */
+CoreStatus acts_reserve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward, int n_threads);
 void acts_free(Acts *a);
 
 /* passes.c: forward of the rows of positions [t0, t1) against the cache of [0, t0),

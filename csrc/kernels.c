@@ -1,10 +1,10 @@
 #include "kernels.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 #include <omp.h>
 
+#include "alloc.h"
 #include "blas.h"
 
 /* exp(x) for float, written so the compiler vectorises the loops that call it (libm's
@@ -284,19 +284,19 @@ static void drop_probs(float *dst, const float *P, int b, int h, int NH, int T, 
     }
 }
 
-void attention_forward(float *out, float *lse, const float *qkv, const int64_t *mask,
-                       int t0, int t1, int B, int T, int C, int NH,
+void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const int64_t *mask,
+                       int t0, int t1, int B, int T, int C, int NH, int n_threads,
                        uint64_t site_key, float p_drop) {
     int hd = C / NH, nq = t1 - t0, nk = t1, few = nq <= 4;
     float scale = 1.0f / sqrtf((float)hd);
     int ld3 = B * 3 * C, ld1 = B * C;
-    #pragma omp parallel if (!blas_threads_mode() && (size_t)B * NH * nq * nk * hd >= PAR_GRAIN)
+    #pragma omp parallel num_threads(n_threads) \
+        if (!blas_threads_mode() && (size_t)B * NH * nq * nk * hd >= PAR_GRAIN)
     {
-        float *S = malloc(sizeof(float) * (size_t)nq * nk);
+        float *S = scratch + (size_t)omp_get_thread_num() * attention_scratch_floats(T, 0);
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
-                if (!S) continue;
                 const float *Q = qkv + (size_t)t0 * ld3 + (size_t)b * 3 * C + h * hd;
                 const float *K = qkv + (size_t)b * 3 * C + C + h * hd;
                 const float *V = K + C;
@@ -306,26 +306,26 @@ void attention_forward(float *out, float *lse, const float *qkv, const int64_t *
                 attn_gemm(0, 0, nq, hd, nk, 1.0f, S, nk, V, ld3, 0.0f,
                           out + (size_t)t0 * ld1 + (size_t)b * C + h * hd, ld1, few);
             }
-        free(S);
     }
 }
 
-void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
-                        const float *lse, const int64_t *mask, int t0, int t1, int B, int T,
-                        int C, int NH, uint64_t site_key, float p_drop) {
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                        const float *out, const float *lse, const int64_t *mask, int t0, int t1,
+                        int B, int T, int C, int NH, int n_threads, uint64_t site_key, float p_drop) {
     int hd = C / NH, nq = t1 - t0, nk = t1, few = nq <= 4;
     float scale = 1.0f / sqrtf((float)hd);
     float keep_scale = p_drop > 0.0f ? 1.0f / (1.0f - p_drop) : 1.0f;
     int ld3 = B * 3 * C, ld1 = B * C;
     /* one (b, h) pair per task: it alone writes the dQ, dK, dV columns of that head */
-    #pragma omp parallel if (!blas_threads_mode() && (size_t)B * NH * nq * nk * hd >= PAR_GRAIN)
+    #pragma omp parallel num_threads(n_threads) \
+        if (!blas_threads_mode() && (size_t)B * NH * nq * nk * hd >= PAR_GRAIN)
     {
         size_t n = (size_t)nq * nk;
-        float *P = malloc(sizeof(float) * n * 3), *Pd = P ? P + n : NULL, *G = P ? P + 2 * n : NULL;
+        float *P = scratch + (size_t)omp_get_thread_num() * attention_scratch_floats(T, 1);
+        float *Pd = P + n, *G = P + 2 * n;
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
-                if (!P) continue;
                 const float *Q = qkv + (size_t)t0 * ld3 + (size_t)b * 3 * C + h * hd;
                 const float *K = qkv + (size_t)b * 3 * C + C + h * hd;
                 const float *V = K + C;
@@ -356,7 +356,6 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
                 attn_gemm(1, 0, nk, hd, nq, 1.0f, G, nk, Q, ld3, 1.0f, dK, ld3, few);
                 attn_gemm(1, 0, nk, hd, nq, 1.0f, Pused, nk, dO, ld1, 1.0f, dV, ld3, few);
             }
-        free(P);
     }
 }
 
@@ -374,11 +373,11 @@ void add_inplace(float *y, const float *x, size_t n) {
 
 /* ---------------------------------------------------------------- LM head + loss */
 
-double lm_head_xent(float *dh, float *dwte, const float *h, const float *wte,
-                    const int64_t *targets, int N, int C, int V, float scale) {
+CoreStatus lm_head_xent(double *loss, float *dh, float *dwte, const float *h, const float *wte,
+                        const int64_t *targets, int N, int C, int V, float scale) {
     const int chunk = 256;
-    float *logits = malloc(sizeof(float) * (size_t)chunk * V);
-    if (!logits) return NAN;
+    float *logits = core_malloc(sizeof(float) * (size_t)chunk * V);
+    if (!logits) return CORE_OUT_OF_MEMORY;
     double total = 0.0;
     int bad = 0;
     for (int r0 = 0; r0 < N && !bad; r0 += chunk) {
@@ -412,6 +411,22 @@ double lm_head_xent(float *dh, float *dwte, const float *h, const float *wte,
         if (dh) matmul(0, 0, n, C, V, 1.0f, logits, V, wte, C, 1.0f, dh + (size_t)r0 * C, C);
         if (dwte) matmul(1, 0, V, C, n, 1.0f, logits, V, hr, C, 1.0f, dwte, C);
     }
-    free(logits);
-    return bad ? NAN : total;
+    core_free(logits);
+    *loss = total;
+    return bad ? CORE_NOT_FINITE : CORE_OK;
+}
+
+/* ---------------------------------------------------------------- benchmark */
+
+CoreStatus matmul_seconds(int n, int reps, double *seconds) {
+    size_t nn = (size_t)n * n;
+    float *a = core_malloc(sizeof(float) * nn * 3);
+    if (!a) return CORE_OUT_OF_MEMORY;
+    for (size_t i = 0; i < nn * 3; i++) a[i] = (float)((i * 7919) % 1000) * 1e-3f;
+    matmul(0, 0, n, n, n, 1.0f, a, n, a + nn, n, 0.0f, a + 2 * nn, n); /* warm-up */
+    double t0 = omp_get_wtime();
+    for (int r = 0; r < reps; r++) matmul(0, 0, n, n, n, 1.0f, a, n, a + nn, n, 0.0f, a + 2 * nn, n);
+    *seconds = omp_get_wtime() - t0;
+    core_free(a);
+    return CORE_OK;
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "status.h"
+
 /* Loops over fewer elements than this run on one thread: waking a second thread costs
  * more than it saves, and far more when another process holds the other core. */
 #define PAR_GRAIN 32768
@@ -57,26 +59,40 @@ static inline int dropout_keep(uint64_t site_key, uint64_t index, float p) {
  * backward. */
 void dropout_rows(float *x, int t0, int t1, int B, int T, int D, uint64_t site_key, float p);
 
+/* Floats of attention scratch per thread: the (queries, keys) probabilities, and for
+ * backward also their dropped copy and their gradient. The caller owns the scratch (the
+ * activation arena), so the attention kernels allocate nothing and cannot fail. */
+static inline size_t attention_scratch_floats(int T, int backward) {
+    return (size_t)(backward ? 3 : 1) * T * T;
+}
+
 /* Causal self-attention over rows of positions [t0, t1) against keys [0, t].
  * qkv (T,B,3C) holds every earlier position already (the cache); out (T,B,C);
- * lse (B,NH,T). Masked keys are skipped; a query of a masked position gets zero. */
-void attention_forward(float *out, float *lse, const float *qkv, const int64_t *mask,
-                       int t0, int t1, int B, int T, int C, int NH,
+ * lse (B,NH,T). Masked keys are skipped; a query of a masked position gets zero.
+ * Runs on n_threads threads, each on its slot of attention_scratch_floats(T, 0). */
+void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const int64_t *mask,
+                       int t0, int t1, int B, int T, int C, int NH, int n_threads,
                        uint64_t site_key, float p_drop);
 /* dqkv (T,B,3C): writes dQ at [t0,t1), accumulates dK, dV at [0, t1).
- * dout holds only the rows of [t0, t1) ((t1-t0), B, C). */
-void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out,
-                        const float *lse, const int64_t *mask, int t0, int t1, int B, int T,
-                        int C, int NH, uint64_t site_key, float p_drop);
+ * dout holds only the rows of [t0, t1) ((t1-t0), B, C). Slots of
+ * attention_scratch_floats(T, 1) floats. */
+void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                        const float *out, const float *lse, const int64_t *mask, int t0, int t1,
+                        int B, int T, int C, int NH, int n_threads, uint64_t site_key, float p_drop);
 
 void fill_zero(float *x, size_t n);
 void add_inplace(float *y, const float *x, size_t n);
 
 /* Fused LM head and cross-entropy at the given rows of h (N,C) only, in chunks so that
- * no (N, V) logits tensor is held. targets (N). Adds scale * dloss/dh into dh and
- * scale * dloss/dwte into dwte (both may be NULL for loss only). Returns the summed
- * loss (double), or NaN if some row is not finite. */
-double lm_head_xent(float *dh, float *dwte, const float *h, const float *wte,
-                    const int64_t *targets, int N, int C, int V, float scale);
+ * no (N, V) logits tensor is held. targets (N). *loss receives the summed loss. Adds
+ * scale * dloss/dh into dh and scale * dloss/dwte into dwte (both may be NULL for loss
+ * only). CORE_NOT_FINITE if some row's loss is not finite: the chunks before it have
+ * already added into dh and dwte. */
+CoreStatus lm_head_xent(double *loss, float *dh, float *dwte, const float *h, const float *wte,
+                        const int64_t *targets, int N, int C, int V, float scale);
+
+/* Seconds for `reps` products of two n x n matrices through matmul (the threading of
+ * training): the machine's sgemm rate, for benchmarks. */
+CoreStatus matmul_seconds(int n, int reps, double *seconds);
 
 #endif

@@ -1,5 +1,6 @@
 /* CPython/NumPy bindings of the C core: argument checks, GIL release, exceptions.
- * Nothing here computes; it validates, then calls gpt2/passes/thoughts/adamw. */
+ * Nothing here computes; it validates, then calls gpt2/passes/thoughts/adamw, and turns
+ * the status they return into a Python exception. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
@@ -9,13 +10,47 @@
 #include <string.h>
 
 #include "adamw.h"
+#include "alloc.h"
 #include "blas.h"
 #include "generate.h"
 #include "gpt2.h"
 #include "kernels.h"
+#include "status.h"
 #include "thoughts.h"
 
 static int g_threads = 1;
+
+/* Runs the statements without the GIL on the module's thread count (OpenMP keeps that
+ * setting per calling thread, so every compute call sets it). */
+#define WITHOUT_GIL(...)                    \
+    do {                                    \
+        Py_BEGIN_ALLOW_THREADS              \
+        omp_set_num_threads(g_threads);     \
+        __VA_ARGS__;                        \
+        Py_END_ALLOW_THREADS                \
+    } while (0)
+
+/* The Python exception of a failed core status. `what` names the computation and its
+ * batch; `detail` is the core's message for CORE_BAD_INPUT. */
+static void raise_status(CoreStatus st, const char *what, const char *detail) {
+    switch (st) {
+    case CORE_BAD_INPUT:
+        PyErr_SetString(PyExc_ValueError, detail);
+        break;
+    case CORE_NO_SUPERVISED:
+        PyErr_SetString(PyExc_ValueError, "labels: no supervised position (every label after the "
+                        "first is -100), so the mean loss has no term");
+        break;
+    case CORE_OUT_OF_MEMORY:
+        PyErr_Format(PyExc_MemoryError, "out of memory computing %s", what);
+        break;
+    case CORE_NOT_FINITE:
+        PyErr_Format(PyExc_FloatingPointError, "%s: not finite (a logit or activation overflowed)", what);
+        break;
+    case CORE_OK:
+        break;
+    }
+}
 
 typedef struct {
     PyObject_HEAD
@@ -202,7 +237,8 @@ static PyObject *Core_bind(CoreObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* Shared front half of loss() and forward(): batch, thought slots, passes, arena. */
+/* Shared front half of loss(), forward() and generate(): batch, thought slots, passes,
+ * arena. */
 typedef struct {
     Batch bt;
     uint8_t *is_thought;
@@ -217,26 +253,37 @@ static int parse_splits(PyObject *splits, int T, int **out, int *n) {
     if (!splits || splits == Py_None) return 0;
     PyObject *seq = PySequence_Fast(splits, "splits must be a sequence of positions");
     if (!seq) return -1;
+    int rc = -1;
     Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
-    *out = malloc(sizeof(int) * (size_t)(k ? k : 1));
-    if (!*out) { Py_DECREF(seq); PyErr_NoMemory(); return -1; }
-    for (Py_ssize_t i = 0; i < k; i++) {
-        long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
-        if (v == -1 && PyErr_Occurred()) { Py_DECREF(seq); return -1; }
-        if (v <= 0 || v >= T) {
-            PyErr_Format(PyExc_ValueError, "splits[%zd] = %ld is not inside (0, %d)", i, v, T);
-            Py_DECREF(seq);
-            return -1;
-        }
-        (*out)[i] = (int)v;
+    int *v = core_malloc(sizeof(int) * (size_t)(k ? k : 1));
+    if (!v) {
+        raise_status(CORE_OUT_OF_MEMORY, "the pass splits", NULL);
+        goto cleanup;
     }
+    for (Py_ssize_t i = 0; i < k; i++) {
+        long x = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (x == -1 && PyErr_Occurred()) goto cleanup;
+        if (x <= 0 || x >= T) {
+            PyErr_Format(PyExc_ValueError, "splits[%zd] = %ld is not inside (0, %d)", i, x, T);
+            goto cleanup;
+        }
+        v[i] = (int)x;
+    }
+    *out = v;
     *n = (int)k;
+    v = NULL;
+    rc = 0;
+cleanup:
+    core_free(v);
     Py_DECREF(seq);
-    return 0;
+    return rc;
 }
 
+/* extra_columns: room in the arena for that many positions after the batch (decoding),
+ * so that the activations are laid out once. The caller calls release() in any case. */
 static int prepare(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *pos, PyObject *labels,
-                   PyObject *splits, ThoughtSpec *spec, int need_backward, Prepared *pr) {
+                   PyObject *splits, ThoughtSpec *spec, int need_backward, int extra_columns,
+                   Prepared *pr) {
     memset(pr, 0, sizeof(*pr));
     if (spec->mode < MODE_NONE || spec->mode > MODE_CONTINUOUS) {
         PyErr_Format(PyExc_ValueError, "unknown thought mode %d", spec->mode);
@@ -244,32 +291,36 @@ static int prepare(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *po
     }
     if (parse_batch(self, ids, mask, pos, labels, &pr->bt)) return -1;
     int B = pr->bt.B, T = pr->bt.T;
-    pr->is_thought = malloc((size_t)B * T);
-    pr->bounds = malloc(sizeof(int) * (size_t)(T + 1));
+    pr->is_thought = core_malloc((size_t)B * T);
+    pr->bounds = core_malloc(sizeof(int) * (size_t)(T + 1));
     if (!pr->is_thought || !pr->bounds) {
-        PyErr_NoMemory();
+        raise_status(CORE_OUT_OF_MEMORY, "the thought slots and passes", NULL);
         return -1;
     }
     char err[256];
-    if (find_thoughts(&pr->bt, spec, pr->is_thought, err, sizeof err)) {
-        PyErr_SetString(PyExc_ValueError, err);
+    CoreStatus st = find_thoughts(&pr->bt, spec, pr->is_thought, err, sizeof err);
+    if (st != CORE_OK) {
+        raise_status(st, "the thought slots", err);
         return -1;
     }
     pr->bt.is_thought = pr->is_thought;
     int *extra, n_extra;
     if (parse_splits(splits, T, &extra, &n_extra)) return -1;
     pr->n_pass = pass_bounds(&pr->bt, extra, n_extra, pr->bounds);
-    free(extra);
-    if (acts_reserve(&self->acts, &self->shape, B, T, need_backward)) {
-        PyErr_Format(PyExc_MemoryError, "cannot allocate activations for batch %d x length %d", B, T);
+    core_free(extra);
+    st = acts_reserve(&self->acts, &self->shape, B, T + extra_columns, need_backward, g_threads);
+    if (st != CORE_OK) {
+        char what[96];
+        snprintf(what, sizeof what, "the activations of a %d x %d batch", B, T + extra_columns);
+        raise_status(st, what, NULL);
         return -1;
     }
     return 0;
 }
 
 static void release(Prepared *pr) {
-    free(pr->is_thought);
-    free(pr->bounds);
+    core_free(pr->is_thought);
+    core_free(pr->bounds);
 }
 
 static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
@@ -296,24 +347,48 @@ static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
     if (enter(self, backward)) return NULL;
     Prepared pr;
     PyObject *result = NULL;
-    if (prepare(self, ids, mask, pos, labels, splits, &spec, backward, &pr) == 0) {
+    if (prepare(self, ids, mask, pos, labels, splits, &spec, backward, 0, &pr) == 0) {
         Ctx c;
         make_ctx(self, &c, p_drop, seed);
         double loss = 0.0;
         long n_sup = 0;
-        char err[256] = "";
-        int rc;
-        Py_BEGIN_ALLOW_THREADS
-        omp_set_num_threads(g_threads);
-        rc = run_loss(&c, &pr.bt, pr.bounds, pr.n_pass, backward, grad_scale, &loss, &n_sup, err,
-                      sizeof err);
-        Py_END_ALLOW_THREADS
-        if (rc) PyErr_SetString(PyExc_FloatingPointError, err);
-        else result = Py_BuildValue("(dl)", loss, n_sup);
+        CoreStatus st;
+        WITHOUT_GIL(st = run_loss(&c, &pr.bt, pr.bounds, pr.n_pass, backward, grad_scale, &loss, &n_sup));
+        if (st == CORE_OK) {
+            result = Py_BuildValue("(dl)", loss, n_sup);
+        } else {
+            char what[96];
+            snprintf(what, sizeof what, "the loss of a %d x %d batch", pr.bt.B, pr.bt.T);
+            raise_status(st, what, NULL);
+        }
     }
     release(&pr);
     self->busy = 0;
     return result;
+}
+
+/* The vector fed into each thought slot (the ln_f output of the position before) and
+ * where it went, as two new arrays; 0, or -1 with a Python error set. */
+static int collect_thoughts(CoreObject *self, const Prepared *pr, PyObject **thoughts, PyObject **where) {
+    int B = pr->bt.B, T = pr->bt.T, C = self->shape.n_embd;
+    npy_intp n = 0;
+    for (size_t i = 0; i < (size_t)B * T; i++) n += pr->is_thought[i];
+    npy_intp d1[2] = {n, C}, d2[2] = {n, 2};
+    *thoughts = PyArray_SimpleNew(2, d1, NPY_FLOAT32);
+    *where = PyArray_SimpleNew(2, d2, NPY_INT64);
+    if (!*thoughts || !*where) return -1;
+    float *tv = PyArray_DATA((PyArrayObject *)*thoughts);
+    int64_t *wv = PyArray_DATA((PyArrayObject *)*where);
+    npy_intp k = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            if (pr->is_thought[(size_t)b * T + t]) {
+                memcpy(tv + k * C, self->acts.lnf + ((size_t)(t - 1) * B + b) * C, sizeof(float) * C);
+                wv[2 * k] = b;
+                wv[2 * k + 1] = t;
+                k++;
+            }
+    return 0;
 }
 
 static PyObject *Core_forward(CoreObject *self, PyObject *args, PyObject *kw) {
@@ -329,49 +404,51 @@ static PyObject *Core_forward(CoreObject *self, PyObject *args, PyObject *kw) {
     if (enter(self, 0)) return NULL;
     Prepared pr;
     PyObject *logits = NULL, *thoughts = NULL, *where = NULL, *result = NULL;
-    if (prepare(self, ids, mask, pos, Py_None, splits, &spec, 0, &pr)) goto done;
-    int B = pr.bt.B, T = pr.bt.T, C = self->shape.n_embd;
+    if (prepare(self, ids, mask, pos, Py_None, splits, &spec, 0, 0, &pr)) goto cleanup;
     if (want_logits) {
-        npy_intp dims[3] = {B, T, self->shape.vocab_size};
+        npy_intp dims[3] = {pr.bt.B, pr.bt.T, self->shape.vocab_size};
         logits = PyArray_SimpleNew(3, dims, NPY_FLOAT32);
-        if (!logits) goto done;
+        if (!logits) goto cleanup;
     }
     Ctx c;
     make_ctx(self, &c, 0.0f, 0);
     float *lp = logits ? (float *)PyArray_DATA((PyArrayObject *)logits) : NULL;
-    Py_BEGIN_ALLOW_THREADS
-    omp_set_num_threads(g_threads);
-    run_forward(&c, &pr.bt, pr.bounds, pr.n_pass, lp);
-    Py_END_ALLOW_THREADS
-    if (want_thoughts) {
-        /* the vector fed into each thought slot: ln_f output of the position before */
-        npy_intp n = 0;
-        for (size_t i = 0; i < (size_t)B * T; i++) n += pr.is_thought[i];
-        npy_intp d1[2] = {n, C}, d2[2] = {n, 2};
-        thoughts = PyArray_SimpleNew(2, d1, NPY_FLOAT32);
-        where = PyArray_SimpleNew(2, d2, NPY_INT64);
-        if (!thoughts || !where) goto done;
-        float *tv = PyArray_DATA((PyArrayObject *)thoughts);
-        int64_t *wv = PyArray_DATA((PyArrayObject *)where);
-        npy_intp k = 0;
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++)
-                if (pr.is_thought[(size_t)b * T + t]) {
-                    memcpy(tv + k * C, self->acts.lnf + ((size_t)(t - 1) * B + b) * C, sizeof(float) * C);
-                    wv[2 * k] = b;
-                    wv[2 * k + 1] = t;
-                    k++;
-                }
-    }
+    WITHOUT_GIL(run_forward(&c, &pr.bt, pr.bounds, pr.n_pass, lp));
+    if (want_thoughts && collect_thoughts(self, &pr, &thoughts, &where)) goto cleanup;
     result = Py_BuildValue("(OOO)", logits ? logits : Py_None, thoughts ? thoughts : Py_None,
                            where ? where : Py_None);
-done:
+cleanup:
     Py_XDECREF(logits);
     Py_XDECREF(thoughts);
     Py_XDECREF(where);
     release(&pr);
     self->busy = 0;
     return result;
+}
+
+/* The batch decoding runs on: the prompts in columns [0, Tp), then max_new - 1 empty
+ * columns, in one block (ids, mask, pos) and is_thought, owned by the caller. */
+static int decoding_batch(const Prepared *pr, int max_new, int64_t eos, int64_t **buf, uint8_t **thought,
+                          Batch *ext) {
+    int B = pr->bt.B, Tp = pr->bt.T, T = Tp + max_new - 1;
+    *buf = core_malloc(sizeof(int64_t) * (size_t)B * T * 3);
+    *thought = core_calloc((size_t)B * T, 1);
+    if (!*buf || !*thought) {
+        raise_status(CORE_OUT_OF_MEMORY, "the decoding columns", NULL);
+        return -1;
+    }
+    int64_t *ids = *buf, *mask = ids + (size_t)B * T, *pos = mask + (size_t)B * T;
+    *ext = (Batch){B, T, ids, mask, pos, NULL, *thought};
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t i = (size_t)b * T + t, j = (size_t)b * Tp + t;
+            int in = t < Tp;
+            ids[i] = in ? pr->bt.ids[j] : eos;
+            mask[i] = in ? pr->bt.mask[j] : 0;
+            pos[i] = in ? pr->bt.pos[j] : 0;
+            (*thought)[i] = in ? pr->is_thought[j] : 0;
+        }
+    return 0;
 }
 
 static PyObject *Core_generate(CoreObject *self, PyObject *args, PyObject *kw) {
@@ -396,46 +473,31 @@ static PyObject *Core_generate(CoreObject *self, PyObject *args, PyObject *kw) {
     Prepared pr;
     PyObject *out = NULL, *counts = NULL, *result = NULL;
     int64_t *buf = NULL;
-    uint8_t *thought_ext = NULL;
-    if (prepare(self, ids, mask, pos, Py_None, NULL, &spec, 0, &pr)) goto done;
-    int B = pr.bt.B, Tp = pr.bt.T, T = Tp + max_new - 1;
-    /* the prompt plus room for the decoded columns, owned here because decoding writes */
-    buf = malloc(sizeof(int64_t) * (size_t)B * T * 3);
-    thought_ext = calloc((size_t)B * T, 1);
-    if (!buf || !thought_ext) { PyErr_NoMemory(); goto done; }
-    Batch ext = {B, T, buf, buf + (size_t)B * T, buf + (size_t)2 * B * T, NULL, thought_ext};
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            size_t i = (size_t)b * T + t, j = (size_t)b * Tp + t;
-            int in = t < Tp;
-            ((int64_t *)ext.ids)[i] = in ? pr.bt.ids[j] : eos;
-            ((int64_t *)ext.mask)[i] = in ? pr.bt.mask[j] : 0;
-            ((int64_t *)ext.pos)[i] = in ? pr.bt.pos[j] : 0;
-            thought_ext[i] = in ? pr.is_thought[j] : 0;
-        }
-    if (acts_reserve(&self->acts, &self->shape, B, T, 0)) {
-        PyErr_Format(PyExc_MemoryError, "cannot allocate the cache for batch %d x length %d", B, T);
-        goto done;
-    }
-    npy_intp d2[2] = {B, max_new}, d1[1] = {B};
+    uint8_t *thought = NULL;
+    Batch ext;
+    if (prepare(self, ids, mask, pos, Py_None, NULL, &spec, 0, max_new - 1, &pr)) goto cleanup;
+    if (decoding_batch(&pr, max_new, eos, &buf, &thought, &ext)) goto cleanup;
+    npy_intp d2[2] = {ext.B, max_new}, d1[1] = {ext.B};
     out = PyArray_SimpleNew(2, d2, NPY_INT64);
     counts = PyArray_SimpleNew(1, d1, NPY_INT64);
-    if (!out || !counts) goto done;
+    if (!out || !counts) goto cleanup;
     Ctx c;
     make_ctx(self, &c, 0.0f, 0);
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    omp_set_num_threads(g_threads);
-    rc = run_generate(&c, &ext, Tp, pr.bounds, pr.n_pass, max_new, eos,
-                      PyArray_DATA((PyArrayObject *)out), PyArray_DATA((PyArrayObject *)counts));
-    Py_END_ALLOW_THREADS
-    if (rc) { PyErr_NoMemory(); goto done; }
+    CoreStatus st;
+    WITHOUT_GIL(st = run_generate(&c, &ext, pr.bt.T, pr.bounds, pr.n_pass, max_new, eos,
+                                  PyArray_DATA((PyArrayObject *)out), PyArray_DATA((PyArrayObject *)counts)));
+    if (st != CORE_OK) {
+        char what[96];
+        snprintf(what, sizeof what, "the next-token logits of a %d x %d decoding batch", ext.B, ext.T);
+        raise_status(st, what, NULL);
+        goto cleanup;
+    }
     result = Py_BuildValue("(OO)", out, counts);
-done:
+cleanup:
     Py_XDECREF(out);
     Py_XDECREF(counts);
-    free(buf);
-    free(thought_ext);
+    core_free(buf);
+    core_free(thought);
     release(&pr);
     self->busy = 0;
     return result;
@@ -495,11 +557,8 @@ static PyObject *py_adamw(PyObject *m, PyObject *args) {
     }
     float *p = PyArray_DATA(arr[0]), *g = PyArray_DATA(arr[1]);
     float *mm = PyArray_DATA(arr[2]), *vv = PyArray_DATA(arr[3]);
-    Py_BEGIN_ALLOW_THREADS
-    omp_set_num_threads(g_threads);
-    adamw_update(p + start, g + start, mm + start, vv + start, (size_t)(end - start), lr, b1, b2,
-                 eps, wd, bc1, bc2);
-    Py_END_ALLOW_THREADS
+    WITHOUT_GIL(adamw_update(p + start, g + start, mm + start, vv + start, (size_t)(end - start), lr, b1,
+                             b2, eps, wd, bc1, bc2));
     Py_RETURN_NONE;
 }
 
@@ -512,13 +571,7 @@ static PyObject *py_fill_zero(PyObject *m, PyObject *args) {
         return NULL;
     }
     if (check_block(o, "array", PyArray_SIZE((PyArrayObject *)o), &a)) return NULL;
-    float *d = PyArray_DATA(a);
-    size_t n = PyArray_SIZE(a);
-    Py_BEGIN_ALLOW_THREADS
-    omp_set_num_threads(g_threads);
-    #pragma omp parallel for schedule(static) PAR_IF(n)
-    for (size_t i = 0; i < n; i++) d[i] = 0.0f;
-    Py_END_ALLOW_THREADS
+    WITHOUT_GIL(fill_zero(PyArray_DATA(a), PyArray_SIZE(a)));
     Py_RETURN_NONE;
 }
 
@@ -531,20 +584,25 @@ static PyObject *py_sgemm_seconds(PyObject *m, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "n and reps must be >= 1");
         return NULL;
     }
-    size_t nn = (size_t)n * n;
-    float *a = malloc(sizeof(float) * nn * 3);
-    if (!a) return PyErr_NoMemory();
-    for (size_t i = 0; i < nn * 3; i++) a[i] = (float)((i * 7919) % 1000) * 1e-3f;
-    double t0, t1;
-    Py_BEGIN_ALLOW_THREADS
-    omp_set_num_threads(g_threads);
-    matmul(0, 0, n, n, n, 1.0f, a, n, a + nn, n, 0.0f, a + 2 * nn, n); /* warm-up */
-    t0 = omp_get_wtime();
-    for (int r = 0; r < reps; r++) matmul(0, 0, n, n, n, 1.0f, a, n, a + nn, n, 0.0f, a + 2 * nn, n);
-    t1 = omp_get_wtime();
-    Py_END_ALLOW_THREADS
-    free(a);
-    return PyFloat_FromDouble(t1 - t0);
+    double seconds = 0.0;
+    CoreStatus st;
+    WITHOUT_GIL(st = matmul_seconds(n, reps, &seconds));
+    if (st != CORE_OK) {
+        raise_status(st, "the sgemm benchmark's matrices", NULL);
+        return NULL;
+    }
+    return PyFloat_FromDouble(seconds);
+}
+
+/* Test hooks: the out-of-memory paths of the core, and its blocks still held. */
+static PyObject *py_fail_allocations_after(PyObject *m, PyObject *args) {
+    long n;
+    if (!PyArg_ParseTuple(args, "l", &n)) return NULL;
+    return PyLong_FromLong(core_fail_allocations_after(n));
+}
+
+static PyObject *py_live_allocations(PyObject *m, PyObject *unused) {
+    return PyLong_FromLong(core_live_allocations());
 }
 
 static PyObject *py_set_num_threads(PyObject *m, PyObject *args) {
@@ -596,7 +654,24 @@ static PyMethodDef module_methods[] = {
     {"set_gemm_threading", py_set_gemm_threading, METH_VARARGS,
      "'openmp' (default) or 'openblas': who parallelises matrix products."},
     {"blas_info", py_blas_info, METH_NOARGS, "The BLAS library, its core kernels and threads."},
+    {"_fail_allocations_after", py_fail_allocations_after, METH_VARARGS,
+     "_fail_allocations_after(n): the core's allocation after the next n fails, once (n < 0: "
+     "never). Returns the previous countdown, -1 if none was pending. For tests."},
+    {"_live_allocations", py_live_allocations, METH_NOARGS,
+     "Blocks the core has allocated and not freed. For tests."},
     {NULL}};
+
+/* The thought modes by the names Python uses (the one definition is thoughts.h). */
+static int add_thought_modes(PyObject *mod) {
+    PyObject *modes = Py_BuildValue("{s:i,s:i,s:i}", "none", MODE_NONE, "pause", MODE_PAUSE,
+                                    "continuous", MODE_CONTINUOUS);
+    if (!modes) return -1;
+    if (PyModule_AddObject(mod, "THOUGHT_MODES", modes) < 0) {
+        Py_DECREF(modes);
+        return -1;
+    }
+    return 0;
+}
 
 static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", "The coconut C core.", -1,
                                         module_methods};
@@ -609,6 +684,10 @@ PyMODINIT_FUNC PyInit__C(void) {
     Py_INCREF(&CoreType);
     if (PyModule_AddObject(mod, "Core", (PyObject *)&CoreType) < 0) {
         Py_DECREF(&CoreType);
+        Py_DECREF(mod);
+        return NULL;
+    }
+    if (add_thought_modes(mod)) {
         Py_DECREF(mod);
         return NULL;
     }

@@ -69,8 +69,8 @@ void forward_range(Ctx *c, const Batch *bt, int t0, int t1) {
                           p->ln1_w + (size_t)l * C, p->ln1_b + (size_t)l * C, R, C);
         linear_forward(la->qkv + r0 * 3 * C, la->ln1 + r0 * C, p->qkv_w + (size_t)l * C * 3 * C,
                        p->qkv_b + (size_t)l * 3 * C, R, C, 3 * C);
-        attention_forward(la->atty, la->lse, la->qkv, bt->mask, t0, t1, B, T, C, s->n_head,
-                          dropout_site(c->drop.seed, site_attn(l)), pd);
+        attention_forward(la->atty, la->lse, a->s_attn, la->qkv, bt->mask, t0, t1, B, T, C, s->n_head,
+                          a->attn_threads, dropout_site(c->drop.seed, site_attn(l)), pd);
         /* res1 = x + dropout(atty @ W + b) */
         linear_forward(la->res1 + r0 * C, la->atty + r0 * C, p->attproj_w + (size_t)l * C * C,
                        p->attproj_b + (size_t)l * C, R, C, C);
@@ -139,8 +139,8 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
         linear_backward_input(datty, d_attproj, p->attproj_w + (size_t)l * C * C, R, C, C);
         /* dQ of the range, and dK/dV of every position it attended to: earlier passes
          * find the keys/values gradient of their positions waiting in la->dqkv */
-        attention_backward(la->dqkv, datty, la->qkv, la->atty, la->lse, bt->mask, t0, t1, B, T,
-                           C, s->n_head, dropout_site(c->drop.seed, site_attn(l)), pd);
+        attention_backward(la->dqkv, a->s_attn, datty, la->qkv, la->atty, la->lse, bt->mask, t0, t1,
+                           B, T, C, s->n_head, a->attn_threads, dropout_site(c->drop.seed, site_attn(l)), pd);
         fill_zero(dx, (size_t)R * C);
         linear_backward_input(dx, la->dqkv + r0 * 3 * C, p->qkv_w + (size_t)l * C * 3 * C, R, C, 3 * C);
         layernorm_backward(dres, g->ln1_w + (size_t)l * C, g->ln1_b + (size_t)l * C, dx,

@@ -65,8 +65,11 @@ def test_non_finite_loss(model):
 
 def test_no_supervised_position(model):
     ids, mask, pos, labels = padded_batch()
-    with pytest.raises(FloatingPointError, match="no supervised position"):
-        model.loss_and_grad(ids, np.full_like(labels, -100), mask, pos)
+    labels[:, 1:] = -100
+    labels[:, 0] = 5  # the first label never counts: nothing predicts it
+    for backward in (True, False):
+        with pytest.raises(ValueError, match=r"labels: no supervised position \(every label after the first is -100\)"):
+            model.loss_and_count(ids, labels, mask, pos, backward=backward)
 
 
 def test_bad_configs():
