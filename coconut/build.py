@@ -139,6 +139,15 @@ def build_tokenization(cfg: RunConfig, method, examples, saved: dict | None = No
         from coconut.tokenizer.text import TextTokenization
         return TextTokenization(with_pause=bool(method.needs_pause_token or (saved or {}).get("with_pause")))
     from coconut.tokenizer.symbolic import PRONTOQA_TOKENIZATIONS, PROSQA_TOKENIZATIONS
+    known = ["gpt2", *PROSQA_TOKENIZATIONS, *PRONTOQA_TOKENIZATIONS]
+    if kind not in known:
+        close = difflib.get_close_matches(str(kind), known, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"{cfg.source}: tokenization: unknown {kind!r}{hint}; known: {known}")
+    if kind in PRONTOQA_TOKENIZATIONS and cfg.generate is not None and cfg.generate.fresh_each_epoch:
+        # a ProntoQA vocabulary holds the words and facts of the data it was built from
+        raise ConfigError(f"{cfg.source}: generate: fresh_each_epoch needs a fixed vocabulary (gpt2 or "
+                          f"{', '.join(PROSQA_TOKENIZATIONS)}), got tokenization {kind!r}")
     if kind in PROSQA_TOKENIZATIONS:
         cls = PROSQA_TOKENIZATIONS[kind]
         if saved is not None:

@@ -116,8 +116,7 @@ class RunConfig:
     n_embd: int = 768
     n_positions: int = 1024
     dropout: float = 0.1
-    tokenization: Literal["gpt2", "prosqa_symbolic", "prosqa_edge_tokens", "prontoqa_symbolic",
-                          "prontoqa_fact_sentences"] = "gpt2"
+    tokenization: str = "gpt2"              # gpt2, or a symbolic one (coconut.tokenizer.symbolic)
     threads: Optional[int] = None            # C core threads (None: its default; under MPI cores / ranks)
     max_new_tokens: int = 128
     eval_batch_size: int = 64
@@ -290,10 +289,6 @@ def _check_values(cfg: RunConfig, where) -> None:
     if cfg.init == "pretrained" and cfg.tokenization != "gpt2":
         raise ConfigError(f"{where('init')}: a pretrained GPT-2 needs tokenization: gpt2, "
                           f"got {cfg.tokenization!r} (use init: scratch)")
-    if cfg.generate is not None and cfg.generate.fresh_each_epoch and cfg.tokenization.startswith("prontoqa"):
-        # the ProntoQA vocabularies hold the words and facts of the first set only
-        raise ConfigError(f"{where('generate')}: fresh_each_epoch needs a fixed vocabulary (gpt2, prosqa_symbolic "
-                          f"or prosqa_edge_tokens), got tokenization {cfg.tokenization!r}")
     if cfg.generate is not None and cfg.train_path is not None:
         raise ConfigError(f"{where('generate')}: give either generate or train_path, not both")
     if cfg.generate is not None and cfg.val_path is None and cfg.generate.val_n < 1:

@@ -160,6 +160,9 @@ def test_values_and_data_sources_are_checked(tmp_path):
     msg = error(tmp_path, "generate: {n: 3}\ntokenization: prosqa_symbolic\n")   # init defaults to pretrained
     assert "key 'init'" in msg and "tokenization: gpt2" in msg
     assert "key 'recipe' must be a mapping" in error(tmp_path, small("recipe: [1]\n"))
+    from coconut.build import build_tokenization
+    with pytest.raises(ConfigError, match="tokenization: unknown 'prosqa_symbolc' \\(did you mean 'prosqa_symbolic'"):
+        build_tokenization(load_config(write(tmp_path, small()), ["tokenization=prosqa_symbolc"]), None, [])
 
 
 def test_overrides(tmp_path):

@@ -209,4 +209,4 @@ def test_fresh_each_epoch_trains_on_new_questions_and_resumes_exactly(tmp_path):
     plain = train(config(tmp_path, "plain"))
     assert not np.array_equal(straight.model.param_block, plain.model.param_block)
     with pytest.raises(ConfigError, match="fresh_each_epoch needs a fixed vocabulary"):
-        config(tmp_path, tokenization="prontoqa_symbolic", generate={**fresh, "dataset": "prontoqa"})
+        Trainer(config(tmp_path, tokenization="prontoqa_symbolic", generate={**fresh, "dataset": "prontoqa"}))
