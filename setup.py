@@ -40,7 +40,11 @@ march = os.environ.get("COCONUT_MARCH", "native")
 compile_args = ["-O3", "-std=c11", "-fopenmp", "-Wall", "-Wno-unknown-pragmas",
                 # let the clamps of the exp/tanh approximations and AdamW's sqrt vectorise;
                 # neither changes a value (the core never reads errno or FP traps)
-                "-fno-trapping-math", "-fno-math-errno"]
+                "-fno-trapping-math", "-fno-math-errno",
+                # no fused multiply-adds: -std=c11 implies it already, but stating it keeps
+                # the core's values independent of -march (an AVX-512 and an AVX2 build
+                # compute the same bits; coconut.reproducible relies on it)
+                "-ffp-contract=off"]
 if march:
     compile_args.append(f"-march={march}")
 
