@@ -57,17 +57,24 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
+def unsupported_cpu() -> str:
+    """Why this CPU cannot run the Haswell kernels ("" when it can)."""
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64"):
+        return f"is {machine}, not x86-64"
+    missing = {"avx2", "fma"} - _cpu_flags()
+    return f"lacks {'/'.join(sorted(missing))} (flags in /proc/cpuinfo)" if missing else ""
+
+
 def apply() -> bool:
     """Before OpenBLAS loads: when the mode is requested, check the CPU and pin the
     kernel set through OPENBLAS_CORETYPE. Returns whether the mode is on."""
     if not requested():
         return False
-    machine = platform.machine().lower()
-    missing = {"avx2", "fma"} - _cpu_flags()
-    if machine not in ("x86_64", "amd64") or missing:
-        why = f"a {machine} CPU" if machine not in ("x86_64", "amd64") else f"no {'/'.join(sorted(missing))}"
+    why = unsupported_cpu()
+    if why:
         raise RuntimeError(f"{ENV}=1 runs OpenBLAS's {CORE} kernels, which need an x86-64 CPU with AVX2 and FMA; "
-                           f"this one has {why} (read from /proc/cpuinfo). Unset {ENV} to use this CPU's own kernels.")
+                           f"this one {why}. Unset {ENV} to use this CPU's own kernels.")
     current = os.environ.get("OPENBLAS_CORETYPE")
     if current is not None and current.lower() != CORE.lower():
         raise RuntimeError(f"{ENV}=1 selects OpenBLAS's {CORE} kernels, but OPENBLAS_CORETYPE={current!r} asks for "

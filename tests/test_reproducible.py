@@ -20,10 +20,7 @@ def run_python(code, **env):
     return subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True)
 
 
-CPU_HAS_HASWELL_KERNELS = {"avx2", "fma"} <= reproducible._cpu_flags()
-
-
-@pytest.mark.skipif(not CPU_HAS_HASWELL_KERNELS, reason="the CPU lacks AVX2/FMA: the mode refuses to run")
+@pytest.mark.skipif(bool(reproducible.unsupported_cpu()), reason="the CPU lacks AVX2/FMA: the mode refuses to run")
 def test_mode_runs_openblas_haswell_kernels():
     code = "import coconut; i = coconut.blas_info(); print(i['core'], i['reproducible'])"
     on = run_python(code, COCONUT_REPRODUCIBLE="1")
@@ -52,7 +49,10 @@ def test_cpu_without_avx2_is_refused(monkeypatch):
     monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
     monkeypatch.setattr(reproducible, "_cpu_flags", lambda: {"sse4_2", "avx"})
     monkeypatch.setattr(reproducible.platform, "machine", lambda: "x86_64")
-    with pytest.raises(RuntimeError, match="AVX2 and FMA; this one has no avx2/fma"):
+    with pytest.raises(RuntimeError, match="AVX2 and FMA; this one lacks avx2/fma "):
+        reproducible.apply()
+    monkeypatch.setattr(reproducible.platform, "machine", lambda: "aarch64")
+    with pytest.raises(RuntimeError, match="this one is aarch64, not x86-64"):
         reproducible.apply()
     assert "OPENBLAS_CORETYPE" not in os.environ
 
