@@ -1,30 +1,35 @@
-"""Reproducible mode: COCONUT_REPRODUCIBLE=1 makes a run repeat bitwise on other x86 CPUs.
+"""Reproducible mode: with COCONUT_REPRODUCIBLE=1 a training run repeats bitwise on other
+x86-64 CPUs.
 
-What varies between CPUs is OpenBLAS's kernel set. scipy-openblas32 is a DYNAMIC_ARCH
+What changes between CPUs is OpenBLAS's kernel set. scipy-openblas32 is a DYNAMIC_ARCH
 build: when the library loads it picks the kernels for the CPU it finds (Haswell's on
-an AVX2 machine, SkylakeX's on an AVX-512 one, ...), and each set sums a matrix
-product's terms in its own order, so the same training run rounds differently. Over a
-few thousand optimizer steps those differences grow until some of the validation
-answers change: the prosqa-cpu Coconut row ends at 66.3% with Haswell's kernels and
-62.0% with SkylakeX's (tests/test_reproduce_slow.py gives every epoch's figures).
+an AVX2 machine, SkylakeX's on an AVX-512 one, ...), and each set orders a matrix
+product's sums its own way. The rounding differences grow over thousands of optimizer
+steps until validation answers change: on one AVX-512 machine, one thread, the same
+build, the prosqa-cpu Coconut row's epochs differ by up to 25 of 300 answers between
+Haswell's, SkylakeX's (its default) and Sandybridge's kernels, and it ends at 66.3%,
+62.0% and 66.3% (every epoch in tests/test_reproduce_slow.py).
 
-The mode sets OPENBLAS_CORETYPE=Haswell for this process before coconut loads OpenBLAS,
-so every CPU with AVX2 and FMA (Intel since 2013, AMD since 2015) runs the same
-kernels. It must be read before the library loads (coconut/__init__.py calls `apply`
-first), and it refuses rather than guesses: a CPU without AVX2/FMA, an
-OPENBLAS_CORETYPE set to another kernel set, or a library that was already loaded with
-other kernels is an error.
+The mode sets OPENBLAS_CORETYPE=Haswell for this process before coconut loads OpenBLAS
+(coconut/__init__.py calls `apply` first), so every CPU with AVX2 and FMA runs the same
+kernels. It refuses rather than guesses: a CPU without AVX2/FMA, an OPENBLAS_CORETYPE
+naming other kernels, or a library already loaded with other kernels is an error.
+coconut.blas_info() reports the mode and the kernel set.
 
-The kernel set is one of two conditions. The other is one thread (`threads: 1`, or
-coconut.set_num_threads(1)): with more, the core splits a product's output between
-threads, and OpenBLAS's blocking of each share depends on its size. The C core itself
-does not depend on the build's -march: it is C11 without fused multiply-adds
-(-ffp-contract=off) or reassociation, so AVX-512 and AVX2 builds compute the same
-values.
+A bitwise repeat needs the mode and the same thread count; the recorded runs and the
+regression test use one thread (`threads: 1`). Runs on two threads repeat each other
+but not the one-thread run: the work is divided differently. The build does not
+matter: the C core is compiled without fused multiply-adds (-ffp-contract=off) or
+reassociation, so builds for -march=native (AVX-512) and x86-64-v3 train to the same
+bits (checked on prosqa-cpu through three curriculum stages, thoughts included).
 
-The cost is speed on CPUs whose own kernels are faster; on an AVX-512 Xeon (one thread):
-sgemm 2048^3 and the prosqa-cpu train step (2 layers, 128 wide, batch 16, T = 64) are
-slower by the figures in benchmarks/results/train_step_reproducible.json.
+The cost is speed where the CPU's own kernels are faster; on an AVX-512 Xeon, one
+thread, by CPU time (benchmarks/train_step.py --cpu-time; the records are
+benchmarks/results/train_step_prosqa_cpu_{default,reproducible}.json; medians of four
+runs each): sgemm 2048^3 at 0.62x (71 against 113 GFLOP/s), the prosqa-cpu train step
+(2 layers, 128 wide, 1065 symbols, batch 16, T = 60) at 0.73x (14,050 against 19,140
+tokens/s). Where OpenBLAS picks Haswell's kernels itself (Intel CPUs with AVX2 and
+no AVX-512) the mode costs nothing.
 """
 from __future__ import annotations
 
