@@ -1,6 +1,6 @@
 """Regression run of the prosqa-cpu preset's Coconut row: trains it from scratch in
 reproducible mode on one thread and checks every epoch's validation accuracy against
-the recorded run EXACTLY. About 20 minutes; not run by default or in CI:
+the recorded run EXACTLY. About 15 minutes; not run by default or in CI:
 
     python -m pytest -m slow tests/test_reproduce_slow.py
 
