@@ -41,7 +41,11 @@ march = os.environ.get("COCONUT_MARCH", "native")
 compile_args = ["-O3", "-std=c11", "-fopenmp", "-Wall", "-Wno-unknown-pragmas",
                 # let the clamps of the exp/tanh approximations and AdamW's sqrt vectorise;
                 # neither changes a value (the core never reads errno or FP traps)
-                "-fno-trapping-math", "-fno-math-errno"]
+                "-fno-trapping-math", "-fno-math-errno",
+                # no fused multiply-adds, so -march cannot change a value (an AVX-512 and
+                # an AVX2 build compute the same bits; coconut.reproducible relies on it).
+                # GCC's -std=c11 implies it; clang's default contracts.
+                "-ffp-contract=off"]
 if march:
     compile_args.append(f"-march={march}")
 sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"] \

@@ -2,10 +2,18 @@
 shapes and threads, and against this machine's sgemm rate.
 
     python benchmarks/train_step.py [--threads 2] [--shapes small,gpt2] [--repeats 3]
+
+The cost of reproducible mode (OpenBLAS's Haswell kernels, coconut.reproducible) against
+this CPU's own kernels, on the prosqa-cpu preset's step:
+
+    python benchmarks/train_step.py --threads 1 --cpu-time --shapes prosqa-cpu --vocab 1065 \\
+        --batch 16 --length 60 --repeats 60 --record train_step_prosqa_cpu_default
+    COCONUT_REPRODUCIBLE=1 python benchmarks/train_step.py ... --record train_step_prosqa_cpu_reproducible
 """
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 
@@ -13,10 +21,10 @@ from common import best_of, set_threads, sgemm_gflops, train_flops_per_token, wr
 
 import coconut
 
-V, P = 50257, 1024
+P = 1024
 
 
-def ours_step(shape, B, T, seed=0):
+def ours_step(shape, V, B, T, seed=0):
     cfg = coconut.GPT2Config(vocab_size=V, n_positions=P, dropout=0.1, **shape)
     model = coconut.GPT2(cfg, seed=seed)
     opt = coconut.AdamW(model)
@@ -29,7 +37,7 @@ def ours_step(shape, B, T, seed=0):
     return step
 
 
-def torch_step(shape, B, T, seed=0):
+def torch_step(shape, V, B, T, seed=0):
     import torch
     import transformers
     cfg = transformers.GPT2Config(vocab_size=V, n_positions=P, resid_pdrop=0.1, embd_pdrop=0.1, attn_pdrop=0.1,
@@ -49,24 +57,32 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--shapes", default="small,gpt2")
+    ap.add_argument("--vocab", type=int, default=50257)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--length", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--gemm-threading", default="openmp", choices=["openmp", "openblas"],
                     help="who parallelises matrix products: the core's OpenMP threads (default) or OpenBLAS's")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time by the process's CPU time, not wall time (one thread): on a crowded machine")
+    ap.add_argument("--record", help="name of the JSON record in benchmarks/results (default: train_step, or "
+                                     "train_step_openblas_threads with --gemm-threading openblas)")
     args = ap.parse_args()
+    if args.cpu_time and args.threads != 1:
+        ap.error("--cpu-time measures one thread: the CPU time of several adds up")
+    clock = time.process_time if args.cpu_time else time.perf_counter
     set_threads(args.threads)
     coconut._C.set_gemm_threading(args.gemm_threading)
-    B, T = args.batch, args.length
-    rate = sgemm_gflops()
+    V, B, T = args.vocab, args.batch, args.length
+    rate = sgemm_gflops(cpu_time=args.cpu_time)
     print(f"sgemm (2048^3, {args.threads} threads, {coconut.blas_info()['core']} kernels): {rate:.0f} GFLOP/s")
     rows = []
     for name in args.shapes.split(","):
         shape = SHAPES[name]
         flops = train_flops_per_token(shape["n_layer"], shape["n_embd"], V, T) * B * T
-        t_ours = best_of(ours_step(shape, B, T), args.repeats)
-        t_torch = best_of(torch_step(shape, B, T), args.repeats)
-        row = dict(shape=name, B=B, T=T, ours_s=t_ours, torch_s=t_torch,
+        t_ours = best_of(ours_step(shape, V, B, T), args.repeats, clock)
+        t_torch = best_of(torch_step(shape, V, B, T), args.repeats, clock)
+        row = dict(shape=name, vocab=V, B=B, T=T, ours_s=t_ours, torch_s=t_torch,
                    ours_tokens_per_s=B * T / t_ours, torch_tokens_per_s=B * T / t_torch,
                    ours_gflops=flops / t_ours / 1e9, torch_gflops=flops / t_torch / 1e9,
                    ours_over_sgemm=flops / t_ours / 1e9 / rate, speedup_vs_torch=t_torch / t_ours)
@@ -74,8 +90,9 @@ def main():
         print(f"{name:6s} B={B} T={T}: ours {row['ours_tokens_per_s']:.0f} tok/s ({row['ours_gflops']:.0f} GFLOP/s, "
               f"{100 * row['ours_over_sgemm']:.0f}% of sgemm), torch {row['torch_tokens_per_s']:.0f} tok/s; "
               f"speed-up x{row['speedup_vs_torch']:.2f}")
-    name = "train_step" if args.gemm_threading == "openmp" else "train_step_openblas_threads"
+    name = args.record or ("train_step" if args.gemm_threading == "openmp" else "train_step_openblas_threads")
     print("record:", write_record(name, dict(threads=args.threads, gemm_threading=args.gemm_threading,
+                                             clock="cpu" if args.cpu_time else "wall",
                                              sgemm_gflops=rate, rows=rows)))
 
 

@@ -2,6 +2,11 @@
 import ctypes as _ctypes
 import os as _os
 
+from . import reproducible as _reproducible
+
+# before OpenBLAS loads: it reads OPENBLAS_CORETYPE once, when the library is loaded
+_REPRODUCIBLE = _reproducible.apply()
+
 
 def _preload_openblas():
     # The core links scipy-openblas32's library; loading it first by its full path
@@ -18,6 +23,10 @@ def _preload_openblas():
 _preload_openblas()
 
 from . import _C  # noqa: E402
+
+if _REPRODUCIBLE:
+    _reproducible.check_loaded(_C.blas_info()["core"])
+
 from .config import GPT2Config  # noqa: E402
 from .model import GPT2  # noqa: E402
 from .optim import AdamW  # noqa: E402
@@ -32,8 +41,9 @@ get_num_threads = _C.get_num_threads
 
 def blas_info() -> dict:
     """The BLAS library the core uses, its version, the kernel set (core) OpenBLAS chose
-    for this CPU, and the thread settings."""
-    info = dict(_C.blas_info())
+    for this CPU, the thread settings, and whether reproducible mode (COCONUT_REPRODUCIBLE,
+    see coconut.reproducible) pinned the kernel set."""
+    info = dict(_C.blas_info(), reproducible=_REPRODUCIBLE)
     parts = info["config"].split()
     info["version"] = parts[1] if len(parts) > 1 and parts[0] == "OpenBLAS" else info["config"]
     return info
