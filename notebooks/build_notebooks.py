@@ -42,13 +42,13 @@ from coconut.data import generate_prosqa, save_examples
 from coconut.run_config import config_from_dict
 from coconut.train import Trainer
 
-# thoughts at the final stage, training and validation questions, language epochs (stage 0), and
-# epochs in all: one per latent stage after the language ones, and at full size two more at the last
-# stage, as default.yaml
+# thoughts at the last stage, training and validation questions, language epochs (stage 0) and epochs
+# in all: one per latent stage after the language ones; the full size adds two at the final stage
+# (every step replaced), as default.yaml does
 if SMALL:
     MAX_STAGE, N_TRAIN, N_VAL, LANGUAGE_EPOCHS, NUM_EPOCHS = 3, 48, 12, 1, 4
 elif FULL_SIZE:
-    MAX_STAGE, N_TRAIN, N_VAL, LANGUAGE_EPOCHS, NUM_EPOCHS = 2, 24000, 300, 6, 10
+    MAX_STAGE, N_TRAIN, N_VAL, LANGUAGE_EPOCHS, NUM_EPOCHS = 2, 24000, 300, 7, 11
 else:
     MAX_STAGE, N_TRAIN, N_VAL, LANGUAGE_EPOCHS, NUM_EPOCHS = 2, 16000, 200, 3, 5
 
