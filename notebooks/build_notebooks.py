@@ -26,41 +26,53 @@ import numpy as np
 
 import coconut
 
-# COCONUT_NOTEBOOK_SMALL=1 shrinks everything so that the tests can run this notebook in seconds;
-# unset, the sizes below give a model worth looking at (several minutes on 2 CPU cores).
+# FULL_SIZE = True trains with the budget of coconut/configs/default.yaml (about 10 minutes on
+# 2 CPU cores); False, a shorter run of the same recipe (about 3 minutes). COCONUT_NOTEBOOK_SMALL=1
+# shrinks everything so that the tests can run this notebook in seconds.
+FULL_SIZE = False
 SMALL = os.environ.get("COCONUT_NOTEBOOK_SMALL") == "1"
 OUT = os.environ.get("COCONUT_NOTEBOOK_OUT") or os.path.join(tempfile.gettempdir(), "coconut_notebooks")
 os.makedirs(OUT, exist_ok=True)
 if SMALL:   # tiny matrices: one thread wastes nothing, and never fights other processes for cores
     coconut.set_num_threads(1)
-print("small" if SMALL else "full", "run; outputs in", OUT)'''
+print("small" if SMALL else "full-size" if FULL_SIZE else "default-size", "run; outputs in", OUT)'''
 
 TRAIN_HELPER = '''\
 from coconut.data import generate_prosqa, save_examples
 from coconut.run_config import config_from_dict
 from coconut.train import Trainer
 
-MAX_STAGE = 3 if SMALL else 4            # thoughts at the final stage (the paper: 6)
-N_TRAIN, N_VAL = (48, 12) if SMALL else (1500, 100)
+# thoughts at the last stage, training and validation questions, language epochs (stage 0) and epochs
+# in all: one per latent stage after the language ones; the full size adds two at the final stage
+# (every step replaced), as default.yaml does
+if SMALL:
+    MAX_STAGE, N_TRAIN, N_VAL, LANGUAGE_EPOCHS, NUM_EPOCHS = 3, 48, 12, 1, 4
+elif FULL_SIZE:
+    MAX_STAGE, N_TRAIN, N_VAL, LANGUAGE_EPOCHS, NUM_EPOCHS = 2, 24000, 300, 7, 11
+else:
+    MAX_STAGE, N_TRAIN, N_VAL, LANGUAGE_EPOCHS, NUM_EPOCHS = 2, 16000, 200, 3, 5
 
 
 def train_small_coconut(name, seed=0):
-    """Generated ProsQA, symbolic tokenization (one token per node), a 2-layer GPT-2 from
-    scratch, Coconut's curriculum: stage s replaces the first s steps by s thoughts."""
+    """Generated ProsQA, edge tokens (one token per edge of the question, one per node in
+    the steps), a 2-layer, 128-wide GPT-2 from scratch, Coconut's curriculum: language
+    epochs first, then stage s replaces the first s steps by s thoughts. One training set
+    for every epoch: over this few epochs a new set each epoch (default.yaml) gains little
+    and costs generation time."""
     examples = generate_prosqa(N_TRAIN + N_VAL, seed=seed)
     train_path, val_path = os.path.join(OUT, f"{name}_train.json"), os.path.join(OUT, f"{name}_val.json")
     save_examples(train_path, examples[:N_TRAIN])
     save_examples(val_path, examples[N_TRAIN:])
     cfg = config_from_dict(dict(
         name=name, save_path=OUT, debug=True,               # debug: no checkpoints written
-        coconut=True, c_thought=1, max_latent_stage=MAX_STAGE, pad_latent_to_max=True,
-        epochs_per_stage=1 if SMALL else 3, num_epochs=MAX_STAGE + 2 if SMALL else 3 * MAX_STAGE + 9,
+        method="coconut", c_thought=1, max_latent_stage=MAX_STAGE, pad_latent_to_max=True,
+        recipe={"first_stage_epochs": LANGUAGE_EPOCHS}, epochs_per_stage=1, num_epochs=NUM_EPOCHS,
         train_path=train_path, val_path=val_path,
-        tokenization="prosqa_symbolic", init="scratch",
+        tokenization="prosqa_edge_tokens", init="scratch",
         n_layer=2, n_head=4, n_embd=32 if SMALL else 128, n_positions=256, dropout=0.0,
-        batch_size_training=16 if SMALL else 32, lr=1e-3, weight_decay=0.01, reset_optimizer=True,
-        max_new_tokens=24, eval_batch_size=64, seed=seed, threads=1 if SMALL else None))
-    trainer = Trainer(cfg, verbose=not SMALL)
+        batch_size_training=16, lr=1e-3, weight_decay=0.01, reset_optimizer=True,
+        max_new_tokens=24, eval_batch_size=100, seed=seed, threads=1 if SMALL else None))
+    trainer = Trainer(cfg, verbose=True)                   # verbose: a line per epoch
     result = trainer.run()
     return trainer, result'''
 
@@ -69,7 +81,7 @@ def quickstart():
     cells = [
         new_markdown_cell("# Coconut quick start\n\n"
                           "Generate ProsQA data, train a small GPT-2 **from scratch** with Coconut's curriculum "
-                          "(continuous thoughts replace reasoning steps stage by stage) on the symbolic "
+                          "(continuous thoughts replace reasoning steps stage by stage) on a symbolic "
                           "tokenization, and evaluate it with the reference's answer rule."),
         new_code_cell(SETUP),
         new_markdown_cell("## Data\n\nThe generator follows the paper's description of ProsQA: a random DAG of "
@@ -81,20 +93,22 @@ print(example.question[:300], "...")
 print("steps:", example.steps)
 print("answer:", example.answer)
 print(len(example.idx_to_symbol), "nodes,", len(example.edges), "edges")'''),
-        new_markdown_cell("## Tokens\n\nOne token per node: each edge is `src dst |`, then `[Q] A B [R] root`. "
-                          "At stage s the first s steps become s `<latent>` slots between `<bot>` and `<eot>`."),
+        new_markdown_cell("## Tokens\n\nOne token per edge of the graph in the question, then `[Q] A B [R] root`; "
+                          "one token per node in the steps. At stage s the first s steps become s `<latent>` "
+                          "slots between `<bot>` and `<eot>`."),
         new_code_cell('''\
 from coconut.curriculum import Coconut
-from coconut.tokenizer.symbolic import ProsQASymbolic
+from coconut.tokenizer.symbolic import ProsQAEdgeTokens
 
-tok = ProsQASymbolic(max_nodes=32)
+tok = ProsQAEdgeTokens(max_nodes=32)
 method = Coconut(c_thought=1, max_latent_stage=MAX_STAGE, pad_latent_to_max=True)
 for stage in range(MAX_STAGE + 2):
     seq = method.layout(tok, example, stage)
     tail = seq.input_ids[len(tok.question_ids(example)):]
     print(f"stage {stage}: {seq.n_thoughts} thoughts, after the question:", tok.decode(tail, example).replace("\\n", " / "))'''),
-        new_markdown_cell("## Training\n\nThe trainer runs the curriculum (one stage per epoch here), resets AdamW "
-                          "every epoch as the reference code does, and validates every epoch."),
+        new_markdown_cell("## Training\n\nThe trainer runs the curriculum (language epochs, then one epoch per "
+                          "stage), resets AdamW every epoch as the reference code does, and validates every "
+                          "epoch."),
         new_code_cell('''\
 trainer, result = train_small_coconut("quickstart")
 model, tok, method = result.model, trainer.tok, trainer.method
