@@ -60,7 +60,7 @@ def _method_class(cfg: RunConfig):
         close = difflib.get_close_matches(cfg.method, list(METHODS), n=1, cutoff=0.5)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ConfigError(f"{cfg.source}: method: unknown method {cfg.method!r}{hint}; known: {sorted(METHODS)} "
-                          "(a method of your own: add it to coconut.curriculum.METHODS, or pass it to Trainer)")
+                          "(a method of your own: --method-class FILE.py:CLASS, or Trainer(cfg, method=...))")
     return METHODS[cfg.method]
 
 

@@ -32,6 +32,9 @@ from coconut.curriculum.sequence import IGNORE, TrainingSequence
 
 
 class Option:
+    """One option of a recipe: its value, its checks, and the hooks it uses (the others
+    leave the run as it is)."""
+
     key: ClassVar[str]
     default: ClassVar[object]
 
