@@ -16,8 +16,10 @@ static int argmax_column(Ctx *c, int B, int t, const uint8_t *done, float *logit
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * V;
         int k = 0, finite = 1;
-        for (int v = 0; v < V; v++) finite &= isfinite(z[v]) != 0;
-        for (int v = 1; v < V; v++) if (z[v] > z[k]) k = v; /* first maximum, as argmax */
+        for (int v = 0; v < V; v++) {   /* one sweep: the first maximum, as argmax, and finiteness */
+            finite &= isfinite(z[v]) != 0;
+            if (z[v] > z[k]) k = v;
+        }
         best[b] = k;
         bad += !finite && !done[b];
     }
