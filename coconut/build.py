@@ -19,7 +19,7 @@ from coconut import hub_cache
 from coconut.config import GPT2Config
 from coconut.curriculum import METHODS, StageCurriculum, method_from_reference_config
 from coconut.curriculum.method import normalise_reset_rule
-from coconut.data import GENERATORS, load_examples
+from coconut.data import generate, load_examples
 from coconut.recipes import Recipe
 from coconut.run_config import ConfigError, RunConfig, reference_flags
 
@@ -102,12 +102,13 @@ def check_recipe(cfg: RunConfig, recipe: Recipe, method, tok) -> None:
         raise ConfigError(f"{cfg.source}: recipe: {e}") from None
 
 
-def load_data(cfg: RunConfig):
-    """(train examples, validation examples, (train name, validation name))."""
+def load_data(cfg: RunConfig, workers: int = 1):
+    """(train examples, validation examples, (train name, validation name)). workers:
+    processes that draw generated data (coconut.data.generated)."""
     if cfg.generate is not None:
         g = cfg.generate
         from_file = cfg.val_path is not None
-        examples = GENERATORS[g.dataset](g.n + (0 if from_file else g.val_n), g.seed)
+        examples = generate(g.dataset, g.n + (0 if from_file else g.val_n), g.seed, workers=workers)
         train = examples[:g.n]
         val = _load(cfg.val_path, "val_path", cfg) if from_file else examples[g.n:]
         names = (f"generated {g.dataset} (seed {g.seed}) training set",

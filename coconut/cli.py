@@ -223,12 +223,12 @@ def _method_class(spec: str | None):
 
 
 def _generate(args) -> int:
-    from coconut.data import GENERATORS, compare_prosqa, load_examples, save_examples
+    from coconut.data import compare_prosqa, generate, load_examples, save_examples
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
     if args.compare and args.dataset != "prosqa":
         raise ValueError("--compare is for ProsQA only")
-    examples = GENERATORS[args.dataset](args.n, args.seed)
+    examples = generate(args.dataset, args.n, args.seed, workers=os.cpu_count() or 1)
     save_examples(args.out, examples)
     print(f"wrote {len(examples)} {args.dataset} examples to {args.out}")
     if args.compare:

@@ -47,8 +47,9 @@ from coconut.build import (build_method, build_model, build_recipe, build_tokeni
                            load_data, model_shape, saved_tokenization, tokenization_dict)
 from coconut.checkpoints import find_checkpoint, read_state, refuse_to_overwrite, save_checkpoint, write_json_atomic
 from coconut.collate import collate
-from coconut.data import GENERATORS
+from coconut.data import generate
 from coconut.evaluate import EvalResult, evaluate
+from coconut.phases import PhaseClock
 from coconut.progress import Progress
 from coconut.run_config import ConfigError, RunConfig
 from coconut.summary import summarize
@@ -64,6 +65,7 @@ class TrainResult:
     interrupted: bool = False
     seconds: float = 0.0          # wall time of run()
     tokens_trained: int = 0       # padding-free tokens of the steps run() took
+    phase_seconds: dict = field(default_factory=dict)   # coconut.phases: setup and run() by phase
     summary: object = None        # a coconut.summary.RunSummary when run(summary=True)
 
 
@@ -79,6 +81,8 @@ class Trainer:
         world: the process group (default `coconut.distributed.world()`).
         progress_every: seconds between progress lines when the output is no terminal
         (on one, tqdm bars)."""
+        started = time.perf_counter()
+        self.phases = PhaseClock()
         cfg = self.cfg = config
         self.world = world if world is not None else distributed.world()
         self.verbose = verbose and self.world.is_root
@@ -93,7 +97,9 @@ class Trainer:
 
         self.recipe = build_recipe(cfg)
         self.method = build_method(cfg, method, self.recipe)
-        self.train_set, self.val_set, names = load_data(cfg)
+        # generated data is drawn on every core a lone process has; MPI ranks draw alone
+        self.data_workers = coconut.get_num_threads() if self.world.size == 1 else 1
+        self.train_set, self.val_set, names = load_data(cfg, self.data_workers)
         saved_tok = state["tokenization"] if state else saved_tokenization(cfg.load_model_path)
         self.tok = build_tokenization(cfg, self.method, self.train_set + self.val_set, saved_tok)
         self.method.check_tokenization(self.tok)
@@ -123,6 +129,7 @@ class Trainer:
         self._stop = False
         if self.world.size > 1:
             self._agree_across_ranks()
+        self.phases.add("setup", time.perf_counter() - started)
 
     def _agree_across_ranks(self) -> None:
         """Every rank must start from the same state: check what each one read, then copy
@@ -168,6 +175,7 @@ class Trainer:
                 self.epoch = epoch
                 if self.step_in_epoch == 0 and self.method.optimizer_reset(epoch):
                     self.optimizer.reset()
+                phases_before = dict(self.phases.seconds)
                 train_loss, tokens_per_s = self.train_epoch(epoch)
                 if self._stop:   # Ctrl-C inside the epoch: keep the steps done so far
                     path = self.save_checkpoint(f"checkpoint_{epoch}_step{self.step_in_epoch}")
@@ -175,7 +183,7 @@ class Trainer:
                     result.interrupted = True
                     break
                 self.step_in_epoch = 0
-                line = self.end_of_epoch(epoch, train_loss, tokens_per_s)
+                line = self.end_of_epoch(epoch, train_loss, tokens_per_s, phases_before)
                 result.history.append(line)
                 if self._stop:
                     self.say("stopped by Ctrl-C after the epoch's checkpoint; resume with --resume")
@@ -184,6 +192,7 @@ class Trainer:
         self.world.barrier()   # every rank returns once rank 0's files are written
         result.best_accuracy, result.best_epoch = self.best_accuracy, self.best_epoch
         result.seconds, result.tokens_trained = time.perf_counter() - start, self.tokens_trained
+        result.phase_seconds = dict(self.phases.seconds)
         if summary and not result.interrupted:
             result.summary = summarize(self, result)
         return result
@@ -191,11 +200,12 @@ class Trainer:
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         cfg, model, method, tok = self.cfg, self.model, self.method, self.tok
         rng = random.Random(f"coconut/{cfg.seed}/train/{epoch}")
-        examples = self.training_set(epoch)
-        order = list(range(len(examples)))
-        rng.shuffle(order)
-        sequences = [method.sequence(tok, examples[i], epoch, rng) for i in order]
-        sequences = [self.recipe.training_sequence(tok, seq, rng) for seq in sequences]
+        with self.phases("data"):
+            examples = self.training_set(epoch)
+            order = list(range(len(examples)))
+            rng.shuffle(order)
+            sequences = [method.sequence(tok, examples[i], epoch, rng) for i in order]
+            sequences = [self.recipe.training_sequence(tok, seq, rng) for seq in sequences]
         bs, acc = cfg.batch_size_training, cfg.gradient_accumulation_steps
         micro = [sequences[i:i + bs] for i in range(0, len(sequences), bs)]
         steps = [micro[i:i + acc] for i in range(0, len(micro), acc)]
@@ -236,7 +246,7 @@ class Trainer:
             return self.train_set
         start = g.n + g.val_n + (epoch - 1) * g.n   # after the first set and the validation examples
         count = min(g.n, self.cfg.train_size or g.n)   # draw only what train_size keeps
-        examples = GENERATORS[g.dataset](count, g.seed, start=start)
+        examples = generate(g.dataset, count, g.seed, start=start, workers=self.data_workers)
         check_lengths(self.method, self.tok, examples, f"generated {g.dataset} training set of epoch {epoch + 1}",
                       [epoch], self.model.config.n_positions)
         return examples
@@ -254,21 +264,26 @@ class Trainer:
         done = []
         for j in distributed.shard(len(micro_batches), world.rank, world.size):
             model.dropout_calls = first_call + j * per_pass
-            b = collate(micro_batches[j], tok.eos_id, tok.latent_id)
+            with self.phases("collate"):
+                b = collate(micro_batches[j], tok.eos_id, tok.latent_id)
             # The reference divides each micro-batch's mean loss by the accumulation steps.
-            loss, _ = model.loss_and_count(b.input_ids, b.labels, b.attention_mask, b.position_ids,
-                                           thoughts=method.thought_mode, latent_id=tok.latent_id,
-                                           bot_id=tok.bot_id, eot_id=tok.eot_id, grad_scale=1.0 / acc)
+            with self.phases("step"):
+                loss, _ = model.loss_and_count(b.input_ids, b.labels, b.attention_mask, b.position_ids,
+                                               thoughts=method.thought_mode, latent_id=tok.latent_id,
+                                               bot_id=tok.bot_id, eot_id=tok.eot_id, grad_scale=1.0 / acc)
             done.append((j, loss))
         model.dropout_calls = first_call + len(micro_batches) * per_pass
-        world.allreduce_sum_(model.grad_block)
-        self.optimizer.step()
-        model.zero_grad()
+        with self.phases("optimizer"):
+            world.allreduce_sum_(model.grad_block)
+            self.optimizer.step()
+            model.zero_grad()
         return done
 
-    def end_of_epoch(self, epoch: int, train_loss: float, tokens_per_s: float) -> dict:
-        val_loss = self.validation_loss(epoch)
-        ev = self.accuracy(epoch)
+    def end_of_epoch(self, epoch: int, train_loss: float, tokens_per_s: float, phases_before: dict) -> dict:
+        with self.phases("validation_loss"):
+            val_loss = self.validation_loss(epoch)
+        with self.phases("generation"):
+            ev = self.accuracy(epoch)
         improved = ev.accuracy > self.best_accuracy
         if improved:
             self.best_accuracy, self.best_epoch = ev.accuracy, epoch + 1
@@ -279,13 +294,15 @@ class Trainer:
                 "optimizer_reset": self.method.optimizer_reset(epoch), "best_accuracy": self.best_accuracy}
         self.epoch = epoch + 1   # what a checkpoint of this moment resumes at
         if not self.cfg.debug and self.world.is_root:
-            if improved or not self.cfg.save_only_improve:
-                self.save_checkpoint(f"checkpoint_{epoch + 1}")
-            else:
-                self.save_checkpoint("checkpoint_last")
-            if improved:
-                write_json_atomic(os.path.join(self.save_dir, "best.json"),
-                                  {"epoch": epoch + 1, "accuracy": ev.accuracy, "checkpoint": f"checkpoint_{epoch + 1}"})
+            with self.phases("checkpoint"):
+                if improved or not self.cfg.save_only_improve:
+                    self.save_checkpoint(f"checkpoint_{epoch + 1}")
+                else:
+                    self.save_checkpoint("checkpoint_last")
+                if improved:
+                    write_json_atomic(os.path.join(self.save_dir, "best.json"), {
+                        "epoch": epoch + 1, "accuracy": ev.accuracy, "checkpoint": f"checkpoint_{epoch + 1}"})
+        line["seconds"] = self.phases.since(phases_before)   # this epoch's wall time by phase
         self.log(line)
         stage = line["stage"]
         self.say(f"epoch {epoch + 1}/{self.cfg.num_epochs} (stage {stage}): train loss {train_loss:.4f}, "

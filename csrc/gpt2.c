@@ -55,7 +55,7 @@ static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_bac
             la->ln1 = first->ln1; la->ln1_mean = first->ln1_mean; la->ln1_rstd = first->ln1_rstd;
             la->atty = first->atty; la->res1 = first->res1; la->ln2 = first->ln2;
             la->ln2_mean = first->ln2_mean; la->ln2_rstd = first->ln2_rstd;
-            la->fch = first->fch; la->res2 = first->res2;
+            la->fch = first->fch; la->gelu = first->gelu; la->res2 = first->res2;
             la->dqkv = la->d_attproj = la->d_fc = la->d_fcproj = NULL;
             continue;
         }
@@ -70,6 +70,7 @@ static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_bac
         CARVE(la->ln2_mean, TB);
         CARVE(la->ln2_rstd, TB);
         CARVE(la->fch, TB * 4 * C);
+        CARVE(la->gelu, TB * 4 * C);
         CARVE(la->res2, TB * C);
         if (need_backward) {
             CARVE(la->dqkv, TB * 3 * C);
@@ -83,7 +84,6 @@ static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_bac
     CARVE(a->lnf, TB * C);
     CARVE(a->lnf_mean, TB);
     CARVE(a->lnf_rstd, TB);
-    CARVE(a->s_big, TB * 4 * C);
     CARVE(a->s_attn, (size_t)n_threads * attention_scratch_floats(T, need_backward));
     if (need_backward) {
         CARVE(a->dlnf, TB * C);

@@ -60,6 +60,7 @@ typedef struct {
     float *res1;                         /* (T,B,C) residual after attention */
     float *ln2, *ln2_mean, *ln2_rstd;
     float *fch;                          /* (T,B,4C) before GELU */
+    float *gelu;                         /* (T,B,4C) GELU(fch): kept for c_proj's weight gradient */
     float *res2;                         /* (T,B,C) layer output */
     float *dqkv;                         /* (T,B,3C) gradient of q,k,v, accumulated across passes */
     /* gradients at the outputs of the other linear layers, kept for all rows so that
@@ -74,7 +75,7 @@ typedef struct {
     float *lnf, *lnf_mean, *lnf_rstd;    /* (T,B,C), (T,B), (T,B) */
     float *dlnf;                         /* (T,B,C) gradient of the ln_f output */
     /* scratch for one range of rows (at most T*B rows) */
-    float *s_dres, *s_dx, *s_dbig, *s_big; /* s_big holds (T*B, 4C): GELU of all rows */
+    float *s_dres, *s_dx, *s_dbig;
     float *s_attn;                       /* attention scratch: a slot per attention thread */
     int attn_threads;
     float *arena;

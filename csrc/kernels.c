@@ -75,7 +75,7 @@ void linear_forward(float *y, const float *x, const float *w, const float *b, in
 }
 
 void linear_backward_input(float *dx, const float *dy, const float *w, int N, int IC, int OC) {
-    if (N > 0) matmul(0, 1, N, IC, OC, 1.0f, dy, OC, w, OC, 1.0f, dx, IC);
+    if (N > 0) matmul(0, 1, N, IC, OC, 1.0f, dy, OC, w, OC, 0.0f, dx, IC);
 }
 
 void linear_backward_weights(float *dw, float *db, const float *dy, const float *x, int N, int IC, int OC) {

@@ -21,7 +21,7 @@ void matmul(int transA, int transB, int M, int N, int K, float alpha,
 /* y (N,OC) = x (N,IC) @ w (IC,OC) + b (OC) */
 void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int IC, int OC);
 /* The backward of linear_forward in its two halves, which the thought schedule runs at
- * different times: dx (N,IC) += dy @ w^T per pass; dw (IC,OC) += x^T @ dy and
+ * different times: dx (N,IC) = dy @ w^T per pass; dw (IC,OC) += x^T @ dy and
  * db (OC) += sum dy once over all rows (one large product instead of one per pass). */
 void linear_backward_input(float *dx, const float *dy, const float *w, int N, int IC, int OC);
 void linear_backward_weights(float *dw, float *db, const float *dy, const float *x, int N, int IC, int OC);

@@ -80,9 +80,9 @@ void forward_range(Ctx *c, const Batch *bt, int t0, int t1) {
                           p->ln2_w + (size_t)l * C, p->ln2_b + (size_t)l * C, R, C);
         linear_forward(la->fch + r0 * 4 * C, la->ln2 + r0 * C, p->fc_w + (size_t)l * C * 4 * C,
                        p->fc_b + (size_t)l * 4 * C, R, C, 4 * C);
-        gelu_forward(a->s_big, la->fch + r0 * 4 * C, (size_t)R * 4 * C);
+        gelu_forward(la->gelu + r0 * 4 * C, la->fch + r0 * 4 * C, (size_t)R * 4 * C);
         /* res2 = res1 + dropout(gelu(fch) @ W + b) */
-        linear_forward(la->res2 + r0 * C, a->s_big, p->fcproj_w + (size_t)l * 4 * C * C,
+        linear_forward(la->res2 + r0 * C, la->gelu + r0 * 4 * C, p->fcproj_w + (size_t)l * 4 * C * C,
                        p->fcproj_b + (size_t)l * C, R, 4 * C, C);
         dropout_rows(la->res2 + r0 * C, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
         add_inplace(la->res2 + r0 * C, la->res1 + r0 * C, (size_t)R * C);
@@ -123,10 +123,8 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
 
         /* MLP branch: res2 = res1 + dropout(gelu(fch) @ Wp + bp), fch = ln2 @ Wf + bf */
         masked_copy(d_fcproj, dres, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
-        fill_zero(d_fc, (size_t)R * 4 * C);
         linear_backward_input(d_fc, d_fcproj, p->fcproj_w + (size_t)l * 4 * C * C, R, 4 * C, C);
         gelu_backward(d_fc, la->fch + r0 * 4 * C, d_fc, (size_t)R * 4 * C);
-        fill_zero(dx, (size_t)R * C);
         linear_backward_input(dx, d_fc, p->fc_w + (size_t)l * C * 4 * C, R, C, 4 * C);
         layernorm_backward(dres, g->ln2_w + (size_t)l * C, g->ln2_b + (size_t)l * C, dx,
                            la->res1 + r0 * C, p->ln2_w + (size_t)l * C, la->ln2_mean + r0,
@@ -135,13 +133,11 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
         /* attention branch: res1 = x_in + dropout(atty @ Wp + bp) */
         masked_copy(d_attproj, dres, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
         float *datty = a->s_dbig; /* (R, C) */
-        fill_zero(datty, (size_t)R * C);
         linear_backward_input(datty, d_attproj, p->attproj_w + (size_t)l * C * C, R, C, C);
         /* dQ of the range, and dK/dV of every position it attended to: earlier passes
          * find the keys/values gradient of their positions waiting in la->dqkv */
         attention_backward(la->dqkv, a->s_attn, datty, la->qkv, la->atty, la->lse, bt->mask, t0, t1,
                            B, T, C, s->n_head, a->attn_threads, dropout_site(c->drop.seed, site_attn(l)), pd);
-        fill_zero(dx, (size_t)R * C);
         linear_backward_input(dx, la->dqkv + r0 * 3 * C, p->qkv_w + (size_t)l * C * 3 * C, R, C, 3 * C);
         layernorm_backward(dres, g->ln1_w + (size_t)l * C, g->ln1_b + (size_t)l * C, dx,
                            x_in + r0 * C, p->ln1_w + (size_t)l * C, la->ln1_mean + r0,
@@ -157,9 +153,8 @@ void backward_weights(Ctx *c, const Batch *bt) {
     const ParamPtrs *g = &c->g;
     for (int l = 0; l < s->n_layer; l++) {
         LayerActs *la = &a->layers[l];
-        gelu_forward(a->s_big, la->fch, (size_t)N * 4 * C);
         linear_backward_weights(g->fcproj_w + (size_t)l * 4 * C * C, g->fcproj_b + (size_t)l * C,
-                                la->d_fcproj, a->s_big, N, 4 * C, C);
+                                la->d_fcproj, la->gelu, N, 4 * C, C);
         linear_backward_weights(g->fc_w + (size_t)l * C * 4 * C, g->fc_b + (size_t)l * 4 * C, la->d_fc,
                                 la->ln2, N, C, 4 * C);
         linear_backward_weights(g->attproj_w + (size_t)l * C * C, g->attproj_b + (size_t)l * C,

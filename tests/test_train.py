@@ -42,6 +42,15 @@ def test_end_to_end_run_writes_metrics_and_checkpoints(tmp_path):
         assert 0.0 <= l["val_accuracy"] <= 1.0 and l["tokens_per_s"] > 0 and l["global_step"] % 5 == 0
         assert l["optimizer_reset"] is True          # the reference: a fresh AdamW every epoch
     assert lines[-1]["global_step"] == 15           # 40 examples / 8 per step, 3 epochs
+    # where the time went: every epoch trains, validates and checkpoints; setup comes before
+    for l in lines:
+        assert {"data", "collate", "step", "optimizer", "validation_loss", "generation", "checkpoint"} \
+            <= set(l["seconds"]) and "setup" not in l["seconds"]
+    assert result.phase_seconds["setup"] > 0
+    assert sum(result.phase_seconds.values()) - result.phase_seconds["setup"] <= result.seconds
+    for phase, total in result.phase_seconds.items():
+        if phase != "setup":
+            assert total == pytest.approx(sum(l["seconds"].get(phase, 0.0) for l in lines), abs=1e-3)
     best = json.load(open(os.path.join(result.save_dir, "best.json")))
     assert best["accuracy"] == max(l["val_accuracy"] for l in lines) == result.best_accuracy
     for n in (1, 2, 3):

@@ -1,5 +1,6 @@
 """Data: the official formats, their raw sources, and the ProsQA/ProntoQA generators."""
 from coconut.data.example import Example
+from coconut.data.generated import GENERATORS, generate
 from coconut.data.loaders import (
     example_from_dict,
     example_to_dict,
@@ -15,8 +16,6 @@ from coconut.data.prontoqa_generator import generate_prontoqa
 from coconut.data.prosqa_generator import ProsQASettings, generate_prosqa
 from coconut.data.stats import compare_prosqa, print_prosqa_comparison, prosqa_stats
 
-GENERATORS = {"prosqa": generate_prosqa, "prontoqa": generate_prontoqa}   # by dataset name
-
 __all__ = [
     "Example",
     "GENERATORS",
@@ -24,6 +23,7 @@ __all__ = [
     "compare_prosqa",
     "example_from_dict",
     "example_to_dict",
+    "generate",
     "generate_prontoqa",
     "generate_prosqa",
     "load_examples",

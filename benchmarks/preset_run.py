@@ -1,0 +1,89 @@
+"""Whole preset runs, end to end: wall time, tokens/s, and where the time went (setup,
+data, collation, the core's step, the optimizer, validation loss, generation,
+checkpoints), for the CPU presets' Coconut and CoT rows.
+
+    python benchmarks/preset_run.py [--rows prosqa-cpu:coconut,prontoqa-cpu:cot] [--epochs 4] [--threads 2]
+    python benchmarks/preset_run.py --checkout /path/to/other/clone --record preset_run_before
+
+Each row is `coconut train PRESET` in a fresh process for --epochs epochs, on the
+preset's full data, with its stage schedule compressed to one epoch per stage (stage 0
+in epoch 1, then stages 1, 2, 3, ...), so that a short run times the continuous-thought
+passes of several stages as well as the language stage. --checkout runs another copy
+of the repository (built in place) the same way: a before/after comparison on the same
+machine in the same hour. Results: benchmarks/results/preset_run.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import write_record
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROWS = "prosqa-cpu:coconut,prosqa-cpu:cot,prontoqa-cpu:coconut,prontoqa-cpu:cot"
+# the CoT rows as the README runs them
+ROW_SETS = {"prontoqa-cpu:cot": ["recipe.predict_past_eot=false"]}
+COMPRESSED = ["epochs_per_stage=1", "recipe.first_stage_epochs=1"]
+
+
+def worker(preset: str, sets: list[str]) -> None:
+    """One row in this process: prints a JSON line with its figures."""
+    import coconut
+    from coconut.run_config import load_config
+    from coconut.train import Trainer
+    start = time.perf_counter()
+    cfg = load_config(preset, sets)
+    trainer = Trainer(cfg, verbose=False)
+    result = trainer.run()
+    wall = time.perf_counter() - start
+    print(json.dumps({"wall_s": wall, "tokens": result.tokens_trained, "phase_seconds": getattr(result, "phase_seconds", {}),
+                      "accuracy": [line["val_accuracy"] for line in result.history],
+                      "train_loss": [line["train_loss"] for line in result.history],
+                      "threads": coconut.get_num_threads(), "blas": coconut.blas_info()["core"]}))
+
+
+def run_row(row: str, epochs: int, threads: int, checkout: str, save_dir: str) -> dict:
+    preset, method = row.split(":")
+    sets = [f"method={method}", f"name={preset}-{method}", f"num_epochs={epochs}", f"threads={threads}",
+            f"save_path={save_dir}", *COMPRESSED, *ROW_SETS.get(row, [])]
+    env = {**os.environ, "PYTHONPATH": checkout}
+    code = (f"import sys; sys.path.insert(0, {HERE!r}); import preset_run; "
+            f"preset_run.worker({preset!r}, {sets!r})")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=save_dir, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{row} failed:\n{out.stderr[-3000:]}")
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    phases = figures["phase_seconds"]
+    figures.update(row=row, epochs=epochs, tokens_per_s=figures["tokens"] / figures["wall_s"],
+                   share={k: v / figures["wall_s"] for k, v in phases.items()},
+                   other_s=figures["wall_s"] - sum(phases.values()))
+    return figures
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", default=ROWS, help="PRESET:METHOD, comma-separated")
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2, help="the presets' default: every core (2 here)")
+    ap.add_argument("--checkout", default=os.path.dirname(HERE), help="the repository copy to run")
+    ap.add_argument("--record", default="preset_run")
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for row in args.rows.split(","):
+            r = run_row(row, args.epochs, args.threads, os.path.abspath(args.checkout), tmp)
+            rows.append(r)
+            shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(r["share"].items(), key=lambda kv: -kv[1]))
+            print(f"{row}: {r['wall_s']:.1f} s, {r['tokens_per_s']:.0f} tokens/s end to end; {shares}; "
+                  f"accuracy per epoch {r['accuracy']}", flush=True)
+    print("record:", write_record(args.record, dict(checkout=os.path.abspath(args.checkout), epochs=args.epochs,
+                                                    threads=args.threads, schedule=COMPRESSED, rows=rows)))
+
+
+if __name__ == "__main__":
+    main()
