@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import random
+from bisect import bisect
+from itertools import accumulate
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -62,7 +64,10 @@ def _weighted_sample(rng: random.Random, items: list[int], weights: list[float],
     """k distinct items, drawn one at a time with probability proportional to weight."""
     items, weights, chosen = list(items), list(weights), []
     for _ in range(min(k, len(items))):
-        pick = rng.choices(range(len(items)), weights=weights)[0]
+        # what rng.choices(range(len(items)), weights=weights)[0] draws, float for float,
+        # without its per-call overhead (this is the generator's innermost loop)
+        cumulative = list(accumulate(weights))
+        pick = bisect(cumulative, rng.random() * (cumulative[-1] + 0.0), 0, len(cumulative) - 1)
         chosen.append(items.pop(pick))
         weights.pop(pick)
     return chosen
@@ -137,7 +142,8 @@ def _try_example(rng: random.Random, s: ProsQASettings, persons: Sequence[str], 
         edges = [(swap.get(a, a), b) for a, b in edges]  # targets are leaves, never 0 or 1
 
     children = children_lists(n, edges)
-    parentless = [i for i in range(n) if i not in {b for _, b in edges}]
+    has_parent = {b for _, b in edges}
+    parentless = [i for i in range(n) if i not in has_parent]
     if len(parentless) > len(persons) or n - len(parentless) > len(concepts):
         raise ValueError(f"generate_prosqa: name pools too small for a graph of {n} nodes")
     symbols = [""] * n
