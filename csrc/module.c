@@ -608,6 +608,18 @@ static PyObject *py_live_allocations(PyObject *m, PyObject *unused) {
     return PyLong_FromLong(core_live_allocations());
 }
 
+/* Test hook: the core's bf16 rounding of a float32 array, as a new array. */
+static PyObject *py_bf16_round(PyObject *m, PyObject *args) {
+    PyObject *o;
+    if (!PyArg_ParseTuple(args, "O", &o)) return NULL;
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROMANY(o, NPY_FLOAT32, 0, 0, NPY_ARRAY_C_CONTIGUOUS);
+    if (!a) return NULL;
+    PyArrayObject *out = (PyArrayObject *)PyArray_NewLikeArray(a, NPY_CORDER, NULL, 0);
+    if (out) bf16_round_copy(PyArray_DATA(out), PyArray_DATA(a), (size_t)PyArray_SIZE(a));
+    Py_DECREF(a);
+    return (PyObject *)out;
+}
+
 static PyObject *py_set_num_threads(PyObject *m, PyObject *args) {
     int n;
     if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
@@ -662,6 +674,8 @@ static PyMethodDef module_methods[] = {
     {"_fail_allocations_after", py_fail_allocations_after, METH_VARARGS,
      "_fail_allocations_after(n): the core's allocation after the next n fails, once (n < 0: "
      "never). Returns the previous countdown, -1 if none was pending. For tests."},
+    {"_bf16_round", py_bf16_round, METH_VARARGS,
+     "_bf16_round(array): float32 values rounded to bf16 (kept in float32) as the core does. For tests."},
     {"_live_allocations", py_live_allocations, METH_NOARGS,
      "Blocks the core has allocated and not freed. For tests."},
     {NULL}};

@@ -172,8 +172,11 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
         attention_backward(la->dqkv, a->s_attn, datty, la->qkv, la->atty, la->lse, bt->mask, t0, t1,
                            B, T, C, s->n_head, a->attn_threads, dropout_site(c->drop.seed, site_attn(l)), pd,
                            c->bf16);
-        /* the rows of this range are complete: later passes ran their backward already */
-        to_bf16(c, la->dqkv + r0 * 3 * C, (size_t)R * 3 * C);
+        /* bf16: the rows of [0, t1) hold bf16 sums. Those of this range are complete (later
+         * passes ran their backward already); for the cached rows [0, t0), autocast adds
+         * each pass's bf16 key/value gradient into a bf16 tensor, which rounding the
+         * running sum after every pass reproduces (up to a double rounding). */
+        to_bf16(c, la->dqkv, (size_t)t1 * B * 3 * C);
         fill_zero(dx, (size_t)R * C);
         linear_backward_input(dx, la->dqkv + r0 * 3 * C, pm->qkv_w + (size_t)l * C * 3 * C, R, C, 3 * C);
         to_bf16(c, dx, (size_t)R * C);
