@@ -105,7 +105,7 @@ void add_inplace(float *y, const float *x, size_t n);
  * already added into dh and dwte. bf16: h and wte hold bf16 values, dh is zero on
  * entry; the logits, their gradient and dh are rounded to bf16 (the loss is fp32), and
  * dwte's product is summed over all chunks in dwte_acc (V*C floats) and rounded once,
- * as autocast's one product over all rows. */
+ * as autocast's one product over all rows (on CORE_NOT_FINITE dwte receives none). */
 CoreStatus lm_head_xent(double *loss, float *dh, float *dwte, const float *h, const float *wte,
                         const int64_t *targets, int N, int C, int V, float scale, int bf16,
                         float *dwte_acc);
