@@ -9,6 +9,12 @@ this CPU's own kernels, on the prosqa-cpu preset's step:
     python benchmarks/train_step.py --threads 1 --cpu-time --shapes prosqa-cpu --vocab 1065 \\
         --batch 16 --length 60 --repeats 60 --record train_step_prosqa_cpu_default
     COCONUT_REPRODUCIBLE=1 python benchmarks/train_step.py ... --record train_step_prosqa_cpu_reproducible
+
+The cost of bf16 mixed precision (GPT2(bf16=True)) against fp32, for the core and for
+PyTorch under torch.autocast("cpu", dtype=torch.bfloat16), on the same step:
+
+    python benchmarks/train_step.py --bf16 --threads 1 --cpu-time --shapes prosqa-cpu --vocab 1065 \
+        --batch 16 --length 60 --repeats 30 --record train_step_bf16
 """
 from __future__ import annotations
 
@@ -24,9 +30,9 @@ import coconut
 P = 1024
 
 
-def ours_step(shape, V, B, T, dropout, seed=0):
+def ours_step(shape, V, B, T, dropout, seed=0, bf16=False):
     cfg = coconut.GPT2Config(vocab_size=V, n_positions=P, dropout=dropout, **shape)
-    model = coconut.GPT2(cfg, seed=seed)
+    model = coconut.GPT2(cfg, seed=seed, bf16=bf16)
     opt = coconut.AdamW(model)
     ids = np.random.default_rng(seed).integers(0, V, size=(B, T))
 
@@ -37,7 +43,7 @@ def ours_step(shape, V, B, T, dropout, seed=0):
     return step
 
 
-def torch_step(shape, V, B, T, dropout, seed=0):
+def torch_step(shape, V, B, T, dropout, seed=0, bf16=False):
     import torch
     import transformers
     cfg = transformers.GPT2Config(vocab_size=V, n_positions=P, resid_pdrop=dropout, embd_pdrop=dropout,
@@ -49,7 +55,9 @@ def torch_step(shape, V, B, T, dropout, seed=0):
 
     def step():
         opt.zero_grad()
-        model(input_ids=ids, labels=ids).loss.backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
         opt.step()
     return step
 
@@ -67,8 +75,11 @@ def main():
                     help="who parallelises matrix products: the core's OpenMP threads (default) or OpenBLAS's")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time by the process's CPU time, not wall time (one thread): on a crowded machine")
-    ap.add_argument("--record", help="name of the JSON record in benchmarks/results (default: train_step, or "
-                                     "train_step_openblas_threads with --gemm-threading openblas)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="also time bf16 mixed precision (ours and torch.autocast) and report its cost over fp32")
+    ap.add_argument("--record", help="name of the JSON record in benchmarks/results (default: train_step, "
+                                     "train_step_openblas_threads with --gemm-threading openblas, or "
+                                     "train_step_bf16 with --bf16)")
     args = ap.parse_args()
     if args.cpu_time and args.threads != 1:
         ap.error("--cpu-time measures one thread: the CPU time of several adds up")
@@ -92,7 +103,15 @@ def main():
         print(f"{name:6s} B={B} T={T}: ours {row['ours_tokens_per_s']:.0f} tok/s ({row['ours_gflops']:.0f} GFLOP/s, "
               f"{100 * row['ours_over_sgemm']:.0f}% of sgemm), torch {row['torch_tokens_per_s']:.0f} tok/s; "
               f"speed-up x{row['speedup_vs_torch']:.2f}")
-    name = args.record or ("train_step" if args.gemm_threading == "openmp" else "train_step_openblas_threads")
+        if args.bf16:
+            t_ours16 = best_of(ours_step(shape, V, B, T, args.dropout, bf16=True), args.repeats, clock)
+            t_torch16 = best_of(torch_step(shape, V, B, T, args.dropout, bf16=True), args.repeats, clock)
+            row.update(ours_bf16_s=t_ours16, torch_bf16_s=t_torch16, ours_bf16_over_fp32=t_ours16 / t_ours,
+                       torch_bf16_over_fp32=t_torch16 / t_torch, bf16_speedup_vs_torch=t_torch16 / t_ours16)
+            print(f"{'':6s} bf16: ours {B * T / t_ours16:.0f} tok/s (x{row['ours_bf16_over_fp32']:.2f} the fp32 "
+                  f"time), torch autocast {B * T / t_torch16:.0f} tok/s (x{row['torch_bf16_over_fp32']:.2f})")
+    name = args.record or ("train_step_bf16" if args.bf16 else
+                           "train_step" if args.gemm_threading == "openmp" else "train_step_openblas_threads")
     print("record:", write_record(name, dict(threads=args.threads, gemm_threading=args.gemm_threading,
                                              clock="cpu" if args.cpu_time else "wall",
                                              sgemm_gflops=rate, rows=rows)))

@@ -225,6 +225,7 @@ def build_model(cfg: RunConfig, tok, checkpoint: str | None = None, recipe: Reci
             raise ConfigError(f"{cfg.source}: the model in {source} has {model.config.vocab_size} token rows, "
                               f"the tokenization needs {tok.vocab_size}")
     model.bot_id, model.eot_id, model.latent_id = tok.bot_id, tok.eot_id, tok.latent_id
+    model.bf16 = cfg.bf16
     return model
 
 

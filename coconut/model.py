@@ -52,10 +52,17 @@ def _as_ids(x, name: str) -> np.ndarray:
 
 
 class GPT2:
-    """A GPT-2 language model (`transformers.GPT2LMHeadModel` semantics) on the C core."""
+    """A GPT-2 language model (`transformers.GPT2LMHeadModel` semantics) on the C core.
 
-    def __init__(self, config: GPT2Config, seed: int = 0, init: bool = True):
+    bf16=True computes as `torch.autocast("cpu", dtype=torch.bfloat16)` does: matrix
+    products read bf16 operands and sum in fp32, their outputs are rounded to bf16;
+    layernorm, softmax, GELU, the residual stream and the loss stay fp32, and so do the
+    parameters, gradients and optimizer state. `coconut.blas_info()["bf16"]` names how
+    the products run on this machine. The attribute can be changed between calls."""
+
+    def __init__(self, config: GPT2Config, seed: int = 0, init: bool = True, bf16: bool = False):
         self.config = config
+        self.bf16 = bool(bf16)
         self._core = _C.Core(config.n_layer, config.n_head, config.n_embd, config.vocab_size, config.n_positions)
         layout = self._core.layout()
         self.param_block = np.zeros(layout["total"], dtype=np.float32)
@@ -176,7 +183,7 @@ class GPT2:
             seed = (self.seed * 0x9E3779B1 + self.dropout_calls) & 0xFFFFFFFFFFFFFFFF
             self.dropout_calls += 1
         loss, count = self._core.loss(ids, mask, pos, lab, backward=backward, dropout=dropout, seed=seed,
-                                      grad_scale=float(grad_scale), **targs)
+                                      grad_scale=float(grad_scale), bf16=self.bf16, **targs)
         return loss, count
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, *, latent_id=None, bot_id=None,
@@ -187,7 +194,7 @@ class GPT2:
         ids, mask, pos, _ = self._batch(input_ids, attention_mask, position_ids)
         targs = self._thought_args(self._default_mode(thoughts, latent_id), latent_id, bot_id, eot_id)
         logits, vectors, where = self._core.forward(ids, mask, pos, logits=True, thoughts=return_thoughts,
-                                                    **targs)
+                                                    bf16=self.bf16, **targs)
         if not return_thoughts:
             return logits
         per_example = [vectors[where[:, 0] == b] for b in range(ids.shape[0])]
@@ -223,7 +230,8 @@ class GPT2:
                 ids[r, width - n:] = prompts[i]
                 mask[r, width - n:] = 1
                 pos[r, width - n:] = np.arange(n)
-            out, counts = self._core.generate(ids, mask, pos, int(max_new_tokens), int(eos_id), **targs)
+            out, counts = self._core.generate(ids, mask, pos, int(max_new_tokens), int(eos_id), bf16=self.bf16,
+                                              **targs)
             for r, i in enumerate(rows):
                 results[i] = out[r, :counts[r]].tolist()
             if on_batch is not None:
@@ -292,7 +300,7 @@ class GPT2:
                              + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
 
     @classmethod
-    def from_pretrained(cls, directory: str, seed: int = 0) -> "GPT2":
+    def from_pretrained(cls, directory: str, seed: int = 0, bf16: bool = False) -> "GPT2":
         """Reads a Hugging Face GPT-2 directory (config.json + model.safetensors), no torch."""
         config = GPT2Config.from_hf_file(GPT2Config.hf_path(directory))
         weights = os.path.join(directory, "model.safetensors")
@@ -300,7 +308,7 @@ class GPT2:
             raise FileNotFoundError(f"{weights}: not found (only the safetensors format is read)")
         from .safetensors_io import load_safetensors
         tensors, _ = load_safetensors(weights)
-        model = cls(config, seed=seed, init=False)
+        model = cls(config, seed=seed, init=False, bf16=bf16)
         model.load_state_dict({k: v.astype(np.float32, copy=False) for k, v in tensors.items()}, source=weights)
         return model
 

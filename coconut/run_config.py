@@ -95,7 +95,7 @@ class RunConfig:
     load_model_path: Optional[str] = None    # a checkpoint directory whose weights start the run
     seed: int = 0
     resume: int = 0                          # start at this epoch (from checkpoint_N when it exists)
-    bf16: bool = False                       # refused when true: the core computes in float32
+    bf16: bool = False                       # mixed precision as torch.autocast(bfloat16): see GPT2's bf16
     train_path: Optional[str] = None
     val_path: Optional[str] = None
     reset_optimizer: Union[bool, str] = True  # bool as the reference, or "epoch" | "stage" | "never"
@@ -258,9 +258,6 @@ def _generate_data(raw: dict, where: str) -> GenerateData:
 
 
 def _check_values(cfg: RunConfig, where) -> None:
-    if cfg.bf16:
-        raise ConfigError(f"{where('bf16')}: bf16 is not supported: the C core computes in float32 "
-                          "only (set bf16: false)")
     if isinstance(cfg.reset_optimizer, str) and cfg.reset_optimizer not in RESET_RULES:
         raise ConfigError(f"{where('reset_optimizer')} must be true, false or one of {list(RESET_RULES)}, "
                           f"got {cfg.reset_optimizer!r}")

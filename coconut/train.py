@@ -147,6 +147,11 @@ class Trainer:
                               "read the same config, data and save_path (across machines, a shared file system)")
         self.world.bcast_(self.model.param_block, self.optimizer.exp_avg, self.optimizer.exp_avg_sq)
 
+    @property
+    def precision(self) -> str:
+        """What the epoch lines record: fp32, or bf16 and how this machine computes it."""
+        return f"bf16 ({coconut.blas_info()['bf16']})" if self.model.bf16 else "fp32"
+
     # ------------------------------------------------------------------ the loop
 
     def run(self, summary: bool = False) -> TrainResult:
@@ -164,6 +169,8 @@ class Trainer:
             return result
         if self.world.is_root:
             os.makedirs(self.save_dir, exist_ok=True)
+        if self.cfg.bf16:
+            self.say(f"bf16 mixed precision ({coconut.blas_info()['bf16']})")
         if self.world.size > 1:
             self.say(f"data-parallel over {self.world.describe()}, {coconut.get_num_threads()} threads each")
         if self.resumed_from:
@@ -291,7 +298,8 @@ class Trainer:
                 "val_loss": val_loss, "val_accuracy": ev.accuracy, "mean_new_tokens": ev.mean_new_tokens,
                 "mean_thoughts": float(np.mean([r.n_thoughts for r in ev.records])),
                 "tokens_per_s": tokens_per_s, "global_step": self.global_step,
-                "optimizer_reset": self.method.optimizer_reset(epoch), "best_accuracy": self.best_accuracy}
+                "optimizer_reset": self.method.optimizer_reset(epoch), "best_accuracy": self.best_accuracy,
+                "precision": self.precision}
         self.epoch = epoch + 1   # what a checkpoint of this moment resumes at
         if not self.cfg.debug and self.world.is_root:
             with self.phases("checkpoint"):

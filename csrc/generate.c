@@ -6,11 +6,12 @@
 #include "alloc.h"
 #include "kernels.h"
 
-/* Greedy choice for the B rows of column t: logits = ln_f output @ wte^T. Returns the
- * number of rows still decoding (not done) with a logit that is not finite. */
+/* Greedy choice for the B rows of column t: logits = ln_f output @ wte^T (the layer-0
+ * inputs, emb, are free scratch between passes: inference keeps nothing for a backward). Returns the number of rows still decoding (not done)
+ * with a logit that is not finite. */
 static int argmax_column(Ctx *c, int B, int t, const uint8_t *done, float *logits, int64_t *best) {
     int C = c->shape->n_embd, V = c->shape->vocab_size;
-    matmul(0, 1, B, V, C, 1.0f, c->a->lnf + (size_t)t * B * C, C, c->p.wte, C, 0.0f, logits, V);
+    lm_head_logits(logits, (size_t)V, c->a->emb, c->a->lnf + (size_t)t * B * C, c->pm.wte, B, C, V, c->bf16);
     int bad = 0;
     #pragma omp parallel for reduction(+:bad) schedule(static) PAR_IF((size_t)B * V)
     for (int b = 0; b < B; b++) {

@@ -1,6 +1,7 @@
 #include "gpt2.h"
 
 #include "alloc.h"
+#include "bf16.h"
 #include "kernels.h"
 
 void param_layout(const GPT2Shape *s, ParamLayout *o) {
@@ -42,7 +43,7 @@ void param_pointers(const ParamLayout *l, float *m, ParamPtrs *o) {
  * Without backward only the key/value cache (qkv, lse) and ln_f output (thoughts read
  * it) must outlive a pass: the other per-layer tensors of all layers share one set. */
 static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward, int n_threads,
-                         float *base) {
+                         int bf16, float *base) {
     size_t TB = (size_t)T * B, C = s->n_embd, NH = s->n_head, at = 0;
 #define CARVE(ptr, n) do { ptr = base ? base + at : NULL; at += (n); } while (0)
     CARVE(a->emb, TB * C);
@@ -85,6 +86,14 @@ static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_bac
     CARVE(a->lnf_mean, TB);
     CARVE(a->lnf_rstd, TB);
     CARVE(a->s_attn, (size_t)n_threads * attention_scratch_floats(T, need_backward));
+    a->w_bf16 = a->s_dw_bf16 = NULL;
+    if (bf16) {
+        ParamLayout lay;
+        param_layout(s, &lay);
+        CARVE(a->w_bf16, lay.total);
+        size_t V = s->vocab_size;
+        if (need_backward) CARVE(a->s_dw_bf16, V * C > 4 * C * C ? V * C : 4 * C * C);
+    }
     if (need_backward) {
         CARVE(a->dlnf, TB * C);
         CARVE(a->s_dres, TB * C);
@@ -97,21 +106,22 @@ static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_bac
     return at;
 }
 
-CoreStatus acts_reserve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward, int n_threads) {
+CoreStatus acts_reserve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward, int n_threads,
+                        int bf16) {
     if (!a->layers) {
         a->layers = core_calloc((size_t)s->n_layer, sizeof(LayerActs));
         if (!a->layers) return CORE_OUT_OF_MEMORY;
     }
     /* attention runs one task per (batch row, head): more threads than that would idle */
     if (n_threads > B * s->n_head) n_threads = B * s->n_head;
-    size_t need = acts_carve(a, s, B, T, need_backward, n_threads, NULL);
+    size_t need = acts_carve(a, s, B, T, need_backward, n_threads, bf16, NULL);
     if (need > a->arena_floats) {
         core_free(a->arena);
         a->arena = core_malloc(need * sizeof(float));
         a->arena_floats = a->arena ? need : 0;
         if (!a->arena) return CORE_OUT_OF_MEMORY;
     }
-    acts_carve(a, s, B, T, need_backward, n_threads, a->arena);
+    acts_carve(a, s, B, T, need_backward, n_threads, bf16, a->arena);
     a->B = B;
     a->T = T;
     a->attn_threads = n_threads;
@@ -124,4 +134,14 @@ void acts_free(Acts *a) {
     a->arena = NULL;
     a->layers = NULL;
     a->arena_floats = 0;
+}
+
+void product_weights(Ctx *c, const ParamLayout *lay) {
+    if (!c->bf16) {
+        c->pm = c->p;
+        return;
+    }
+    const float *block = c->p.wte - lay->wte; /* p's pointers all lie in one block */
+    bf16_round_copy(c->a->w_bf16, block, lay->total);
+    param_pointers(lay, c->a->w_bf16, &c->pm);
 }

@@ -77,6 +77,8 @@ typedef struct {
     /* scratch for one range of rows (at most T*B rows) */
     float *s_dres, *s_dx, *s_dbig;
     float *s_attn;                       /* attention scratch: a slot per attention thread */
+    float *w_bf16;                       /* (total params) under bf16: the weights rounded */
+    float *s_dw_bf16;                    /* bf16 backward: max(V*C, 4C*C), a weight gradient's product */
     int attn_threads;
     float *arena;
     size_t arena_floats;
@@ -95,16 +97,26 @@ typedef struct {
 typedef struct {
     const GPT2Shape *shape;
     ParamPtrs p;      /* parameters */
+    ParamPtrs pm;     /* the weights matrix products read: p, or under bf16 their rounded copy */
     ParamPtrs g;      /* gradients (may be unset for inference) */
     Acts *a;
     Dropout drop;
+    int bf16;         /* mixed precision: see bf16.h and passes.c */
 } Ctx;
 
-/* Lays the arena out for a (B, T) batch run on n_threads threads, growing it if needed.
- * Everything the passes use lives there, so forward and backward allocate nothing and
- * cannot fail. On CORE_OUT_OF_MEMORY the arena is empty and a later call starts over. */
-CoreStatus acts_reserve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward, int n_threads);
+/* Lays the arena out for a (B, T) batch run on n_threads threads, growing it if needed;
+ * bf16 adds room for a rounded copy of the weights. Everything the passes use lives
+ * there, so forward and backward allocate nothing and cannot fail. On
+ * CORE_OUT_OF_MEMORY the arena is empty and a later call starts over. */
+CoreStatus acts_reserve(Acts *a, const GPT2Shape *s, int B, int T, int need_backward, int n_threads,
+                        int bf16);
 void acts_free(Acts *a);
+
+/* Sets c->pm: the parameters c->p themselves, or under c->bf16 the arena's copy of
+ * their block (laid out by lay) refreshed with every value rounded to bf16. Every entry
+ * point calls it, since the weights change between calls; the fp32 parameters stay the
+ * master copy that gradients and the optimizer see. */
+void product_weights(Ctx *c, const ParamLayout *lay);
 
 /* passes.c: forward of the rows of positions [t0, t1) against the cache of [0, t0),
  * and its backward, which also accumulates into the key/value gradients of [0, t0). */

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include "alloc.h"
+#include "bf16.h"
 #include "blas.h"
 
 /* exp(x) for float, written so the compiler vectorises the loops that call it (libm's
@@ -78,10 +79,9 @@ void linear_backward_input(float *dx, const float *dy, const float *w, int N, in
     if (N > 0) matmul(0, 1, N, IC, OC, 1.0f, dy, OC, w, OC, 0.0f, dx, IC);
 }
 
-void linear_backward_weights(float *dw, float *db, const float *dy, const float *x, int N, int IC, int OC) {
-    if (N <= 0) return;
-    matmul(1, 0, IC, OC, N, 1.0f, x, IC, dy, OC, 1.0f, dw, OC);
-    /* bias gradient: each thread owns a slice of columns, so no races */
+/* db (OC) += column sums of dy (N,OC), each rounded to bf16 first when bf16 is set */
+static void bias_backward(float *db, const float *dy, int N, int OC, int bf16) {
+    /* each thread owns a slice of columns, so no races */
     #pragma omp parallel for schedule(static) PAR_IF((size_t)N * OC)
     for (int o0 = 0; o0 < OC; o0 += 64) {
         int o1 = o0 + 64 < OC ? o0 + 64 : OC;
@@ -90,8 +90,22 @@ void linear_backward_weights(float *dw, float *db, const float *dy, const float 
             const float *r = dy + (size_t)i * OC;
             for (int o = o0; o < o1; o++) acc[o - o0] += r[o];
         }
-        for (int o = o0; o < o1; o++) db[o] += acc[o - o0];
+        for (int o = o0; o < o1; o++) db[o] += bf16 ? bf16_round(acc[o - o0]) : acc[o - o0];
     }
+}
+
+void linear_backward_weights(float *dw, float *db, const float *dy, const float *x, int N, int IC, int OC) {
+    if (N <= 0) return;
+    matmul(1, 0, IC, OC, N, 1.0f, x, IC, dy, OC, 1.0f, dw, OC);
+    bias_backward(db, dy, N, OC, 0);
+}
+
+void linear_backward_weights_bf16(float *dw, float *db, float *scratch, const float *dy, const float *x,
+                                  int N, int IC, int OC) {
+    if (N <= 0) return;
+    matmul(1, 0, IC, OC, N, 1.0f, x, IC, dy, OC, 0.0f, scratch, OC);
+    add_rounded(dw, scratch, (size_t)IC * OC);
+    bias_backward(db, dy, N, OC, 1);
 }
 
 /* ---------------------------------------------------------------- layernorm */
@@ -237,6 +251,11 @@ static void gemm_small(int transA, int transB, int M, int N, int K, float alpha,
     }
 }
 
+/* bf16 rounding inside the attention threads' own loop (no nested parallel region) */
+static void round_serial(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = bf16_round(x[i]);
+}
+
 static void attn_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                       const float *B, int ldb, float beta, float *C, int ldc, int few_rows) {
     if (few_rows) gemm_small(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -245,14 +264,18 @@ static void attn_gemm(int transA, int transB, int M, int N, int K, float alpha, 
 
 /* P (nq, nk) from the scores S (in place): probabilities of each query row over its
  * visible keys (s <= t, mask 1), zero elsewhere; the whole row is zero for a masked
- * query. lse receives log-sum-exp per row (forward) or is read from it (recompute). */
-static void softmax_rows(float *S, float *lse, int recompute, const int64_t *mask_b, int t0, int nq, int nk) {
+ * query. lse receives log-sum-exp per row (forward) or is read from it (recompute).
+ * With row_sum (bf16 forward): P holds exp(s - row max) rounded to bf16 instead, and
+ * row_sum (nq) the fp32 sums that normalise them (1 for a masked query). */
+static void softmax_rows(float *S, float *lse, int recompute, float *row_sum, const int64_t *mask_b,
+                         int t0, int nq, int nk) {
     for (int i = 0; i < nq; i++) {
         int t = t0 + i;
         float *row = S + (size_t)i * nk;
         if (!mask_b[t]) {
             memset(row, 0, sizeof(float) * nk);
             if (!recompute) lse[t] = 0.0f;
+            if (row_sum) row_sum[i] = 1.0f;
             continue;
         }
         float L;
@@ -265,6 +288,12 @@ static void softmax_rows(float *S, float *lse, int recompute, const int64_t *mas
             for (int s = 0; s <= t; s++) sum += mask_b[s] ? exp_approx(row[s] - mx) : 0.0f;
             L = mx + logf(sum);
             lse[t] = L;
+            if (row_sum) {
+                row_sum[i] = sum;
+                for (int s = 0; s <= t; s++) row[s] = mask_b[s] ? bf16_round(exp_approx(row[s] - mx)) : 0.0f;
+                for (int s = t + 1; s < nk; s++) row[s] = 0.0f;
+                continue;
+            }
         }
         for (int s = 0; s <= t; s++) row[s] = mask_b[s] ? exp_approx(row[s] - L) : 0.0f;
         for (int s = t + 1; s < nk; s++) row[s] = 0.0f;
@@ -286,7 +315,7 @@ static void drop_probs(float *dst, const float *P, int b, int h, int NH, int T, 
 
 void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const int64_t *mask,
                        int t0, int t1, int B, int T, int C, int NH, int n_threads,
-                       uint64_t site_key, float p_drop) {
+                       uint64_t site_key, float p_drop, int bf16) {
     int hd = C / NH, nq = t1 - t0, nk = t1, few = nq <= 4;
     float scale = 1.0f / sqrtf((float)hd);
     int ld3 = B * 3 * C, ld1 = B * C;
@@ -294,6 +323,7 @@ void attention_forward(float *out, float *lse, float *scratch, const float *qkv,
         if (!blas_threads_mode() && (size_t)B * NH * nq * nk * hd >= PAR_GRAIN)
     {
         float *S = scratch + (size_t)omp_get_thread_num() * attention_scratch_floats(T, 0);
+        float *row_sum = bf16 ? S + (size_t)T * T : NULL;
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
@@ -301,20 +331,25 @@ void attention_forward(float *out, float *lse, float *scratch, const float *qkv,
                 const float *K = qkv + (size_t)b * 3 * C + C + h * hd;
                 const float *V = K + C;
                 attn_gemm(0, 1, nq, nk, hd, scale, Q, ld3, K, ld3, 0.0f, S, nk, few);
-                softmax_rows(S, lse + ((size_t)b * NH + h) * T, 0, mask + (size_t)b * T, t0, nq, nk);
+                softmax_rows(S, lse + ((size_t)b * NH + h) * T, 0, row_sum, mask + (size_t)b * T, t0, nq, nk);
                 if (p_drop > 0.0f) drop_probs(S, S, b, h, NH, T, t0, nq, nk, site_key, p_drop);
-                attn_gemm(0, 0, nq, hd, nk, 1.0f, S, nk, V, ld3, 0.0f,
-                          out + (size_t)t0 * ld1 + (size_t)b * C + h * hd, ld1, few);
+                float *O = out + (size_t)t0 * ld1 + (size_t)b * C + h * hd;
+                attn_gemm(0, 0, nq, hd, nk, 1.0f, S, nk, V, ld3, 0.0f, O, ld1, few);
+                if (row_sum)
+                    for (int i = 0; i < nq; i++)
+                        for (int d = 0; d < hd; d++) O[(size_t)i * ld1 + d] /= row_sum[i];
             }
     }
 }
 
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                         const float *out, const float *lse, const int64_t *mask, int t0, int t1,
-                        int B, int T, int C, int NH, int n_threads, uint64_t site_key, float p_drop) {
+                        int B, int T, int C, int NH, int n_threads, uint64_t site_key, float p_drop,
+                        int bf16) {
     int hd = C / NH, nq = t1 - t0, nk = t1, few = nq <= 4;
     float scale = 1.0f / sqrtf((float)hd);
     float keep_scale = p_drop > 0.0f ? 1.0f / (1.0f - p_drop) : 1.0f;
+    float g_alpha = bf16 ? scale : 1.0f; /* where the score gradient takes its scale */
     int ld3 = B * 3 * C, ld1 = B * C;
     /* one (b, h) pair per task: it alone writes the dQ, dK, dV columns of that head */
     #pragma omp parallel num_threads(n_threads) \
@@ -337,7 +372,7 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
                 const int64_t *mb = mask + (size_t)b * T;
                 /* recompute the probabilities from the saved log-sum-exp */
                 attn_gemm(0, 1, nq, nk, hd, scale, Q, ld3, K, ld3, 0.0f, P, nk, few);
-                softmax_rows(P, (float *)Lb, 1, mb, t0, nq, nk);
+                softmax_rows(P, (float *)Lb, 1, NULL, mb, t0, nq, nk);
                 const float *Pused = P;
                 if (p_drop > 0.0f) { drop_probs(Pd, P, b, h, NH, T, t0, nq, nk, site_key, p_drop); Pused = Pd; }
                 /* G = dO V^T: gradient of the (dropped) probabilities */
@@ -349,11 +384,16 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
                     float D = dotf(dO + (size_t)i * ld1, O + (size_t)i * ld1, hd);
                     for (int s = 0; s < nk; s++) {
                         float dp = p_drop > 0.0f ? (pu[s] != 0.0f ? g[s] * keep_scale : 0.0f) : g[s];
-                        g[s] = p[s] * (dp - D) * scale;
+                        g[s] = bf16 ? p[s] * (dp - D) : p[s] * (dp - D) * scale;
                     }
                 }
-                attn_gemm(0, 0, nq, hd, nk, 1.0f, G, nk, K, ld3, 0.0f, dQ, ld3, few);
-                attn_gemm(1, 0, nk, hd, nq, 1.0f, G, nk, Q, ld3, 1.0f, dK, ld3, few);
+                /* the fp32 probabilities were needed above; the products read them in bf16 */
+                if (bf16) {
+                    round_serial(G, n);
+                    round_serial((float *)Pused, n);
+                }
+                attn_gemm(0, 0, nq, hd, nk, g_alpha, G, nk, K, ld3, 0.0f, dQ, ld3, few);
+                attn_gemm(1, 0, nk, hd, nq, g_alpha, G, nk, Q, ld3, 1.0f, dK, ld3, few);
                 attn_gemm(1, 0, nk, hd, nq, 1.0f, Pused, nk, dO, ld1, 1.0f, dV, ld3, few);
             }
     }
@@ -371,11 +411,19 @@ void add_inplace(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+void add_rounded(float *y, const float *x, size_t n) {
+    #pragma omp parallel for schedule(static) PAR_IF(n)
+    for (size_t i = 0; i < n; i++) y[i] += bf16_round(x[i]);
+}
+
 /* ---------------------------------------------------------------- LM head + loss */
 
 CoreStatus lm_head_xent(double *loss, float *dh, float *dwte, const float *h, const float *wte,
-                        const int64_t *targets, int N, int C, int V, float scale) {
+                        const int64_t *targets, int N, int C, int V, float scale, int bf16,
+                        float *dwte_acc) {
     const int chunk = 256;
+    float *dw = bf16 ? dwte_acc : dwte;
+    if (bf16 && dwte) fill_zero(dwte_acc, (size_t)V * C);
     float *logits = core_malloc(sizeof(float) * (size_t)chunk * V);
     if (!logits) return CORE_OUT_OF_MEMORY;
     double total = 0.0;
@@ -384,6 +432,7 @@ CoreStatus lm_head_xent(double *loss, float *dh, float *dwte, const float *h, co
         int n = N - r0 < chunk ? N - r0 : chunk;
         const float *hr = h + (size_t)r0 * C;
         matmul(0, 1, n, V, C, 1.0f, hr, C, wte, C, 0.0f, logits, V);
+        if (bf16) bf16_round_copy(logits, logits, (size_t)n * V);
         double part = 0.0;
         #pragma omp parallel for reduction(+:part, bad) schedule(static) PAR_IF((size_t)n * V)
         for (int i = 0; i < n; i++) {
@@ -408,12 +457,30 @@ CoreStatus lm_head_xent(double *loss, float *dh, float *dwte, const float *h, co
         }
         total += part;
         if (bad) break;
-        if (dh) matmul(0, 0, n, C, V, 1.0f, logits, V, wte, C, 1.0f, dh + (size_t)r0 * C, C);
-        if (dwte) matmul(1, 0, V, C, n, 1.0f, logits, V, hr, C, 1.0f, dwte, C);
+        /* bf16: the gradient of bf16 logits is bf16, and so is dh, autocast's gradient at
+         * the product's output (zero on entry, so rounding the sum rounds the product) */
+        if (bf16) bf16_round_copy(logits, logits, (size_t)n * V);
+        if (dh) {
+            matmul(0, 0, n, C, V, 1.0f, logits, V, wte, C, 1.0f, dh + (size_t)r0 * C, C);
+            if (bf16) bf16_round_copy(dh + (size_t)r0 * C, dh + (size_t)r0 * C, (size_t)n * C);
+        }
+        if (dwte) matmul(1, 0, V, C, n, 1.0f, logits, V, hr, C, 1.0f, dw, C);
     }
+    if (bf16 && dwte && !bad) add_rounded(dwte, dwte_acc, (size_t)V * C);
     core_free(logits);
     *loss = total;
     return bad ? CORE_NOT_FINITE : CORE_OK;
+}
+
+void lm_head_logits(float *logits, size_t ld, float *scratch, const float *h, const float *wte,
+                    int n, int C, int V, int bf16) {
+    if (bf16) {
+        bf16_round_copy(scratch, h, (size_t)n * C);
+        h = scratch;
+    }
+    matmul(0, 1, n, V, C, 1.0f, h, C, wte, C, 0.0f, logits, (int)ld);
+    if (bf16)
+        for (int i = 0; i < n; i++) bf16_round_copy(logits + i * ld, logits + i * ld, (size_t)V);
 }
 
 /* ---------------------------------------------------------------- benchmark */

@@ -25,6 +25,14 @@ void linear_forward(float *y, const float *x, const float *w, const float *b, in
  * db (OC) += sum dy once over all rows (one large product instead of one per pass). */
 void linear_backward_input(float *dx, const float *dy, const float *w, int N, int IC, int OC);
 void linear_backward_weights(float *dw, float *db, const float *dy, const float *x, int N, int IC, int OC);
+/* The same under bf16: dw and db are bf16 product outputs in autocast, so x^T @ dy goes
+ * into scratch (IC*OC floats) and sum dy is taken in fp32, each rounded to bf16 before
+ * it is added into the fp32 gradients. */
+void linear_backward_weights_bf16(float *dw, float *db, float *scratch, const float *dy, const float *x,
+                                  int N, int IC, int OC);
+
+/* y (n) += bf16_round(x (n)) */
+void add_rounded(float *y, const float *x, size_t n);
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *x,
                        const float *w, const float *b, int N, int C);
@@ -59,26 +67,33 @@ static inline int dropout_keep(uint64_t site_key, uint64_t index, float p) {
  * backward. */
 void dropout_rows(float *x, int t0, int t1, int B, int T, int D, uint64_t site_key, float p);
 
-/* Floats of attention scratch per thread: the (queries, keys) probabilities, and for
- * backward also their dropped copy and their gradient. The caller owns the scratch (the
- * activation arena), so the attention kernels allocate nothing and cannot fail. */
+/* Floats of attention scratch per thread: the (queries, keys) probabilities and (bf16)
+ * their row sums, and for backward the probabilities, their dropped copy and their
+ * gradient. The caller owns the scratch (the activation arena), so the attention
+ * kernels allocate nothing and cannot fail. */
 static inline size_t attention_scratch_floats(int T, int backward) {
-    return (size_t)(backward ? 3 : 1) * T * T;
+    return backward ? (size_t)3 * T * T : (size_t)T * T + T;
 }
 
 /* Causal self-attention over rows of positions [t0, t1) against keys [0, t].
  * qkv (T,B,3C) holds every earlier position already (the cache); out (T,B,C);
  * lse (B,NH,T). Masked keys are skipped; a query of a masked position gets zero.
- * Runs on n_threads threads, each on its slot of attention_scratch_floats(T, 0). */
+ * Runs on n_threads threads, each on its slot of attention_scratch_floats(T, 0).
+ * bf16: qkv holds bf16 values; as PyTorch's CPU flash attention does (for rows within
+ * one key block), exp(score - row max) is rounded to bf16 for the product with V and the
+ * fp32 row sum divides the result (scores, softmax and log-sum-exp stay fp32). */
 void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const int64_t *mask,
                        int t0, int t1, int B, int T, int C, int NH, int n_threads,
-                       uint64_t site_key, float p_drop);
+                       uint64_t site_key, float p_drop, int bf16);
 /* dqkv (T,B,3C): writes dQ at [t0,t1), accumulates dK, dV at [0, t1).
  * dout holds only the rows of [t0, t1) ((t1-t0), B, C). Slots of
- * attention_scratch_floats(T, 1) floats. */
+ * attention_scratch_floats(T, 1) floats. bf16: dout holds bf16 values; the
+ * probabilities and the score gradient (before the 1/sqrt(hd) scale, which the
+ * products apply) are rounded to bf16 before their products. */
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                         const float *out, const float *lse, const int64_t *mask, int t0, int t1,
-                        int B, int T, int C, int NH, int n_threads, uint64_t site_key, float p_drop);
+                        int B, int T, int C, int NH, int n_threads, uint64_t site_key, float p_drop,
+                        int bf16);
 
 void fill_zero(float *x, size_t n);
 void add_inplace(float *y, const float *x, size_t n);
@@ -87,9 +102,18 @@ void add_inplace(float *y, const float *x, size_t n);
  * no (N, V) logits tensor is held. targets (N). *loss receives the summed loss. Adds
  * scale * dloss/dh into dh and scale * dloss/dwte into dwte (both may be NULL for loss
  * only). CORE_NOT_FINITE if some row's loss is not finite: the chunks before it have
- * already added into dh and dwte. */
+ * already added into dh and dwte. bf16: h and wte hold bf16 values, dh is zero on
+ * entry; the logits, their gradient and dh are rounded to bf16 (the loss is fp32), and
+ * dwte's product is summed over all chunks in dwte_acc (V*C floats) and rounded once,
+ * as autocast's one product over all rows (on CORE_NOT_FINITE dwte receives none). */
 CoreStatus lm_head_xent(double *loss, float *dh, float *dwte, const float *h, const float *wte,
-                        const int64_t *targets, int N, int C, int V, float scale);
+                        const int64_t *targets, int N, int C, int V, float scale, int bf16,
+                        float *dwte_acc);
+
+/* logits (n, V), row i at logits + i*ld = h (n,C) @ wte^T. bf16: wte holds bf16 values,
+ * h is rounded into scratch (n*C floats) and the logits are rounded to bf16. */
+void lm_head_logits(float *logits, size_t ld, float *scratch, const float *h, const float *wte,
+                    int n, int C, int V, int bf16);
 
 /* Seconds for `reps` products of two n x n matrices through matmul (the threading of
  * training): the machine's sgemm rate, for benchmarks. */

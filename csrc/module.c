@@ -11,6 +11,7 @@
 
 #include "adamw.h"
 #include "alloc.h"
+#include "bf16.h"
 #include "blas.h"
 #include "generate.h"
 #include "gpt2.h"
@@ -165,7 +166,8 @@ static int enter(CoreObject *self, int need_grads) {
     return 0;
 }
 
-static void make_ctx(CoreObject *self, Ctx *c, float p_drop, unsigned long long seed) {
+/* The weights for products (c->pm) are set by product_weights, without the GIL. */
+static void make_ctx(CoreObject *self, Ctx *c, float p_drop, unsigned long long seed, int bf16) {
     memset(c, 0, sizeof(*c));
     c->shape = &self->shape;
     param_pointers(&self->lay, (float *)PyArray_DATA(self->params), &c->p);
@@ -173,6 +175,7 @@ static void make_ctx(CoreObject *self, Ctx *c, float p_drop, unsigned long long 
     c->a = &self->acts;
     c->drop.p = p_drop;
     c->drop.seed = seed;
+    c->bf16 = bf16;
 }
 
 /* ------------------------------------------------------------------ Core type */
@@ -282,7 +285,7 @@ cleanup:
 /* extra_columns: room in the arena for that many positions after the batch (decoding),
  * so that the activations are laid out once. The caller calls release() in any case. */
 static int prepare(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *pos, PyObject *labels,
-                   PyObject *splits, ThoughtSpec *spec, int need_backward, int extra_columns,
+                   PyObject *splits, ThoughtSpec *spec, int need_backward, int extra_columns, int bf16,
                    Prepared *pr) {
     memset(pr, 0, sizeof(*pr));
     if (spec->mode < MODE_NONE || spec->mode > MODE_CONTINUOUS) {
@@ -308,7 +311,7 @@ static int prepare(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *po
     if (parse_splits(splits, T, &extra, &n_extra)) return -1;
     pr->n_pass = pass_bounds(&pr->bt, extra, n_extra, pr->bounds);
     core_free(extra);
-    st = acts_reserve(&self->acts, &self->shape, B, T + extra_columns, need_backward, g_threads);
+    st = acts_reserve(&self->acts, &self->shape, B, T + extra_columns, need_backward, g_threads, bf16);
     if (st != CORE_OK) {
         char what[96];
         snprintf(what, sizeof what, "the activations of a %d x %d batch", B, T + extra_columns);
@@ -326,15 +329,15 @@ static void release(Prepared *pr) {
 static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
     static char *kws[] = {"input_ids", "attention_mask", "position_ids", "labels", "mode",
                           "latent_id", "bot_id", "eot_id", "backward", "dropout", "seed",
-                          "grad_scale", "splits", NULL};
+                          "grad_scale", "splits", "bf16", NULL};
     PyObject *ids, *mask, *pos, *labels, *splits = NULL;
     ThoughtSpec spec = {-1, -1, -1, MODE_NONE};
-    int backward = 1;
+    int backward = 1, bf16 = 0;
     float p_drop = 0.0f, grad_scale = 1.0f;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|iLLLpfKfO", kws, &ids, &mask, &pos, &labels,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|iLLLpfKfOp", kws, &ids, &mask, &pos, &labels,
                                      &spec.mode, &spec.latent_id, &spec.bot_id, &spec.eot_id,
-                                     &backward, &p_drop, &seed, &grad_scale, &splits))
+                                     &backward, &p_drop, &seed, &grad_scale, &splits, &bf16))
         return NULL;
     if (labels == Py_None) {
         PyErr_SetString(PyExc_ValueError, "labels are required for the loss");
@@ -347,13 +350,13 @@ static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
     if (enter(self, backward)) return NULL;
     Prepared pr;
     PyObject *result = NULL;
-    if (prepare(self, ids, mask, pos, labels, splits, &spec, backward, 0, &pr) == 0) {
+    if (prepare(self, ids, mask, pos, labels, splits, &spec, backward, 0, bf16, &pr) == 0) {
         Ctx c;
-        make_ctx(self, &c, p_drop, seed);
+        make_ctx(self, &c, p_drop, seed, bf16);
         double loss = 0.0;
         long n_sup = 0;
         CoreStatus st;
-        WITHOUT_GIL(st = run_loss(&c, &pr.bt, pr.bounds, pr.n_pass, backward, grad_scale, &loss, &n_sup));
+        WITHOUT_GIL(product_weights(&c, &self->lay); st = run_loss(&c, &pr.bt, pr.bounds, pr.n_pass, backward, grad_scale, &loss, &n_sup));
         if (st == CORE_OK) {
             result = Py_BuildValue("(dl)", loss, n_sup);
         } else {
@@ -393,27 +396,27 @@ static int collect_thoughts(CoreObject *self, const Prepared *pr, PyObject **tho
 
 static PyObject *Core_forward(CoreObject *self, PyObject *args, PyObject *kw) {
     static char *kws[] = {"input_ids", "attention_mask", "position_ids", "mode", "latent_id",
-                          "bot_id", "eot_id", "logits", "thoughts", "splits", NULL};
+                          "bot_id", "eot_id", "logits", "thoughts", "splits", "bf16", NULL};
     PyObject *ids, *mask, *pos, *splits = NULL;
     ThoughtSpec spec = {-1, -1, -1, MODE_NONE};
-    int want_logits = 1, want_thoughts = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|iLLLppO", kws, &ids, &mask, &pos, &spec.mode,
+    int want_logits = 1, want_thoughts = 0, bf16 = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|iLLLppOp", kws, &ids, &mask, &pos, &spec.mode,
                                      &spec.latent_id, &spec.bot_id, &spec.eot_id, &want_logits,
-                                     &want_thoughts, &splits))
+                                     &want_thoughts, &splits, &bf16))
         return NULL;
     if (enter(self, 0)) return NULL;
     Prepared pr;
     PyObject *logits = NULL, *thoughts = NULL, *where = NULL, *result = NULL;
-    if (prepare(self, ids, mask, pos, Py_None, splits, &spec, 0, 0, &pr)) goto cleanup;
+    if (prepare(self, ids, mask, pos, Py_None, splits, &spec, 0, 0, bf16, &pr)) goto cleanup;
     if (want_logits) {
         npy_intp dims[3] = {pr.bt.B, pr.bt.T, self->shape.vocab_size};
         logits = PyArray_SimpleNew(3, dims, NPY_FLOAT32);
         if (!logits) goto cleanup;
     }
     Ctx c;
-    make_ctx(self, &c, 0.0f, 0);
+    make_ctx(self, &c, 0.0f, 0, bf16);
     float *lp = logits ? (float *)PyArray_DATA((PyArrayObject *)logits) : NULL;
-    WITHOUT_GIL(run_forward(&c, &pr.bt, pr.bounds, pr.n_pass, lp));
+    WITHOUT_GIL(product_weights(&c, &self->lay); run_forward(&c, &pr.bt, pr.bounds, pr.n_pass, lp));
     if (want_thoughts && collect_thoughts(self, &pr, &thoughts, &where)) goto cleanup;
     result = Py_BuildValue("(OOO)", logits ? logits : Py_None, thoughts ? thoughts : Py_None,
                            where ? where : Py_None);
@@ -453,13 +456,13 @@ static int decoding_batch(const Prepared *pr, int max_new, int64_t eos, int64_t 
 
 static PyObject *Core_generate(CoreObject *self, PyObject *args, PyObject *kw) {
     static char *kws[] = {"input_ids", "attention_mask", "position_ids", "max_new_tokens", "eos_id",
-                          "mode", "latent_id", "bot_id", "eot_id", NULL};
+                          "mode", "latent_id", "bot_id", "eot_id", "bf16", NULL};
     PyObject *ids, *mask, *pos;
-    int max_new;
+    int max_new, bf16 = 0;
     long long eos;
     ThoughtSpec spec = {-1, -1, -1, MODE_NONE};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOiL|iLLL", kws, &ids, &mask, &pos, &max_new, &eos,
-                                     &spec.mode, &spec.latent_id, &spec.bot_id, &spec.eot_id))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOiL|iLLLp", kws, &ids, &mask, &pos, &max_new, &eos,
+                                     &spec.mode, &spec.latent_id, &spec.bot_id, &spec.eot_id, &bf16))
         return NULL;
     if (max_new < 1) {
         PyErr_Format(PyExc_ValueError, "max_new_tokens must be >= 1, got %d", max_new);
@@ -475,16 +478,16 @@ static PyObject *Core_generate(CoreObject *self, PyObject *args, PyObject *kw) {
     int64_t *buf = NULL;
     uint8_t *thought = NULL;
     Batch ext;
-    if (prepare(self, ids, mask, pos, Py_None, NULL, &spec, 0, max_new - 1, &pr)) goto cleanup;
+    if (prepare(self, ids, mask, pos, Py_None, NULL, &spec, 0, max_new - 1, bf16, &pr)) goto cleanup;
     if (decoding_batch(&pr, max_new, eos, &buf, &thought, &ext)) goto cleanup;
     npy_intp d2[2] = {ext.B, max_new}, d1[1] = {ext.B};
     out = PyArray_SimpleNew(2, d2, NPY_INT64);
     counts = PyArray_SimpleNew(1, d1, NPY_INT64);
     if (!out || !counts) goto cleanup;
     Ctx c;
-    make_ctx(self, &c, 0.0f, 0);
+    make_ctx(self, &c, 0.0f, 0, bf16);
     CoreStatus st;
-    WITHOUT_GIL(st = run_generate(&c, &ext, pr.bt.T, pr.bounds, pr.n_pass, max_new, eos,
+    WITHOUT_GIL(product_weights(&c, &self->lay); st = run_generate(&c, &ext, pr.bt.T, pr.bounds, pr.n_pass, max_new, eos,
                                   PyArray_DATA((PyArrayObject *)out), PyArray_DATA((PyArrayObject *)counts)));
     if (st != CORE_OK) {
         char what[96];
@@ -508,13 +511,13 @@ static PyMethodDef Core_methods[] = {
     {"bind", (PyCFunction)Core_bind, METH_VARARGS, "bind(params, grads=None)"},
     {"loss", (PyCFunction)(void (*)(void))Core_loss, METH_VARARGS | METH_KEYWORDS,
      "loss(input_ids, attention_mask, position_ids, labels, mode, latent_id, bot_id, eot_id, "
-     "backward, dropout, seed, grad_scale) -> (mean loss, supervised count)"},
+     "backward, dropout, seed, grad_scale, splits, bf16) -> (mean loss, supervised count)"},
     {"forward", (PyCFunction)(void (*)(void))Core_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(input_ids, attention_mask, position_ids, mode, latent_id, bot_id, eot_id, logits, "
-     "thoughts) -> (logits, thoughts, thought positions)"},
+     "thoughts, splits, bf16) -> (logits, thoughts, thought positions)"},
     {"generate", (PyCFunction)(void (*)(void))Core_generate, METH_VARARGS | METH_KEYWORDS,
      "generate(input_ids, attention_mask, position_ids, max_new_tokens, eos_id, mode, latent_id, "
-     "bot_id, eot_id) -> (new ids (B, max_new) padded with -1, counts (B,))"},
+     "bot_id, eot_id, bf16) -> (new ids (B, max_new) padded with -1, counts (B,))"},
     {NULL}};
 
 static PyTypeObject CoreType = {
@@ -605,6 +608,18 @@ static PyObject *py_live_allocations(PyObject *m, PyObject *unused) {
     return PyLong_FromLong(core_live_allocations());
 }
 
+/* Test hook: the core's bf16 rounding of a float32 array, as a new array. */
+static PyObject *py_bf16_round(PyObject *m, PyObject *args) {
+    PyObject *o;
+    if (!PyArg_ParseTuple(args, "O", &o)) return NULL;
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROMANY(o, NPY_FLOAT32, 0, 0, NPY_ARRAY_C_CONTIGUOUS);
+    if (!a) return NULL;
+    PyArrayObject *out = (PyArrayObject *)PyArray_NewLikeArray(a, NPY_CORDER, NULL, 0);
+    if (out) bf16_round_copy(PyArray_DATA(out), PyArray_DATA(a), (size_t)PyArray_SIZE(a));
+    Py_DECREF(a);
+    return (PyObject *)out;
+}
+
 static PyObject *py_set_num_threads(PyObject *m, PyObject *args) {
     int n;
     if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
@@ -633,7 +648,7 @@ static PyObject *py_set_gemm_threading(PyObject *m, PyObject *args) {
 }
 
 static PyObject *py_blas_info(PyObject *m, PyObject *unused) {
-    return Py_BuildValue("{s:s,s:s,s:s,s:i,s:s,s:i}", "library",
+    return Py_BuildValue("{s:s,s:s,s:s,s:i,s:s,s:i,s:s,s:N,s:N}", "library",
 #ifdef COCONUT_SYSTEM_BLAS
                          "system OpenBLAS",
 #else
@@ -641,7 +656,9 @@ static PyObject *py_blas_info(PyObject *m, PyObject *unused) {
 #endif
                          "config", blas_config(), "core", blas_corename(), "blas_threads",
                          blas_num_threads(), "gemm_threading",
-                         blas_threads_mode() ? "openblas" : "openmp", "threads", g_threads);
+                         blas_threads_mode() ? "openblas" : "openmp", "threads", g_threads,
+                         "bf16", bf16_path(), "cpu_avx512_bf16", PyBool_FromLong(cpu_has_avx512_bf16()),
+                         "cpu_amx_bf16", PyBool_FromLong(cpu_has_amx_bf16()));
 }
 
 static PyMethodDef module_methods[] = {
@@ -657,6 +674,8 @@ static PyMethodDef module_methods[] = {
     {"_fail_allocations_after", py_fail_allocations_after, METH_VARARGS,
      "_fail_allocations_after(n): the core's allocation after the next n fails, once (n < 0: "
      "never). Returns the previous countdown, -1 if none was pending. For tests."},
+    {"_bf16_round", py_bf16_round, METH_VARARGS,
+     "_bf16_round(array): float32 values rounded to bf16 (kept in float32) as the core does. For tests."},
     {"_live_allocations", py_live_allocations, METH_NOARGS,
      "Blocks the core has allocated and not freed. For tests."},
     {NULL}};

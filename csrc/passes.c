@@ -1,10 +1,26 @@
 /* Forward of the rows of positions [t0, t1) of the whole batch against the key/value
  * cache of [0, t0), and the matching backward. An ordinary forward is the one range
- * [0, T); the thought schedule (thoughts.c) calls these once per pass. */
+ * [0, T); the thought schedule (thoughts.c) calls these once per pass.
+ *
+ * bf16 (c->bf16) follows torch.autocast("cpu", dtype=torch.bfloat16) on GPT-2: matrix
+ * products (the linear layers, attention, the LM head) read bf16 operands, and their
+ * outputs are bf16 tensors, so both are rounded to bf16 here, in place: the layernorm
+ * outputs (autocast casts them for the product and saves that copy for backward), the
+ * product outputs qkv, attention, fch, the two projections, and the GELU output (the
+ * next product's operand). The residual stream, layernorm, softmax, GELU and the loss
+ * compute in fp32 from those values, as autocast's fp32 + bf16 sums and the upcast
+ * logits do. Backward mirrors it: the gradient at a bf16 output is bf16 (rounded), and
+ * so is each input gradient a product returns, and each weight and bias gradient,
+ * rounded before it is added into the fp32 gradients (autocast's bf16 .grad parts). */
 #include <string.h>
 
+#include "bf16.h"
 #include "gpt2.h"
 #include "kernels.h"
+
+static void to_bf16(const Ctx *c, float *x, size_t n) {
+    if (c->bf16) bf16_round_copy(x, x, n);
+}
 
 enum { SITE_EMB = 0 };
 static uint64_t site_attn(int l) { return 1 + 3 * (uint64_t)l; }
@@ -58,7 +74,7 @@ void forward_range(Ctx *c, const Batch *bt, int t0, int t1) {
     int R = (t1 - t0) * B;
     size_t r0 = (size_t)t0 * B;
     Acts *a = c->a;
-    const ParamPtrs *p = &c->p;
+    const ParamPtrs *p = &c->p, *pm = &c->pm;
     float pd = c->drop.p;
 
     embed_forward(c, bt, t0, t1);
@@ -67,23 +83,31 @@ void forward_range(Ctx *c, const Batch *bt, int t0, int t1) {
         LayerActs *la = &a->layers[l];
         layernorm_forward(la->ln1 + r0 * C, la->ln1_mean + r0, la->ln1_rstd + r0, x + r0 * C,
                           p->ln1_w + (size_t)l * C, p->ln1_b + (size_t)l * C, R, C);
-        linear_forward(la->qkv + r0 * 3 * C, la->ln1 + r0 * C, p->qkv_w + (size_t)l * C * 3 * C,
-                       p->qkv_b + (size_t)l * 3 * C, R, C, 3 * C);
+        to_bf16(c, la->ln1 + r0 * C, (size_t)R * C);
+        linear_forward(la->qkv + r0 * 3 * C, la->ln1 + r0 * C, pm->qkv_w + (size_t)l * C * 3 * C,
+                       pm->qkv_b + (size_t)l * 3 * C, R, C, 3 * C);
+        to_bf16(c, la->qkv + r0 * 3 * C, (size_t)R * 3 * C);
         attention_forward(la->atty, la->lse, a->s_attn, la->qkv, bt->mask, t0, t1, B, T, C, s->n_head,
-                          a->attn_threads, dropout_site(c->drop.seed, site_attn(l)), pd);
+                          a->attn_threads, dropout_site(c->drop.seed, site_attn(l)), pd, c->bf16);
+        to_bf16(c, la->atty + r0 * C, (size_t)R * C);
         /* res1 = x + dropout(atty @ W + b) */
-        linear_forward(la->res1 + r0 * C, la->atty + r0 * C, p->attproj_w + (size_t)l * C * C,
-                       p->attproj_b + (size_t)l * C, R, C, C);
+        linear_forward(la->res1 + r0 * C, la->atty + r0 * C, pm->attproj_w + (size_t)l * C * C,
+                       pm->attproj_b + (size_t)l * C, R, C, C);
+        to_bf16(c, la->res1 + r0 * C, (size_t)R * C);
         dropout_rows(la->res1 + r0 * C, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
         add_inplace(la->res1 + r0 * C, x + r0 * C, (size_t)R * C);
         layernorm_forward(la->ln2 + r0 * C, la->ln2_mean + r0, la->ln2_rstd + r0, la->res1 + r0 * C,
                           p->ln2_w + (size_t)l * C, p->ln2_b + (size_t)l * C, R, C);
-        linear_forward(la->fch + r0 * 4 * C, la->ln2 + r0 * C, p->fc_w + (size_t)l * C * 4 * C,
-                       p->fc_b + (size_t)l * 4 * C, R, C, 4 * C);
+        to_bf16(c, la->ln2 + r0 * C, (size_t)R * C);
+        linear_forward(la->fch + r0 * 4 * C, la->ln2 + r0 * C, pm->fc_w + (size_t)l * C * 4 * C,
+                       pm->fc_b + (size_t)l * 4 * C, R, C, 4 * C);
+        to_bf16(c, la->fch + r0 * 4 * C, (size_t)R * 4 * C);
         gelu_forward(la->gelu + r0 * 4 * C, la->fch + r0 * 4 * C, (size_t)R * 4 * C);
+        to_bf16(c, la->gelu + r0 * 4 * C, (size_t)R * 4 * C);
         /* res2 = res1 + dropout(gelu(fch) @ W + b) */
-        linear_forward(la->res2 + r0 * C, la->gelu + r0 * 4 * C, p->fcproj_w + (size_t)l * 4 * C * C,
-                       p->fcproj_b + (size_t)l * C, R, 4 * C, C);
+        linear_forward(la->res2 + r0 * C, la->gelu + r0 * 4 * C, pm->fcproj_w + (size_t)l * 4 * C * C,
+                       pm->fcproj_b + (size_t)l * C, R, 4 * C, C);
+        to_bf16(c, la->res2 + r0 * C, (size_t)R * C);
         dropout_rows(la->res2 + r0 * C, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
         add_inplace(la->res2 + r0 * C, la->res1 + r0 * C, (size_t)R * C);
         x = la->res2;
@@ -106,7 +130,7 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
     int R = (t1 - t0) * B;
     size_t r0 = (size_t)t0 * B;
     Acts *a = c->a;
-    const ParamPtrs *p = &c->p, *g = &c->g;
+    const ParamPtrs *p = &c->p, *pm = &c->pm, *g = &c->g;
     float pd = c->drop.p;
     float *dres = a->s_dres, *dx = a->s_dx;
 
@@ -123,27 +147,46 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
 
         /* MLP branch: res2 = res1 + dropout(gelu(fch) @ Wp + bp), fch = ln2 @ Wf + bf */
         masked_copy(d_fcproj, dres, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
-        linear_backward_input(d_fc, d_fcproj, p->fcproj_w + (size_t)l * 4 * C * C, R, 4 * C, C);
+        to_bf16(c, d_fcproj, (size_t)R * C);
+        linear_backward_input(d_fc, d_fcproj, pm->fcproj_w + (size_t)l * 4 * C * C, R, 4 * C, C);
+        to_bf16(c, d_fc, (size_t)R * 4 * C);
         gelu_backward(d_fc, la->fch + r0 * 4 * C, d_fc, (size_t)R * 4 * C);
-        linear_backward_input(dx, d_fc, p->fc_w + (size_t)l * C * 4 * C, R, C, 4 * C);
+        to_bf16(c, d_fc, (size_t)R * 4 * C);
+        linear_backward_input(dx, d_fc, pm->fc_w + (size_t)l * C * 4 * C, R, C, 4 * C);
+        to_bf16(c, dx, (size_t)R * C);
         layernorm_backward(dres, g->ln2_w + (size_t)l * C, g->ln2_b + (size_t)l * C, dx,
                            la->res1 + r0 * C, p->ln2_w + (size_t)l * C, la->ln2_mean + r0,
                            la->ln2_rstd + r0, R, C);
 
         /* attention branch: res1 = x_in + dropout(atty @ Wp + bp) */
         masked_copy(d_attproj, dres, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
+        to_bf16(c, d_attproj, (size_t)R * C);
         float *datty = a->s_dbig; /* (R, C) */
-        linear_backward_input(datty, d_attproj, p->attproj_w + (size_t)l * C * C, R, C, C);
+        linear_backward_input(datty, d_attproj, pm->attproj_w + (size_t)l * C * C, R, C, C);
+        to_bf16(c, datty, (size_t)R * C);
         /* dQ of the range, and dK/dV of every position it attended to: earlier passes
          * find the keys/values gradient of their positions waiting in la->dqkv */
         attention_backward(la->dqkv, a->s_attn, datty, la->qkv, la->atty, la->lse, bt->mask, t0, t1,
-                           B, T, C, s->n_head, a->attn_threads, dropout_site(c->drop.seed, site_attn(l)), pd);
-        linear_backward_input(dx, la->dqkv + r0 * 3 * C, p->qkv_w + (size_t)l * C * 3 * C, R, C, 3 * C);
+                           B, T, C, s->n_head, a->attn_threads, dropout_site(c->drop.seed, site_attn(l)), pd,
+                           c->bf16);
+        /* bf16: the rows of [0, t1) hold bf16 sums. Those of this range are complete (later
+         * passes ran their backward already); for the cached rows [0, t0), autocast adds
+         * each pass's bf16 key/value gradient into a bf16 tensor, which rounding the
+         * running sum after every pass reproduces (up to a double rounding). */
+        to_bf16(c, la->dqkv, (size_t)t1 * B * 3 * C);
+        linear_backward_input(dx, la->dqkv + r0 * 3 * C, pm->qkv_w + (size_t)l * C * 3 * C, R, C, 3 * C);
+        to_bf16(c, dx, (size_t)R * C);
         layernorm_backward(dres, g->ln1_w + (size_t)l * C, g->ln1_b + (size_t)l * C, dx,
                            x_in + r0 * C, p->ln1_w + (size_t)l * C, la->ln1_mean + r0,
                            la->ln1_rstd + r0, R, C);
     }
     embed_backward(c, bt, t0, t1, dres);
+}
+
+/* The weight gradients of one linear layer (see linear_backward_weights*). */
+static void weights_grad(Ctx *c, float *dw, float *db, const float *dy, const float *x, int N, int IC, int OC) {
+    if (c->bf16) linear_backward_weights_bf16(dw, db, c->a->s_dw_bf16, dy, x, N, IC, OC);
+    else linear_backward_weights(dw, db, dy, x, N, IC, OC);
 }
 
 void backward_weights(Ctx *c, const Batch *bt) {
@@ -153,13 +196,13 @@ void backward_weights(Ctx *c, const Batch *bt) {
     const ParamPtrs *g = &c->g;
     for (int l = 0; l < s->n_layer; l++) {
         LayerActs *la = &a->layers[l];
-        linear_backward_weights(g->fcproj_w + (size_t)l * 4 * C * C, g->fcproj_b + (size_t)l * C,
-                                la->d_fcproj, la->gelu, N, 4 * C, C);
-        linear_backward_weights(g->fc_w + (size_t)l * C * 4 * C, g->fc_b + (size_t)l * 4 * C, la->d_fc,
-                                la->ln2, N, C, 4 * C);
-        linear_backward_weights(g->attproj_w + (size_t)l * C * C, g->attproj_b + (size_t)l * C,
-                                la->d_attproj, la->atty, N, C, C);
-        linear_backward_weights(g->qkv_w + (size_t)l * C * 3 * C, g->qkv_b + (size_t)l * 3 * C, la->dqkv,
-                                la->ln1, N, C, 3 * C);
+        /* the GELU outputs were kept by the forward (bf16: already rounded) */
+        weights_grad(c, g->fcproj_w + (size_t)l * 4 * C * C, g->fcproj_b + (size_t)l * C, la->d_fcproj, la->gelu,
+                     N, 4 * C, C);
+        weights_grad(c, g->fc_w + (size_t)l * C * 4 * C, g->fc_b + (size_t)l * 4 * C, la->d_fc, la->ln2, N, C, 4 * C);
+        weights_grad(c, g->attproj_w + (size_t)l * C * C, g->attproj_b + (size_t)l * C, la->d_attproj, la->atty,
+                     N, C, C);
+        weights_grad(c, g->qkv_w + (size_t)l * C * 3 * C, g->qkv_b + (size_t)l * 3 * C, la->dqkv, la->ln1,
+                     N, C, 3 * C);
     }
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bf16.h"
 #include "kernels.h"
 
 CoreStatus find_thoughts(const Batch *bt, const ThoughtSpec *spec, uint8_t *is_thought,
@@ -113,11 +114,13 @@ CoreStatus run_loss(Ctx *c, const Batch *bt, const int *bounds, int n_pass, int 
     if (!h || !tg || !rows) goto cleanup;
     for (int i = 0; i < n_pass; i++) forward_range(c, bt, bounds[i], bounds[i + 1]);
     gather_supervised(c, bt, h, tg, rows);
+    /* ln_f's output stays fp32 (a thought reads it so); the LM head reads it in bf16 */
+    if (c->bf16) bf16_round_copy(h, h, (size_t)N * C);
     float *dh = backward ? h + (size_t)N * C : NULL;
     if (dh) fill_zero(dh, (size_t)N * C);
     double total;
-    st = lm_head_xent(&total, dh, backward ? c->g.wte : NULL, h, c->p.wte, tg, (int)N, C, V,
-                      grad_scale / (float)N);
+    st = lm_head_xent(&total, dh, backward ? c->g.wte : NULL, h, c->pm.wte, tg, (int)N, C, V,
+                      grad_scale / (float)N, c->bf16, c->a->s_dw_bf16);
     if (st != CORE_OK) goto cleanup;
     *loss = total / (double)N;
     if (backward) backward_passes(c, bt, bounds, n_pass, dh, rows, N);
@@ -132,8 +135,9 @@ void run_forward(Ctx *c, const Batch *bt, const int *bounds, int n_pass, float *
     int B = bt->B, T = bt->T, C = c->shape->n_embd, V = c->shape->vocab_size;
     for (int i = 0; i < n_pass; i++) forward_range(c, bt, bounds[i], bounds[i + 1]);
     if (!logits) return;
-    /* rows of one position are contiguous time-major; write them batch-major */
+    /* rows of one position are contiguous time-major; write them batch-major (the
+     * passes are done, so the layer-0 inputs, emb, are free scratch) */
     for (int t = 0; t < T; t++)
-        matmul(0, 1, B, V, C, 1.0f, c->a->lnf + (size_t)t * B * C, C, c->p.wte, C, 0.0f,
-               logits + (size_t)t * V, T * V);
+        lm_head_logits(logits + (size_t)t * V, (size_t)T * V, c->a->emb, c->a->lnf + (size_t)t * B * C,
+                       c->pm.wte, B, C, V, c->bf16);
 }

@@ -65,6 +65,21 @@ def test_out_of_memory_in_the_loss_and_its_gradient():
     assert fail_each_allocation(model_for_thoughts, with_splits) >= 9
 
 
+def test_out_of_memory_under_bf16():
+    """The bf16 weight copy and gradient scratch live in the activation arena: no new
+    allocation points, and every one still fails cleanly."""
+    batch = batch_with([0, 2, 3])
+
+    def bf16_model():
+        model = model_for_thoughts()
+        model.bf16 = True
+        return model
+    assert fail_each_allocation(bf16_model, lambda m: loss_and_grads(m, batch)) >= 8
+    prompts = prompts_with([0, 2, 5], seed=1)
+    assert fail_each_allocation(bf16_model, lambda m: m.generate(prompts, max_new_tokens=6, eos_id=EOS,
+                                                                 thoughts="continuous", **THOUGHTS)) >= 9
+
+
 def test_out_of_memory_in_forward_and_generate():
     ids, mask, pos, _ = batch_with([1, 4])
 

@@ -66,6 +66,19 @@ def test_end_to_end_run_writes_metrics_and_checkpoints(tmp_path):
     assert not [e for e in os.listdir(result.save_dir) if e.startswith(".")]   # no temporary leftovers
 
 
+def test_bf16_run_trains_the_bf16_model_and_says_so(tmp_path):
+    """`bf16: true` reaches the model (training and evaluation) and every epoch line names
+    the path; the fp32 master weights differ from an fp32 run's after one epoch."""
+    bf16 = train(config(tmp_path, "bf16", num_epochs=1, bf16=True))
+    fp32 = train(config(tmp_path, "fp32", num_epochs=1))
+    assert bf16.model.bf16 and not fp32.model.bf16
+    assert metrics(bf16.save_dir)[0]["precision"] == f"bf16 ({coconut.blas_info()['bf16']})"
+    assert metrics(fp32.save_dir)[0]["precision"] == "fp32"
+    assert bf16.model.param_block.dtype == np.float32
+    assert not np.array_equal(bf16.model.param_block, fp32.model.param_block)
+    assert abs(metrics(bf16.save_dir)[0]["train_loss"] - metrics(fp32.save_dir)[0]["train_loss"]) < 0.05
+
+
 def test_resume_is_bitwise_exact(tmp_path):
     # dropout on, moments kept across epochs, accumulation: everything a resume must restore
     kw = dict(reset_optimizer="never", gradient_accumulation_steps=2, batch_size_training=4)

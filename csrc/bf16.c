@@ -1,0 +1,24 @@
+#include "bf16.h"
+
+#include <cpuid.h>
+
+#include "kernels.h"
+
+void bf16_round_copy(float *dst, const float *src, size_t n) {
+    #pragma omp parallel for schedule(static) PAR_IF(n)
+    for (size_t i = 0; i < n; i++) dst[i] = bf16_round(src[i]);
+}
+
+const char *bf16_path(void) {
+    return "emulated: operands rounded to bf16, exact products summed in fp32 by sgemm";
+}
+
+/* CPUID leaf 7: sub-leaf 1 EAX bit 5 is AVX512-BF16, sub-leaf 0 EDX bit 22 AMX-BF16. */
+static int cpuid7(unsigned sub, int reg, int bit) {
+    unsigned r[4];
+    if (__get_cpuid_max(0, NULL) < 7 || !__get_cpuid_count(7, sub, &r[0], &r[1], &r[2], &r[3])) return 0;
+    return (r[reg] >> bit) & 1;
+}
+
+int cpu_has_avx512_bf16(void) { return cpuid7(1, 0, 5); }
+int cpu_has_amx_bf16(void) { return cpuid7(0, 3, 22); }
