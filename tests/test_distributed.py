@@ -196,7 +196,7 @@ def watched_run(self, *args, **kwargs):
     return result
 train_mod.Trainer.run = watched_run
 rc = cli.main(argv)
-rec.update(rank=w.rank, size=w.size, rc=rc, threads=coconut.get_num_threads())
+rec.update(rank=w.rank, size=w.size, local_size=w.local_size, rc=rc, threads=coconut.get_num_threads())
 with open(os.path.join(out, f"rank{w.rank}.json"), "w") as f:
     json.dump(rec, f)
 sys.exit(rc)
@@ -262,7 +262,7 @@ def rel_diff(a, b):
 @needs_mpi
 def test_two_processes_follow_the_one_process_run(runs):
     base, one, two = runs
-    assert [(r["rank"], r["size"]) for r in two.ranks] == [(0, 2), (1, 2)]
+    assert [(r["rank"], r["size"], r["local_size"]) for r in two.ranks] == [(0, 2, 2), (1, 2, 2)]
     assert [(r["rank"], r["size"]) for r in one.ranks] == [(0, 1)]
     steps = 2 * STEPS_PER_EPOCH
     # ONE all-reduce per optimizer step, in place on the model's own gradient block
