@@ -196,7 +196,7 @@ def watched_run(self, *args, **kwargs):
     return result
 train_mod.Trainer.run = watched_run
 rc = cli.main(argv)
-rec.update(rank=w.rank, size=w.size, rc=rc, threads=coconut.get_num_threads())
+rec.update(rank=w.rank, size=w.size, local_size=w.local_size, rc=rc, threads=coconut.get_num_threads())
 with open(os.path.join(out, f"rank{w.rank}.json"), "w") as f:
     json.dump(rec, f)
 sys.exit(rc)
@@ -216,10 +216,11 @@ class Run:
             return [json.loads(line) for line in f if "epoch" in json.loads(line) and "stage" in json.loads(line)]
 
 
-def launch(base, n, name, *sets, resume=False, timeout=150):
+def launch(base, n, name, *sets, resume=False, timeout=150, mpirun=None):
     """`coconut train` through the watching worker: plainly for n = 1 (a one-process
     world, 1 thread: the CPU may be shared), under `mpirun -np n` otherwise (default
-    threads: cores / ranks)."""
+    threads: cores / ranks). `mpirun`: the command line up to -np, if not this machine's
+    mpirun without binding."""
     config = base / "run.yaml"
     if not config.exists():
         config.write_text(json.dumps({**CONFIG, "save_path": str(base / "runs")}))
@@ -236,8 +237,8 @@ def launch(base, n, name, *sets, resume=False, timeout=150):
     if n == 1:
         cmd = [sys.executable, str(worker), str(out), *args, "--set", "threads=1"]
     else:
-        cmd = [MPIRUN, "-np", str(n), "--bind-to", "none", "-x", "PYTHONPATH", sys.executable, str(worker), str(out),
-               *args]
+        cmd = [*(mpirun or [MPIRUN, "--bind-to", "none"]), "-np", str(n), "-x", "PYTHONPATH", sys.executable,
+               str(worker), str(out), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=str(base))
     return Run(proc, out, str(base / "runs" / name))
 
@@ -261,7 +262,7 @@ def rel_diff(a, b):
 @needs_mpi
 def test_two_processes_follow_the_one_process_run(runs):
     base, one, two = runs
-    assert [(r["rank"], r["size"]) for r in two.ranks] == [(0, 2), (1, 2)]
+    assert [(r["rank"], r["size"], r["local_size"]) for r in two.ranks] == [(0, 2, 2), (1, 2, 2)]
     assert [(r["rank"], r["size"]) for r in one.ranks] == [(0, 1)]
     steps = 2 * STEPS_PER_EPOCH
     # ONE all-reduce per optimizer step, in place on the model's own gradient block
