@@ -6,10 +6,11 @@
 
 The step is the trainer's own (`Trainer.train_step`: the rank's micro-batches through
 the C core, one in-place all-reduce of `model.grad_block`, AdamW) on ProsQA at Coconut
-stage 3 (three continuous thoughts per step), dropout 0.1, a global batch of 2
-micro-batches x --batch examples. Shapes: `small` (4 layers, 256 wide, 4 heads, the
-symbolic tokenization) or `gpt2` (GPT-2 small: 12 layers, 768 wide, 12 heads, the GPT-2
-tokenization, 50257 tokens + 3 Coconut ones). The script runs itself twice: plainly with
+stage 3 (three continuous thoughts per step), a global batch of 2 micro-batches x
+--batch examples. Shapes: `small` (4 layers, 256 wide, 4 heads, the symbolic
+tokenization, dropout 0.1), `prosqa-cpu` (the CPU presets': 2 layers, 128 wide, 4 heads,
+edge tokens, no dropout) or `gpt2` (GPT-2 small: 12 layers, 768 wide, 12 heads, the
+GPT-2 tokenization, 50257 tokens + 3 Coconut ones, dropout 0.1). The script runs itself twice: plainly with
 --threads threads, and under `mpirun -np RANKS` with threads / ranks each: on this
 machine (mpirun binds each rank to a core), or with --netns one rank on each of RANKS
 emulated hosts (tests/netns_hosts.py: network namespaces, TCP over veth links; needs
@@ -40,10 +41,11 @@ from coconut.train import Trainer
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 import netns_hosts  # noqa: E402
 
-# what goes with each model shape: the tokenization (so the vocabulary) and room for
-# ProsQA's sequences in it
-DATA = {"small": dict(tokenization="prosqa_symbolic", n_positions=512),
-        "gpt2": dict(tokenization="gpt2", n_positions=1024)}
+# what goes with each model shape: the tokenization (so the vocabulary), room for
+# ProsQA's sequences in it, and the dropout (the CPU presets train without)
+DATA = {"small": dict(tokenization="prosqa_symbolic", n_positions=512, dropout=0.1),
+        "gpt2": dict(tokenization="gpt2", n_positions=1024, dropout=0.1),
+        "prosqa-cpu": dict(tokenization="prosqa_edge_tokens", n_positions=256, dropout=0.0)}
 MICRO, STAGE = 2, 3
 
 
@@ -51,7 +53,7 @@ def worker(args) -> None:
     w = distributed.world()
     cfg = config_from_dict(dict(
         generate={"dataset": "prosqa", "n": MICRO * args.batch, "val_n": 1, "seed": 0}, init="scratch",
-        dropout=0.1, coconut=True, c_thought=1, epochs_per_stage=1, max_latent_stage=STAGE, pad_latent_to_max=True,
+        coconut=True, c_thought=1, epochs_per_stage=1, max_latent_stage=STAGE, pad_latent_to_max=True,
         num_epochs=STAGE + 1, batch_size_training=args.batch, gradient_accumulation_steps=MICRO, lr=1e-4,
         threads=args.threads, debug=True, save_path=args.tmp, **SHAPES[args.shape], **DATA[args.shape]),
         source="benchmark")
@@ -160,7 +162,7 @@ def main():
     name = "data_parallel" + ("_netns" if args.netns else "") + ("" if args.shape == "small" else f"_{args.shape}")
     path = write_record(name, {
         "shape": {**SHAPES[args.shape], "vocab": many["vocab"], **DATA[args.shape]},
-        "global_batch": f"{MICRO} micro-batches x {args.batch}", "stage": STAGE, "dropout": 0.1,
+        "global_batch": f"{MICRO} micro-batches x {args.batch}", "stage": STAGE,
         "one_process": one, "mpi": many, "speedup": speedup,
         "allreduce_share_in_step": many["allreduce_in_step_s"] / many["step_s"],
         "allreduce_share_pure": many["allreduce_pure_s"] / many["step_s"],

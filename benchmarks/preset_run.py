@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 
-from common import write_record
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROWS = "prosqa-cpu:coconut,prosqa-cpu:cot,prontoqa-cpu:coconut,prontoqa-cpu:cot"
@@ -41,6 +40,7 @@ def worker(preset: str, sets: list[str]) -> None:
     trainer = Trainer(cfg, verbose=False)
     result = trainer.run()
     wall = time.perf_counter() - start
+    assert os.path.dirname(coconut.__file__).startswith(os.environ["PYTHONPATH"]), coconut.__file__
     print(json.dumps({"wall_s": wall, "tokens": result.tokens_trained, "phase_seconds": getattr(result, "phase_seconds", {}),
                       "accuracy": [line["val_accuracy"] for line in result.history],
                       "train_loss": [line["train_loss"] for line in result.history],
@@ -66,6 +66,7 @@ def run_row(row: str, epochs: int, threads: int, checkout: str, save_dir: str) -
 
 
 def main():
+    from common import write_record   # not at the top: it puts this checkout first on sys.path
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", default=ROWS, help="PRESET:METHOD, comma-separated")
     ap.add_argument("--epochs", type=int, default=4)

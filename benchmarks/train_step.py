@@ -43,7 +43,7 @@ def ours_step(shape, V, B, T, dropout, seed=0, bf16=False):
     return step
 
 
-def torch_step(shape, V, B, T, dropout, seed=0, bf16=False):
+def torch_step(shape, V, B, T, dropout, seed=0, bf16=False, compiled=False):
     import torch
     import transformers
     cfg = transformers.GPT2Config(vocab_size=V, n_positions=P, resid_pdrop=dropout, embd_pdrop=dropout,
@@ -51,12 +51,13 @@ def torch_step(shape, V, B, T, dropout, seed=0, bf16=False):
                                   **shape)
     model = transformers.GPT2LMHeadModel(cfg).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    forward = torch.compile(model) if compiled else model   # compiles on best_of's warm-up call
     ids = torch.from_numpy(np.random.default_rng(seed).integers(0, V, size=(B, T)))
 
     def step():
         opt.zero_grad()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model(input_ids=ids, labels=ids).loss
+            loss = forward(input_ids=ids, labels=ids).loss
         loss.backward()
         opt.step()
     return step
@@ -75,6 +76,7 @@ def main():
                     help="who parallelises matrix products: the core's OpenMP threads (default) or OpenBLAS's")
     ap.add_argument("--cpu-time", action="store_true",
                     help="time by the process's CPU time, not wall time (one thread): on a crowded machine")
+    ap.add_argument("--torch-compile", action="store_true", help="also time torch.compile of the PyTorch model")
     ap.add_argument("--bf16", action="store_true",
                     help="also time bf16 mixed precision (ours and torch.autocast) and report its cost over fp32")
     ap.add_argument("--record", help="name of the JSON record in benchmarks/results (default: train_step, "
@@ -99,10 +101,16 @@ def main():
                    ours_tokens_per_s=B * T / t_ours, torch_tokens_per_s=B * T / t_torch,
                    ours_gflops=flops / t_ours / 1e9, torch_gflops=flops / t_torch / 1e9,
                    ours_over_sgemm=flops / t_ours / 1e9 / rate, speedup_vs_torch=t_torch / t_ours)
+        if args.torch_compile:
+            t_compiled = best_of(torch_step(shape, V, B, T, args.dropout, compiled=True), args.repeats, clock)
+            row.update(torch_compile_s=t_compiled, speedup_vs_torch_compile=t_compiled / t_ours)
         rows.append(row)
         print(f"{name:6s} B={B} T={T}: ours {row['ours_tokens_per_s']:.0f} tok/s ({row['ours_gflops']:.0f} GFLOP/s, "
               f"{100 * row['ours_over_sgemm']:.0f}% of sgemm), torch {row['torch_tokens_per_s']:.0f} tok/s; "
               f"speed-up x{row['speedup_vs_torch']:.2f}")
+        if args.torch_compile:
+            print(f"{'':6s} torch.compile {B * T / row['torch_compile_s']:.0f} tok/s; "
+                  f"speed-up x{row['speedup_vs_torch_compile']:.2f}")
         if args.bf16:
             t_ours16 = best_of(ours_step(shape, V, B, T, args.dropout, bf16=True), args.repeats, clock)
             t_torch16 = best_of(torch_step(shape, V, B, T, args.dropout, bf16=True), args.repeats, clock)
