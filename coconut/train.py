@@ -97,11 +97,12 @@ class Trainer:
 
         self.recipe = build_recipe(cfg)
         self.method = build_method(cfg, method, self.recipe)
-        # generated data is drawn on every core a lone process has; MPI ranks draw alone
+        # data is drawn and encoded on every core a lone process has; MPI ranks work alone
         self.data_workers = coconut.get_num_threads() if self.world.size == 1 else 1
         self.train_set, self.val_set, names = load_data(cfg, self.data_workers)
         saved_tok = state["tokenization"] if state else saved_tokenization(cfg.load_model_path)
         self.tok = build_tokenization(cfg, self.method, self.train_set + self.val_set, saved_tok)
+        self.tok.encode_all(self.train_set + self.val_set, self.data_workers)
         self.method.check_tokenization(self.tok)
         check_recipe(cfg, self.recipe, self.method, self.tok)
         n_positions = model_shape(cfg, self.tok, ckpt).n_positions
@@ -254,6 +255,8 @@ class Trainer:
         start = g.n + g.val_n + (epoch - 1) * g.n   # after the first set and the validation examples
         count = min(g.n, self.cfg.train_size or g.n)   # draw only what train_size keeps
         examples = generate(g.dataset, count, g.seed, start=start, workers=self.data_workers)
+        self.tok.clear_cache()   # else every epoch's questions would stay alive in it
+        self.tok.encode_all(examples, self.data_workers)
         check_lengths(self.method, self.tok, examples, f"generated {g.dataset} training set of epoch {epoch + 1}",
                       [epoch], self.model.config.n_positions)
         return examples

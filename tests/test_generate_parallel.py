@@ -6,13 +6,14 @@ import pytest
 
 from coconut.data import example_to_dict, generate, generate_prontoqa, generate_prosqa
 import coconut.data.generated as gen
+import coconut.forked as forked
 
 
 @pytest.mark.parametrize("dataset,serial", [("prosqa", generate_prosqa), ("prontoqa", generate_prontoqa)])
 @pytest.mark.parametrize("workers", [2, 3])
 def test_parallel_draw_equals_the_serial_stream(monkeypatch, dataset, serial, workers):
     monkeypatch.setattr(gen, "MIN_PER_WORKER", 4)
-    monkeypatch.setattr(gen.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(forked.os, "cpu_count", lambda: 8)
     drawn = generate(dataset, 25, seed=3, start=7, workers=workers)
     expected = serial(25, 3, start=7)
     assert [example_to_dict(e) for e in drawn] == [example_to_dict(e) for e in expected]
@@ -21,7 +22,7 @@ def test_parallel_draw_equals_the_serial_stream(monkeypatch, dataset, serial, wo
 def test_few_examples_stay_in_this_process(monkeypatch):
     def no_pool(*a, **k):
         raise AssertionError("a pool was started")
-    monkeypatch.setattr(gen.multiprocessing, "get_context", no_pool)
+    monkeypatch.setattr(forked.multiprocessing, "get_context", no_pool)
     assert len(generate("prosqa", 10, seed=0, workers=4)) == 10   # under MIN_PER_WORKER per worker
 
 
@@ -41,3 +42,29 @@ def test_the_streams_are_pinned():
     assert _digest(generate_prosqa(50, 7, start=5000)) == \
         "9d520eff1a4368e4bd13769f100f224d8e410a24f49528f2a944c0941529ab2f"
     assert _digest(generate_prontoqa(100, 0)) == "1b2f53ba546cf2888f2ae3e94697f8d048568b86fd7219468638b8121cc56f69"
+
+
+def test_encoding_on_several_processes_equals_encoding_here(monkeypatch):
+    import coconut.tokenizer.pieces as pieces
+    from coconut.tokenizer.prosqa import ProsQAEdgeTokens
+    monkeypatch.setattr(pieces, "MIN_PER_WORKER", 5)
+    monkeypatch.setattr(forked.os, "cpu_count", lambda: 8)
+    examples = generate_prosqa(23, 1)
+    here, there = ProsQAEdgeTokens(), ProsQAEdgeTokens()
+    there.encode_all(examples + examples[:3], workers=3)   # a repeated example is encoded once
+    assert len(there._entries) == 23
+    for ex in examples:
+        assert there.question_ids(ex) == here.question_ids(ex) and there.answer_ids(ex) == here.answer_ids(ex)
+        assert [there.step_ids(ex, i) for i in range(there.n_steps(ex))] == \
+            [here.step_ids(ex, i) for i in range(here.n_steps(ex))]
+
+
+def test_an_encoding_error_in_a_worker_names_the_example(monkeypatch):
+    import coconut.tokenizer.pieces as pieces
+    from coconut.tokenizer.prosqa import ProsQASymbolic
+    monkeypatch.setattr(pieces, "MIN_PER_WORKER", 5)
+    monkeypatch.setattr(forked.os, "cpu_count", lambda: 8)
+    examples = generate_prosqa(20, 2)
+    examples[17].steps[0] = "Nothing is an edge here."
+    with pytest.raises(ValueError, match="ProsQASymbolic: example .* step 0 'Nothing is an edge here.' is not an edge"):
+        ProsQASymbolic().encode_all(examples, workers=2)

@@ -3,6 +3,11 @@ example out again each epoch, so each example is encoded once into (question, st
 answer) and the protocol methods read from that."""
 from __future__ import annotations
 
+from coconut.forked import map_spans
+
+# below this many examples a worker's start-up and the copy back cost more than they save
+MIN_PER_WORKER = 500
+
 
 class CachedPieces:
     """Subclasses define `_encode(example) -> (question ids, tuple of step ids, answer ids)`."""
@@ -21,6 +26,21 @@ class CachedPieces:
 
     def _encode(self, example) -> tuple:
         raise NotImplementedError
+
+    def encode_all(self, examples, workers: int = 1) -> None:
+        """Encodes and caches every example not cached yet, on up to `workers` forked
+        processes (`_encode` is pure: the same pieces in any process). An error names
+        the example as a lone encode does."""
+        todo, seen = [], set()
+        for ex in examples:
+            entry = self._entries.get(id(ex))
+            if (entry is None or entry[0] is not ex) and id(ex) not in seen:
+                todo.append(ex)
+                seen.add(id(ex))
+        parts = map_spans(lambda lo, hi: [self._encode(ex) for ex in todo[lo:hi]], len(todo), workers,
+                          MIN_PER_WORKER)
+        for ex, pieces in zip(todo, (p for part in parts for p in part)):
+            self._entries[id(ex)] = (ex, pieces)
 
     def question_ids(self, example) -> list[int]:
         return list(self._pieces(example)[0])

@@ -1,0 +1,35 @@
+"""Pure-Python work split over forked processes: contiguous spans of range(n), each done
+by one worker, the results in span order. Drawing or encoding thousands of examples
+would otherwise hold one core while the others wait.
+
+    parts = map_spans(lambda lo, hi: work(items[lo:hi]), len(items), workers=2, min_per_worker=500)
+
+The task runs in children forked from this process, so it sees everything this process
+holds without pickling it (a closure is fine); only its results come back pickled. It
+must be pure: what a child changes besides its result is lost. Where fork is missing,
+or the work is too small to pay for a worker, everything runs here.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+_TASK = None   # the task of the pool being run; a forked child inherits it
+
+
+def _run(span):
+    return _TASK(*span)
+
+
+def map_spans(task, n: int, workers: int, min_per_worker: int) -> list:
+    global _TASK
+    workers = max(1, min(workers, n // max(min_per_worker, 1), os.cpu_count() or 1))
+    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [task(0, n)]
+    bounds = [n * k // workers for k in range(workers + 1)]
+    _TASK = task
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_run, list(zip(bounds, bounds[1:])))
+    finally:
+        _TASK = None
