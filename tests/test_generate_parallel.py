@@ -59,12 +59,15 @@ def test_encoding_on_several_processes_equals_encoding_here(monkeypatch):
             [here.step_ids(ex, i) for i in range(here.n_steps(ex))]
 
 
-def test_an_encoding_error_in_a_worker_names_the_example(monkeypatch):
+def test_an_example_that_fails_to_encode_fails_where_it_is_used(monkeypatch):
     import coconut.tokenizer.pieces as pieces
     from coconut.tokenizer.prosqa import ProsQASymbolic
     monkeypatch.setattr(pieces, "MIN_PER_WORKER", 5)
     monkeypatch.setattr(forked.os, "cpu_count", lambda: 8)
     examples = generate_prosqa(20, 2)
     examples[17].steps[0] = "Nothing is an edge here."
+    tok = ProsQASymbolic()
+    tok.encode_all(examples, workers=2)
+    assert len(tok._entries) == 19
     with pytest.raises(ValueError, match="ProsQASymbolic: example .* step 0 'Nothing is an edge here.' is not an edge"):
-        ProsQASymbolic().encode_all(examples, workers=2)
+        tok.question_ids(examples[17])

@@ -29,18 +29,24 @@ class CachedPieces:
 
     def encode_all(self, examples, workers: int = 1) -> None:
         """Encodes and caches every example not cached yet, on up to `workers` forked
-        processes (`_encode` is pure: the same pieces in any process). An error names
-        the example as a lone encode does."""
+        processes (`_encode` is pure: the same pieces in any process). An example that
+        fails stays uncached: its error comes when it is next used, where the caller
+        (e.g. the trainer's length check) can name the data set and the example."""
         todo, seen = [], set()
         for ex in examples:
             entry = self._entries.get(id(ex))
             if (entry is None or entry[0] is not ex) and id(ex) not in seen:
                 todo.append(ex)
                 seen.add(id(ex))
-        parts = map_spans(lambda lo, hi: [self._encode(ex) for ex in todo[lo:hi]], len(todo), workers,
-                          MIN_PER_WORKER)
+        def encode(ex):
+            try:
+                return self._encode(ex)
+            except ValueError:
+                return None
+        parts = map_spans(lambda lo, hi: [encode(ex) for ex in todo[lo:hi]], len(todo), workers, MIN_PER_WORKER)
         for ex, pieces in zip(todo, (p for part in parts for p in part)):
-            self._entries[id(ex)] = (ex, pieces)
+            if pieces is not None:
+                self._entries[id(ex)] = (ex, pieces)
 
     def question_ids(self, example) -> list[int]:
         return list(self._pieces(example)[0])
