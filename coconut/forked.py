@@ -2,7 +2,7 @@
 by one worker, the results in span order. Drawing or encoding thousands of examples
 would otherwise hold one core while the others wait.
 
-    parts = map_spans(lambda lo, hi: work(items[lo:hi]), len(items), workers=2, min_per_worker=500)
+    parts = map_spans(lambda lo, hi: work(items[lo:hi]), len(items), workers=2)
 
 The task runs in children forked from this process, so it sees everything this process
 holds without pickling it (a closure is fine); only its results come back pickled. It
@@ -16,14 +16,18 @@ import os
 
 _TASK = None   # the task of the pool being run; a forked child inherits it
 
+# below this many items (examples drawn or encoded) a worker's start-up and the copy
+# back cost more than they save
+MIN_PER_WORKER = 500
+
 
 def _run(span):
     return _TASK(*span)
 
 
-def map_spans(task, n: int, workers: int, min_per_worker: int) -> list:
+def map_spans(task, n: int, workers: int) -> list:
     global _TASK
-    workers = max(1, min(workers, n // max(min_per_worker, 1), os.cpu_count() or 1))
+    workers = max(1, min(workers, n // MIN_PER_WORKER, os.cpu_count() or 1))
     if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [task(0, n)]
     bounds = [n * k // workers for k in range(workers + 1)]

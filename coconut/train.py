@@ -171,7 +171,7 @@ class Trainer:
         if self.world.is_root:
             os.makedirs(self.save_dir, exist_ok=True)
         if self.cfg.bf16:
-            self.say(f"bf16 mixed precision ({coconut.blas_info()['bf16']})")
+            self.say(f"mixed precision: {self.precision}")
         if self.world.size > 1:
             self.say(f"data-parallel over {self.world.describe()}, {coconut.get_num_threads()} threads each")
         if self.resumed_from:

@@ -5,14 +5,13 @@ import json
 import pytest
 
 from coconut.data import example_to_dict, generate, generate_prontoqa, generate_prosqa
-import coconut.data.generated as gen
 import coconut.forked as forked
 
 
 @pytest.mark.parametrize("dataset,serial", [("prosqa", generate_prosqa), ("prontoqa", generate_prontoqa)])
 @pytest.mark.parametrize("workers", [2, 3])
 def test_parallel_draw_equals_the_serial_stream(monkeypatch, dataset, serial, workers):
-    monkeypatch.setattr(gen, "MIN_PER_WORKER", 4)
+    monkeypatch.setattr(forked, "MIN_PER_WORKER", 4)
     monkeypatch.setattr(forked.os, "cpu_count", lambda: 8)
     drawn = generate(dataset, 25, seed=3, start=7, workers=workers)
     expected = serial(25, 3, start=7)
@@ -45,9 +44,8 @@ def test_the_streams_are_pinned():
 
 
 def test_encoding_on_several_processes_equals_encoding_here(monkeypatch):
-    import coconut.tokenizer.pieces as pieces
     from coconut.tokenizer.prosqa import ProsQAEdgeTokens
-    monkeypatch.setattr(pieces, "MIN_PER_WORKER", 5)
+    monkeypatch.setattr(forked, "MIN_PER_WORKER", 5)
     monkeypatch.setattr(forked.os, "cpu_count", lambda: 8)
     examples = generate_prosqa(23, 1)
     here, there = ProsQAEdgeTokens(), ProsQAEdgeTokens()
@@ -60,9 +58,8 @@ def test_encoding_on_several_processes_equals_encoding_here(monkeypatch):
 
 
 def test_an_example_that_fails_to_encode_fails_where_it_is_used(monkeypatch):
-    import coconut.tokenizer.pieces as pieces
     from coconut.tokenizer.prosqa import ProsQASymbolic
-    monkeypatch.setattr(pieces, "MIN_PER_WORKER", 5)
+    monkeypatch.setattr(forked, "MIN_PER_WORKER", 5)
     monkeypatch.setattr(forked.os, "cpu_count", lambda: 8)
     examples = generate_prosqa(20, 2)
     examples[17].steps[0] = "Nothing is an edge here."

@@ -12,9 +12,6 @@ from coconut.forked import map_spans
 
 GENERATORS = {"prosqa": generate_prosqa, "prontoqa": generate_prontoqa}   # by dataset name
 
-# below this many examples a worker's start-up and the copy back cost more than they save
-MIN_PER_WORKER = 500
-
 
 def generate(dataset: str, n: int, seed: int, start: int = 0, workers: int = 1) -> list:
     """Examples start .. start + n - 1 of `dataset`'s stream of `seed`, drawn by up to
@@ -22,5 +19,5 @@ def generate(dataset: str, n: int, seed: int, start: int = 0, workers: int = 1) 
     if dataset not in GENERATORS:
         raise ValueError(f"unknown generated dataset {dataset!r}; known: {', '.join(sorted(GENERATORS))}")
     draw = GENERATORS[dataset]
-    parts = map_spans(lambda lo, hi: draw(hi - lo, seed, start=start + lo), n, workers, MIN_PER_WORKER)
+    parts = map_spans(lambda lo, hi: draw(hi - lo, seed, start=start + lo), n, workers)
     return [ex for part in parts for ex in part]

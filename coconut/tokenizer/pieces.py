@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from coconut.forked import map_spans
 
-# below this many examples a worker's start-up and the copy back cost more than they save
-MIN_PER_WORKER = 500
-
 
 class CachedPieces:
     """Subclasses define `_encode(example) -> (question ids, tuple of step ids, answer ids)`."""
@@ -43,7 +40,7 @@ class CachedPieces:
                 return self._encode(ex)
             except ValueError:
                 return None
-        parts = map_spans(lambda lo, hi: [encode(ex) for ex in todo[lo:hi]], len(todo), workers, MIN_PER_WORKER)
+        parts = map_spans(lambda lo, hi: [encode(ex) for ex in todo[lo:hi]], len(todo), workers)
         for ex, pieces in zip(todo, (p for part in parts for p in part)):
             if pieces is not None:
                 self._entries[id(ex)] = (ex, pieces)
