@@ -52,7 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("config", help=config_help)
     e.add_argument("--checkpoint", help="a checkpoint directory (default: the run's best, else load_model_path)")
     modes = e.add_mutually_exclusive_group()
-    modes.add_argument("--k-sweep", action="store_true", help="accuracy with k = 0..6 thoughts at inference")
+    modes.add_argument("--k-sweep", action="store_true",
+                       help="accuracy with k = 0..the method's most thoughts at inference (0..6 for a method "
+                            "without thoughts)")
+    modes.add_argument("--probe", action="store_true",
+                       help="ProsQA: the latent value probe (coconut.analysis) with the method's most thoughts: "
+                            "each thought's value of the next layer's frontier against the other nodes, and of "
+                            "every layer of the graph")
     modes.add_argument("--adaptive", action="store_true",
                        help="fit the stop classifier (coconut.stop_classifier) on the training data, then print "
                             "its accuracy and mean thought count next to fixed k = 0..the method's most thoughts")
@@ -146,10 +152,13 @@ def _eval(args) -> int:
     epoch = state["epoch"] - 1 if state and state["epoch"] > 0 else None
     if args.adaptive:
         return _adaptive(cfg, method, tok, model, train[:args.fit_examples], val, comm)
+    k_max = getattr(method, "max_thoughts", 0)
+    if args.probe:
+        return _probe(cfg, tok, model, val, k_max) if comm.is_root else 0
     if args.k_sweep:
         mode = method.thought_mode if method.thought_mode != "none" else "continuous"
-        results = k_sweep(model, tok, val, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size,
-                          thoughts=mode, comm=comm)
+        results = k_sweep(model, tok, val, ks=range((k_max or 6) + 1), max_new_tokens=cfg.max_new_tokens,
+                          batch_size=cfg.eval_batch_size, thoughts=mode, comm=comm)
         if not comm.is_root:
             return 0
         print(f"{'k':>3}  {'accuracy':>8}  {'new tokens':>10}")
@@ -163,6 +172,30 @@ def _eval(args) -> int:
           f"on average ({checkpoint or 'weights of the config'})")
     if args.records:
         result.write_jsonl(args.records)
+    return 0
+
+
+def _probe(cfg, tok, model, val, k_max) -> int:
+    """Per thought t: the mean value (probability of the node's token under the decoded
+    thought) of the frontier at depth t + 1, of the other nodes, and of each layer."""
+    from coconut.analysis.latent_probe import depth_dataset, probe_dataset
+    from coconut.run_config import ConfigError
+    if k_max < 1:
+        raise ConfigError(f"{cfg.source}: --probe reads continuous thoughts; method {cfg.method} has none")
+    if getattr(val[0], "idx_to_symbol", None) is None:
+        raise ConfigError(f"{cfg.source}: --probe needs ProsQA validation data (graphs with named nodes)")
+    front = probe_dataset(model, tok, val, k_max)
+    layers = depth_dataset(model, tok, val, k_max, max_depth=k_max)
+    print(f"latent value probe: {k_max} thoughts on {len(val)} validation examples; a node's value is the "
+          f"probability of its token under the decoded thought")
+    depths = "".join(f"{f'd={d}':>7}" for d in range(k_max + 1))
+    print(f"{'thought':>7}  {'frontier':>8}  {'rest':>7}{depths}  {'unreachable':>11}")
+    for t in range(k_max):
+        row = "".join(f"{v:>7.3f}" for v in layers["by_depth"][t])
+        print(f"{t + 1:>7}  {front[t]['frontier_mean']:>8.3f}  {front[t]['rest_mean']:>7.3f}{row}  "
+              f"{layers['unreachable'][t]:>11.3f}")
+    print("frontier: the nodes at distance t from the root for thought t; rest: all other nodes; "
+          "d=i: the nodes at distance i")
     return 0
 
 

@@ -7,12 +7,14 @@ import pytest
 
 from coconut.analysis import (
     PATH_CLASSES,
+    aggregate_depth_profiles,
     aggregate_value_summaries,
     attention_summary,
     class_counts,
     class_fractions,
     classify,
     classify_detailed,
+    depth_profile,
     distances,
     edge_list,
     edge_sentence,
@@ -344,6 +346,28 @@ def test_frontier_value_summary():
     assert agg[0]["frontier_mean"] == pytest.approx(0.3)
     with pytest.raises(ValueError):
         frontier_value_summary(np.zeros((2, 5)), ex)
+
+
+def test_depth_profile():
+    ex = make(G1)                              # depths: 0 {0}, 1 {1,2,7}, 2 {3,8,9}, 3 {4}; 5, 6 unreachable
+    vals = np.zeros((2, 10))
+    vals[0, [0, 1, 2, 7]] = [0.6, 0.3, 0.0, 0.0]   # thought 0 holds the root and one child
+    vals[0, 5] = 0.1
+    vals[1, [3, 8, 9, 4]] = [0.2, 0.1, 0.0, 0.5]
+    p = depth_profile(vals, ex, max_depth=4)
+    np.testing.assert_allclose(p["by_depth"][0], [0.6, 0.1, 0.0, 0.0, np.nan])
+    np.testing.assert_allclose(p["by_depth"][1], [0.0, 0.0, 0.1, 0.5, np.nan])
+    # the shortest path is Tom -> wumpus|yumpus -> zumpus -> lempus
+    np.testing.assert_allclose(p["on_path"][0], [0.6, 0.15, 0.0, 0.0, np.nan])
+    np.testing.assert_allclose(p["on_path"][1], [0.0, 0.0, 0.2, 0.5, np.nan])
+    np.testing.assert_allclose(p["unreachable"], [0.05, 0.0])
+    q = depth_profile(np.ones((2, 10)), ex, max_depth=4)
+    agg = aggregate_depth_profiles([p, q])
+    np.testing.assert_allclose(agg["by_depth"][0], [0.8, 0.55, 0.5, 0.5, np.nan])
+    with pytest.raises(ValueError):
+        depth_profile(np.zeros((2, 5)), ex)
+    with pytest.raises(ValueError):
+        aggregate_depth_profiles([])
 
 
 # ---------------------------------------------------------------- attention statistics

@@ -78,7 +78,21 @@ def test_train_then_eval_and_k_sweep(tmp_path, capsys):
     assert len(lines) == 4 and all(l["n_tokens"] <= 4 for l in lines)
     assert main(["eval", str(cfg), "--k-sweep", "--checkpoint", str(tmp_path / "tiny" / "checkpoint_1")]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert [row.split()[0] for row in table[1:]] == [str(k) for k in range(7)]
+    assert [row.split()[0] for row in table[1:]] == ["0", "1"]        # up to the method's one thought
+    ckpt = str(tmp_path / "tiny" / "checkpoint_2")
+    assert main(["eval", str(cfg), "--probe", "--checkpoint", ckpt]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["1"])
+    frontier, rest = float(row.split()[1]), float(row.split()[2])
+    from coconut.analysis.latent_probe import probe_dataset
+    from coconut.build import load_data, saved_tokenization
+    from coconut.run_config import load_config
+    from coconut.tokenizer.symbolic import ProsQASymbolic
+    run_cfg = load_config(str(cfg), [])
+    run_cfg.only_eval = True
+    val = load_data(run_cfg)[1]
+    tok = ProsQASymbolic(max_nodes=saved_tokenization(ckpt)["max_nodes"])
+    want = probe_dataset(coconut.GPT2.from_pretrained(ckpt).eval(), tok, val, 1)[0]
+    assert (frontier, rest) == (round(want["frontier_mean"], 3), round(want["rest_mean"], 3))
     assert main(["train", str(cfg), "--resume", "--set", "num_epochs=3"]) == 0
     assert os.path.isdir(tmp_path / "tiny" / "checkpoint_3")
 

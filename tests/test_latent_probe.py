@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import coconut
-from coconut.analysis import aggregate_value_summaries, frontier_value_summary, softmax
-from coconut.analysis.latent_probe import node_tokens, probe_dataset, probe_values
+from coconut.analysis import aggregate_value_summaries, distances, frontier_value_summary, softmax
+from coconut.analysis.latent_probe import depth_dataset, node_tokens, probe_dataset, probe_values
 from coconut.curriculum.sequence import latent_prompt
 from coconut.data import generate_prosqa
 from coconut.tokenizer.symbolic import ProsQASymbolic
@@ -75,3 +75,21 @@ def test_probe_dataset_averages_per_thought():
     assert got[0]["frontier_mean"] == pytest.approx(manual)
     with pytest.raises(ValueError):
         probe_values(model, tok, examples[0], 0)
+
+
+def test_depth_dataset_averages_each_layer():
+    examples = generate_prosqa(3, seed=9)
+    tok = ProsQASymbolic(max_nodes=32)
+    model = make_model(tok.vocab_size, 200, seed=2)
+    got = depth_dataset(model, tok, examples, 2, max_depth=3)
+    assert got["by_depth"].shape == (2, 4) and got["unreachable"].shape == (2,)
+    # the root's value, layer 0, is the mean of each example's root value under each thought
+    roots = [probe_values(model, tok, ex, 2)[:, ex.root] for ex in examples]
+    np.testing.assert_allclose(got["by_depth"][:, 0], np.mean(roots, axis=0), rtol=1e-12)
+    # layer 1 of one example by hand
+    one = depth_dataset(model, tok, examples[:1], 2, max_depth=3)
+    ex = examples[0]
+    children = [u for u, d in distances(ex).items() if d == 1]
+    np.testing.assert_allclose(one["by_depth"][:, 1], probe_values(model, tok, ex, 2)[:, children].mean(axis=1))
+    with pytest.raises(ValueError):
+        depth_dataset(model, tok, [], 2)

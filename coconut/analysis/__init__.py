@@ -30,7 +30,9 @@ from .path_classes import (
     classify_detailed,
 )
 from .probe import (
+    aggregate_depth_profiles,
     aggregate_value_summaries,
+    depth_profile,
     frontier_value_summary,
     node_token_map,
     node_values,
@@ -50,8 +52,8 @@ from .sentences import (
 
 __all__ = [
     "PATH_CLASSES", "Classification", "ParsedOutput",
-    "adjacency", "aggregate_value_summaries", "attention_mass",
-    "attention_summary", "class_counts", "class_fractions", "classify", "classify_detailed",
+    "adjacency", "aggregate_depth_profiles", "aggregate_value_summaries", "attention_mass",
+    "attention_summary", "class_counts", "class_fractions", "classify", "classify_detailed", "depth_profile",
     "distances", "edge_list", "edge_sentence", "edge_set", "frontier",
     "frontier_edges", "frontier_value_summary", "is_reachable", "lookup_symbol",
     "node_token_map", "node_values", "num_nodes", "optimal_path_edges", "optimal_path_nodes",

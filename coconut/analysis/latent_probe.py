@@ -23,9 +23,10 @@ import numpy as np
 
 from coconut.curriculum.sequence import latent_prompt
 
-from .probe import aggregate_value_summaries, frontier_value_summary, node_token_map, node_values
+from .probe import (aggregate_depth_profiles, aggregate_value_summaries, depth_profile, frontier_value_summary,
+                    node_token_map, node_values)
 
-__all__ = ["node_tokens", "thought_vectors", "probe_values", "probe_example", "probe_dataset"]
+__all__ = ["node_tokens", "thought_vectors", "probe_values", "probe_example", "probe_dataset", "depth_dataset"]
 
 
 def node_tokens(tok, example) -> dict[int, list[int]]:
@@ -70,3 +71,11 @@ def probe_dataset(model, tok, examples: Sequence, k: int, mode: str = "shortest"
     if len(examples) == 0:
         raise ValueError("probe_dataset: no examples")
     return aggregate_value_summaries([probe_example(model, tok, ex, k, mode) for ex in examples])
+
+
+def depth_dataset(model, tok, examples: Sequence, k: int, max_depth: int = 6) -> dict[str, np.ndarray]:
+    """`probe.depth_profile` of each example's k thoughts, averaged over the examples."""
+    if len(examples) == 0:
+        raise ValueError("depth_dataset: no examples")
+    return aggregate_depth_profiles([depth_profile(probe_values(model, tok, ex, k), ex, max_depth)
+                                     for ex in examples])

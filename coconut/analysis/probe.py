@@ -26,6 +26,8 @@ __all__ = [
     "node_values",
     "frontier_value_summary",
     "aggregate_value_summaries",
+    "depth_profile",
+    "aggregate_depth_profiles",
 ]
 
 
@@ -210,4 +212,51 @@ def aggregate_value_summaries(summaries: Sequence[dict[int, dict]]) -> dict[int,
             xs = xs[~np.isnan(xs)]
             agg[k] = float(xs.mean()) if xs.size else float("nan")
         out[t] = agg
+    return out
+
+
+def depth_profile(values_per_thought: np.ndarray, example, max_depth: int = 6) -> dict[str, np.ndarray]:
+    """Which layer of the search each thought holds, without assuming one.
+
+    ``frontier_value_summary`` asks whether thought ``t`` holds depth ``t + 1``; this
+    reports every depth, so a thought that holds the node already reached (depth ``t``),
+    the root, or a layer further on shows as such. Returns, for ``values_per_thought``
+    of shape ``(n_thoughts, n_nodes)``:
+    - ``by_depth``: ``(n_thoughts, max_depth + 1)``, the mean value of the nodes at
+      shortest distance ``d`` from the root (column 0 is the root);
+    - ``on_path``: the same over the nodes at distance ``d`` on a shortest root -> target
+      path;
+    - ``unreachable``: ``(n_thoughts,)``, the mean value of nodes the root cannot reach.
+    NaN marks a depth with no node.
+    """
+    vals = np.asarray(values_per_thought, dtype=np.float64)
+    if vals.ndim != 2:
+        raise ValueError("values_per_thought must be (n_thoughts, n_nodes)")
+    if vals.shape[1] < num_nodes(example):
+        raise ValueError(f"{vals.shape[1]} values per thought but the example has {num_nodes(example)} nodes")
+    if max_depth < 0:
+        raise ValueError(f"max_depth must be >= 0, got {max_depth}")
+    dist = distances(example)
+    optimal = optimal_path_nodes(example)
+    layers = [{u for u, d in dist.items() if d == depth} for depth in range(max_depth + 1)]
+    unreachable = set(range(vals.shape[1])) - set(dist)
+    return {
+        "by_depth": np.array([[_mean(v, layer) for layer in layers] for v in vals]),
+        "on_path": np.array([[_mean(v, layer & optimal) for layer in layers] for v in vals]),
+        "unreachable": np.array([_mean(v, unreachable) for v in vals]),
+    }
+
+
+def aggregate_depth_profiles(profiles: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The mean of several ``depth_profile`` results, entry by entry, ignoring NaN (all
+    must have the same number of thoughts and depths)."""
+    if not profiles:
+        raise ValueError("aggregate_depth_profiles: no profiles")
+    out = {}
+    for key in ("by_depth", "on_path", "unreachable"):
+        stacked = np.stack([p[key] for p in profiles])
+        seen = ~np.isnan(stacked)
+        total = np.where(seen, stacked, 0.0).sum(axis=0)
+        count = seen.sum(axis=0)
+        out[key] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     return out
