@@ -10,8 +10,9 @@ this CPU's own kernels, on the prosqa-cpu preset's step:
         --batch 16 --length 60 --repeats 60 --record train_step_prosqa_cpu_default
     COCONUT_REPRODUCIBLE=1 python benchmarks/train_step.py ... --record train_step_prosqa_cpu_reproducible
 
-The cost of bf16 mixed precision (GPT2(bf16=True)) against fp32, for the core and for
-PyTorch under torch.autocast("cpu", dtype=torch.bfloat16), on the same step:
+The cost of bf16 mixed precision (GPT2(bf16=True)) against fp32, for the core (each bf16
+kernel this CPU runs: emulated, and native with AVX512-BF16) and for PyTorch under
+torch.autocast("cpu", dtype=torch.bfloat16), on the same step:
 
     python benchmarks/train_step.py --bf16 --threads 1 --cpu-time --shapes prosqa-cpu --vocab 1065 \
         --batch 16 --length 60 --repeats 30 --record train_step_bf16
@@ -28,6 +29,17 @@ from common import best_of, set_threads, sgemm_gflops, train_flops_per_token, wr
 import coconut
 
 P = 1024
+
+
+def bf16_kernels() -> list[str]:
+    """The bf16 kernels this CPU runs: emulated everywhere, native with AVX512-BF16."""
+    try:
+        coconut.set_bf16_kernel("native")
+        return ["emulated", "native"]
+    except RuntimeError:
+        return ["emulated"]
+    finally:
+        coconut.set_bf16_kernel("auto")
 
 
 def ours_step(shape, V, B, T, dropout, seed=0, bf16=False):
@@ -112,12 +124,17 @@ def main():
             print(f"{'':6s} torch.compile {B * T / row['torch_compile_s']:.0f} tok/s; "
                   f"speed-up x{row['speedup_vs_torch_compile']:.2f}")
         if args.bf16:
-            t_ours16 = best_of(ours_step(shape, V, B, T, args.dropout, bf16=True), args.repeats, clock)
             t_torch16 = best_of(torch_step(shape, V, B, T, args.dropout, bf16=True), args.repeats, clock)
-            row.update(ours_bf16_s=t_ours16, torch_bf16_s=t_torch16, ours_bf16_over_fp32=t_ours16 / t_ours,
-                       torch_bf16_over_fp32=t_torch16 / t_torch, bf16_speedup_vs_torch=t_torch16 / t_ours16)
-            print(f"{'':6s} bf16: ours {B * T / t_ours16:.0f} tok/s (x{row['ours_bf16_over_fp32']:.2f} the fp32 "
-                  f"time), torch autocast {B * T / t_torch16:.0f} tok/s (x{row['torch_bf16_over_fp32']:.2f})")
+            row.update(torch_bf16_s=t_torch16, torch_bf16_over_fp32=t_torch16 / t_torch)
+            for kernel in bf16_kernels():
+                coconut.set_bf16_kernel(kernel)
+                t16 = best_of(ours_step(shape, V, B, T, args.dropout, bf16=True), args.repeats, clock)
+                row.update({f"ours_bf16_{kernel}_s": t16, f"ours_bf16_{kernel}_over_fp32": t16 / t_ours,
+                            f"bf16_{kernel}_speedup_vs_torch": t_torch16 / t16})
+                print(f"{'':6s} bf16 ({kernel}): ours {B * T / t16:.0f} tok/s (x{t16 / t_ours:.2f} the fp32 time), "
+                      f"torch autocast {B * T / t_torch16:.0f} tok/s (x{t_torch16 / t_torch:.2f}); "
+                      f"speed-up x{t_torch16 / t16:.2f}")
+            coconut.set_bf16_kernel("auto")
     name = args.record or ("train_step_bf16" if args.bf16 else
                            "train_step" if args.gemm_threading == "openmp" else "train_step_openblas_threads")
     print("record:", write_record(name, dict(threads=args.threads, gemm_threading=args.gemm_threading,

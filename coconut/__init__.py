@@ -26,6 +26,7 @@ from . import _C  # noqa: E402
 
 if _REPRODUCIBLE:
     _reproducible.check_loaded(_C.blas_info()["core"])
+    _C.set_bf16_kernel("emulated")   # the native kernel exists on some CPUs only
 
 from .config import GPT2Config  # noqa: E402
 from .model import GPT2  # noqa: E402
@@ -39,6 +40,16 @@ set_num_threads = _C.set_num_threads
 get_num_threads = _C.get_num_threads
 
 
+def set_bf16_kernel(kernel: str) -> None:
+    """Which kernel the products of a bf16 model run on, for the whole process: "auto"
+    (the default: "native" where the CPU has AVX512-BF16, else "emulated"), "emulated"
+    (operands rounded to bf16, fp32 sgemm: the same numbers on every CPU) or "native"
+    (VDPBF16PS; a RuntimeError where the CPU lacks it). Both compute bf16 products with
+    fp32 sums; they differ in the order of the sums. blas_info()["bf16"] names the one in
+    use. Reproducible mode (coconut.reproducible) sets "emulated"."""
+    _C.set_bf16_kernel(kernel)
+
+
 def blas_info() -> dict:
     """The BLAS library the core uses, its version, the kernel set (core) OpenBLAS chose
     for this CPU, the thread settings, and whether reproducible mode (COCONUT_REPRODUCIBLE,
@@ -49,4 +60,4 @@ def blas_info() -> dict:
     return info
 
 
-__all__ = ["GPT2Config", "GPT2", "AdamW", "set_num_threads", "get_num_threads", "blas_info"]
+__all__ = ["GPT2Config", "GPT2", "AdamW", "set_num_threads", "get_num_threads", "set_bf16_kernel", "blas_info"]

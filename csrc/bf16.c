@@ -2,6 +2,7 @@
 
 #include <cpuid.h>
 
+#include "bf16_gemm.h"
 #include "kernels.h"
 
 void bf16_round_copy(float *dst, const float *src, size_t n) {
@@ -9,8 +10,22 @@ void bf16_round_copy(float *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = bf16_round(src[i]);
 }
 
+static int kernel_mode = BF16_AUTO;
+
+int bf16_set_kernel(int mode) {
+    if (mode == BF16_NATIVE && !bf16_gemm_available()) return -1;
+    kernel_mode = mode;
+    return 0;
+}
+
+int bf16_native(void) {
+    return kernel_mode == BF16_NATIVE || (kernel_mode == BF16_AUTO && bf16_gemm_available());
+}
+
 const char *bf16_path(void) {
-    return "emulated: operands rounded to bf16, exact products summed in fp32 by sgemm";
+    return bf16_native()
+        ? "native: AVX512-BF16 products (VDPBF16PS) with fp32 sums; attention's per-head products emulated"
+        : "emulated: operands rounded to bf16, exact products summed in fp32 by sgemm";
 }
 
 /* CPUID leaf 7: sub-leaf 1 EAX bit 5 is AVX512-BF16, sub-leaf 0 EDX bit 22 AMX-BF16. */

@@ -6,6 +6,7 @@
 
 #include "alloc.h"
 #include "bf16.h"
+#include "bf16_gemm.h"
 #include "blas.h"
 
 /* exp(x) for float, written so the compiler vectorises the loops that call it (libm's
@@ -35,14 +36,19 @@ static inline float tanh_approx(float u) {
 
 /* ---------------------------------------------------------------- matmul */
 
-void matmul(int transA, int transB, int M, int N, int K, float alpha,
-            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+typedef void (*GemmFn)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc);
+
+/* One product on the training threads: `gemm` runs single-threaded on each thread's share
+ * unless the product is small or (own_threads) the library threads it itself. */
+static void split_product(GemmFn gemm, int own_threads, int transA, int transB, int M, int N, int K, float alpha,
+                          const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     int nt = omp_get_max_threads();
     /* Split the larger output dimension; small products run on one thread. */
     double work = (double)M * N * K;
-    if (nt <= 1 || work < 2e5 || blas_threads_mode()) {
-        blas_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (nt <= 1 || work < 2e5 || own_threads) {
+        gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     int split_n = N >= M;
@@ -56,27 +62,37 @@ void matmul(int transA, int transB, int M, int N, int K, float alpha,
         if (lo < hi) {
             if (split_n) {
                 const float *Bp = transB ? B + (size_t)lo * ldb : B + lo;
-                blas_sgemm(transA, transB, M, hi - lo, K, alpha, A, lda, Bp, ldb, beta, C + lo, ldc);
+                gemm(transA, transB, M, hi - lo, K, alpha, A, lda, Bp, ldb, beta, C + lo, ldc);
             } else {
                 const float *Ap = transA ? A + lo : A + (size_t)lo * lda;
-                blas_sgemm(transA, transB, hi - lo, N, K, alpha, Ap, lda, B, ldb, beta,
-                           C + (size_t)lo * ldc, ldc);
+                gemm(transA, transB, hi - lo, N, K, alpha, Ap, lda, B, ldb, beta, C + (size_t)lo * ldc, ldc);
             }
         }
     }
 }
 
+void matmul(int transA, int transB, int M, int N, int K, float alpha,
+            const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    split_product(blas_sgemm, blas_threads_mode(), transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void matmul_bf16(int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    if (bf16_native()) split_product(bf16_gemm, 0, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    else matmul(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 /* ---------------------------------------------------------------- linear */
 
-void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int IC, int OC) {
+void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int IC, int OC, int bf16) {
     if (N <= 0) return;
     #pragma omp parallel for PAR_IF((size_t)N * OC)
     for (int i = 0; i < N; i++) memcpy(y + (size_t)i * OC, b, sizeof(float) * OC);
-    matmul(0, 0, N, OC, IC, 1.0f, x, IC, w, OC, 1.0f, y, OC);
+    (bf16 ? matmul_bf16 : matmul)(0, 0, N, OC, IC, 1.0f, x, IC, w, OC, 1.0f, y, OC);
 }
 
-void linear_backward_input(float *dx, const float *dy, const float *w, int N, int IC, int OC) {
-    if (N > 0) matmul(0, 1, N, IC, OC, 1.0f, dy, OC, w, OC, 0.0f, dx, IC);
+void linear_backward_input(float *dx, const float *dy, const float *w, int N, int IC, int OC, int bf16) {
+    if (N > 0) (bf16 ? matmul_bf16 : matmul)(0, 1, N, IC, OC, 1.0f, dy, OC, w, OC, 0.0f, dx, IC);
 }
 
 /* db (OC) += column sums of dy (N,OC), each rounded to bf16 first when bf16 is set */
@@ -103,7 +119,7 @@ void linear_backward_weights(float *dw, float *db, const float *dy, const float 
 void linear_backward_weights_bf16(float *dw, float *db, float *scratch, const float *dy, const float *x,
                                   int N, int IC, int OC) {
     if (N <= 0) return;
-    matmul(1, 0, IC, OC, N, 1.0f, x, IC, dy, OC, 0.0f, scratch, OC);
+    matmul_bf16(1, 0, IC, OC, N, 1.0f, x, IC, dy, OC, 0.0f, scratch, OC);
     add_rounded(dw, scratch, (size_t)IC * OC);
     bias_backward(db, dy, N, OC, 1);
 }
@@ -431,7 +447,7 @@ CoreStatus lm_head_xent(double *loss, float *dh, float *dwte, const float *h, co
     for (int r0 = 0; r0 < N && !bad; r0 += chunk) {
         int n = N - r0 < chunk ? N - r0 : chunk;
         const float *hr = h + (size_t)r0 * C;
-        matmul(0, 1, n, V, C, 1.0f, hr, C, wte, C, 0.0f, logits, V);
+        (bf16 ? matmul_bf16 : matmul)(0, 1, n, V, C, 1.0f, hr, C, wte, C, 0.0f, logits, V);
         if (bf16) bf16_round_copy(logits, logits, (size_t)n * V);
         double part = 0.0;
         #pragma omp parallel for reduction(+:part, bad) schedule(static) PAR_IF((size_t)n * V)
@@ -461,10 +477,10 @@ CoreStatus lm_head_xent(double *loss, float *dh, float *dwte, const float *h, co
          * the product's output (zero on entry, so rounding the sum rounds the product) */
         if (bf16) bf16_round_copy(logits, logits, (size_t)n * V);
         if (dh) {
-            matmul(0, 0, n, C, V, 1.0f, logits, V, wte, C, 1.0f, dh + (size_t)r0 * C, C);
+            (bf16 ? matmul_bf16 : matmul)(0, 0, n, C, V, 1.0f, logits, V, wte, C, 1.0f, dh + (size_t)r0 * C, C);
             if (bf16) bf16_round_copy(dh + (size_t)r0 * C, dh + (size_t)r0 * C, (size_t)n * C);
         }
-        if (dwte) matmul(1, 0, V, C, n, 1.0f, logits, V, hr, C, 1.0f, dw, C);
+        if (dwte) (bf16 ? matmul_bf16 : matmul)(1, 0, V, C, n, 1.0f, logits, V, hr, C, 1.0f, dw, C);
     }
     if (bf16 && dwte && !bad) add_rounded(dwte, dwte_acc, (size_t)V * C);
     core_free(logits);
@@ -478,7 +494,7 @@ void lm_head_logits(float *logits, size_t ld, float *scratch, const float *h, co
         bf16_round_copy(scratch, h, (size_t)n * C);
         h = scratch;
     }
-    matmul(0, 1, n, V, C, 1.0f, h, C, wte, C, 0.0f, logits, (int)ld);
+    (bf16 ? matmul_bf16 : matmul)(0, 1, n, V, C, 1.0f, h, C, wte, C, 0.0f, logits, (int)ld);
     if (bf16)
         for (int i = 0; i < n; i++) bf16_round_copy(logits + i * ld, logits + i * ld, (size_t)V);
 }

@@ -17,13 +17,17 @@
  * (each thread calls a single-threaded sgemm on its share of the output). */
 void matmul(int transA, int transB, int M, int N, int K, float alpha,
             const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* The same product as a bf16 run's: through the native kernel (bf16_gemm.h) when
+ * bf16_native(), else matmul, which is exact for operands already rounded to bf16. */
+void matmul_bf16(int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/* y (N,OC) = x (N,IC) @ w (IC,OC) + b (OC) */
-void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int IC, int OC);
+/* y (N,OC) = x (N,IC) @ w (IC,OC) + b (OC); bf16: the product is matmul_bf16 */
+void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int IC, int OC, int bf16);
 /* The backward of linear_forward in its two halves, which the thought schedule runs at
  * different times: dx (N,IC) = dy @ w^T per pass; dw (IC,OC) += x^T @ dy and
  * db (OC) += sum dy once over all rows (one large product instead of one per pass). */
-void linear_backward_input(float *dx, const float *dy, const float *w, int N, int IC, int OC);
+void linear_backward_input(float *dx, const float *dy, const float *w, int N, int IC, int OC, int bf16);
 void linear_backward_weights(float *dw, float *db, const float *dy, const float *x, int N, int IC, int OC);
 /* The same under bf16: dw and db are bf16 product outputs in autocast, so x^T @ dy goes
  * into scratch (IC*OC floats) and sum dy is taken in fp32, each rounded to bf16 before

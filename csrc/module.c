@@ -620,6 +620,56 @@ static PyObject *py_bf16_round(PyObject *m, PyObject *args) {
     return (PyObject *)out;
 }
 
+/* Test hook: C (M,N) = alpha op(A) op(B) + beta C as a bf16 run computes it (A, B and C
+ * float32 matrices; op transposes when the flag is set), into a new array. */
+static PyObject *py_matmul_bf16(PyObject *m, PyObject *args) {
+    PyObject *oa, *ob, *oc;
+    int ta, tb;
+    float alpha, beta;
+    if (!PyArg_ParseTuple(args, "OOOppff", &oa, &ob, &oc, &ta, &tb, &alpha, &beta)) return NULL;
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROMANY(oa, NPY_FLOAT32, 2, 2, NPY_ARRAY_C_CONTIGUOUS);
+    PyArrayObject *b = a ? (PyArrayObject *)PyArray_FROMANY(ob, NPY_FLOAT32, 2, 2, NPY_ARRAY_C_CONTIGUOUS) : NULL;
+    PyArrayObject *c = b ? (PyArrayObject *)PyArray_FROMANY(oc, NPY_FLOAT32, 2, 2,
+                                                            NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ENSURECOPY) : NULL;
+    PyObject *out = NULL;
+    if (c) {
+        int M = (int)PyArray_DIM(a, ta ? 1 : 0), K = (int)PyArray_DIM(a, ta ? 0 : 1);
+        int N = (int)PyArray_DIM(b, tb ? 0 : 1), KB = (int)PyArray_DIM(b, tb ? 1 : 0);
+        if (K != KB || PyArray_DIM(c, 0) != M || PyArray_DIM(c, 1) != N) {
+            PyErr_Format(PyExc_ValueError, "matmul_bf16: op(A) is %dx%d, op(B) %dx%d, C %zdx%zd", M, K, KB, N,
+                         (Py_ssize_t)PyArray_DIM(c, 0), (Py_ssize_t)PyArray_DIM(c, 1));
+        } else {
+            float *A = PyArray_DATA(a), *B = PyArray_DATA(b), *C = PyArray_DATA(c);
+            int lda = (int)PyArray_DIM(a, 1), ldb = (int)PyArray_DIM(b, 1);
+            WITHOUT_GIL(matmul_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, N));
+            out = (PyObject *)c;
+            Py_INCREF(out);
+        }
+    }
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    Py_XDECREF(c);
+    return out;
+}
+
+/* Which kernel bf16 products run on: "auto", "emulated" or "native" (see bf16.h). */
+static PyObject *py_set_bf16_kernel(PyObject *m, PyObject *args) {
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s", &name)) return NULL;
+    int mode = strcmp(name, "auto") == 0 ? BF16_AUTO : strcmp(name, "emulated") == 0 ? BF16_EMULATED
+             : strcmp(name, "native") == 0 ? BF16_NATIVE : -2;
+    if (mode == -2) {
+        PyErr_Format(PyExc_ValueError, "bf16 kernel must be 'auto', 'emulated' or 'native', got '%s'", name);
+        return NULL;
+    }
+    if (bf16_set_kernel(mode) != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "bf16 kernel 'native' needs a CPU with AVX512-BF16 (and an x86-64 "
+                        "build); this one has none, so bf16 products stay emulated");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_set_num_threads(PyObject *m, PyObject *args) {
     int n;
     if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
@@ -667,6 +717,9 @@ static PyMethodDef module_methods[] = {
     {"fill_zero", py_fill_zero, METH_VARARGS, "Zero a float32 array in parallel."},
     {"sgemm_seconds", py_sgemm_seconds, METH_VARARGS, "sgemm_seconds(n, reps): timing of n x n products."},
     {"set_num_threads", py_set_num_threads, METH_VARARGS, "Threads for all C compute."},
+    {"_matmul_bf16", py_matmul_bf16, METH_VARARGS,
+     "_matmul_bf16(A, B, C, trans_a, trans_b, alpha, beta): a bf16 run's product, as a new array. For tests."},
+    {"set_bf16_kernel", py_set_bf16_kernel, METH_VARARGS, "'auto', 'emulated' or 'native': bf16 products."},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "Threads for all C compute."},
     {"set_gemm_threading", py_set_gemm_threading, METH_VARARGS,
      "'openmp' (default) or 'openblas': who parallelises matrix products."},

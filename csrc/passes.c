@@ -85,14 +85,14 @@ void forward_range(Ctx *c, const Batch *bt, int t0, int t1) {
                           p->ln1_w + (size_t)l * C, p->ln1_b + (size_t)l * C, R, C);
         to_bf16(c, la->ln1 + r0 * C, (size_t)R * C);
         linear_forward(la->qkv + r0 * 3 * C, la->ln1 + r0 * C, pm->qkv_w + (size_t)l * C * 3 * C,
-                       pm->qkv_b + (size_t)l * 3 * C, R, C, 3 * C);
+                       pm->qkv_b + (size_t)l * 3 * C, R, C, 3 * C, c->bf16);
         to_bf16(c, la->qkv + r0 * 3 * C, (size_t)R * 3 * C);
         attention_forward(la->atty, la->lse, a->s_attn, la->qkv, bt->mask, t0, t1, B, T, C, s->n_head,
                           a->attn_threads, dropout_site(c->drop.seed, site_attn(l)), pd, c->bf16);
         to_bf16(c, la->atty + r0 * C, (size_t)R * C);
         /* res1 = x + dropout(atty @ W + b) */
         linear_forward(la->res1 + r0 * C, la->atty + r0 * C, pm->attproj_w + (size_t)l * C * C,
-                       pm->attproj_b + (size_t)l * C, R, C, C);
+                       pm->attproj_b + (size_t)l * C, R, C, C, c->bf16);
         to_bf16(c, la->res1 + r0 * C, (size_t)R * C);
         dropout_rows(la->res1 + r0 * C, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
         add_inplace(la->res1 + r0 * C, x + r0 * C, (size_t)R * C);
@@ -100,13 +100,13 @@ void forward_range(Ctx *c, const Batch *bt, int t0, int t1) {
                           p->ln2_w + (size_t)l * C, p->ln2_b + (size_t)l * C, R, C);
         to_bf16(c, la->ln2 + r0 * C, (size_t)R * C);
         linear_forward(la->fch + r0 * 4 * C, la->ln2 + r0 * C, pm->fc_w + (size_t)l * C * 4 * C,
-                       pm->fc_b + (size_t)l * 4 * C, R, C, 4 * C);
+                       pm->fc_b + (size_t)l * 4 * C, R, C, 4 * C, c->bf16);
         to_bf16(c, la->fch + r0 * 4 * C, (size_t)R * 4 * C);
         gelu_forward(la->gelu + r0 * 4 * C, la->fch + r0 * 4 * C, (size_t)R * 4 * C);
         to_bf16(c, la->gelu + r0 * 4 * C, (size_t)R * 4 * C);
         /* res2 = res1 + dropout(gelu(fch) @ W + b) */
         linear_forward(la->res2 + r0 * C, la->gelu + r0 * 4 * C, pm->fcproj_w + (size_t)l * 4 * C * C,
-                       pm->fcproj_b + (size_t)l * C, R, 4 * C, C);
+                       pm->fcproj_b + (size_t)l * C, R, 4 * C, C, c->bf16);
         to_bf16(c, la->res2 + r0 * C, (size_t)R * C);
         dropout_rows(la->res2 + r0 * C, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
         add_inplace(la->res2 + r0 * C, la->res1 + r0 * C, (size_t)R * C);
@@ -148,11 +148,11 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
         /* MLP branch: res2 = res1 + dropout(gelu(fch) @ Wp + bp), fch = ln2 @ Wf + bf */
         masked_copy(d_fcproj, dres, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
         to_bf16(c, d_fcproj, (size_t)R * C);
-        linear_backward_input(d_fc, d_fcproj, pm->fcproj_w + (size_t)l * 4 * C * C, R, 4 * C, C);
+        linear_backward_input(d_fc, d_fcproj, pm->fcproj_w + (size_t)l * 4 * C * C, R, 4 * C, C, c->bf16);
         to_bf16(c, d_fc, (size_t)R * 4 * C);
         gelu_backward(d_fc, la->fch + r0 * 4 * C, d_fc, (size_t)R * 4 * C);
         to_bf16(c, d_fc, (size_t)R * 4 * C);
-        linear_backward_input(dx, d_fc, pm->fc_w + (size_t)l * C * 4 * C, R, C, 4 * C);
+        linear_backward_input(dx, d_fc, pm->fc_w + (size_t)l * C * 4 * C, R, C, 4 * C, c->bf16);
         to_bf16(c, dx, (size_t)R * C);
         layernorm_backward(dres, g->ln2_w + (size_t)l * C, g->ln2_b + (size_t)l * C, dx,
                            la->res1 + r0 * C, p->ln2_w + (size_t)l * C, la->ln2_mean + r0,
@@ -162,7 +162,7 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
         masked_copy(d_attproj, dres, t0, t1, B, T, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
         to_bf16(c, d_attproj, (size_t)R * C);
         float *datty = a->s_dbig; /* (R, C) */
-        linear_backward_input(datty, d_attproj, pm->attproj_w + (size_t)l * C * C, R, C, C);
+        linear_backward_input(datty, d_attproj, pm->attproj_w + (size_t)l * C * C, R, C, C, c->bf16);
         to_bf16(c, datty, (size_t)R * C);
         /* dQ of the range, and dK/dV of every position it attended to: earlier passes
          * find the keys/values gradient of their positions waiting in la->dqkv */
@@ -174,7 +174,7 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
          * each pass's bf16 key/value gradient into a bf16 tensor, which rounding the
          * running sum after every pass reproduces (up to a double rounding). */
         to_bf16(c, la->dqkv, (size_t)t1 * B * 3 * C);
-        linear_backward_input(dx, la->dqkv + r0 * 3 * C, pm->qkv_w + (size_t)l * C * 3 * C, R, C, 3 * C);
+        linear_backward_input(dx, la->dqkv + r0 * 3 * C, pm->qkv_w + (size_t)l * C * 3 * C, R, C, 3 * C, c->bf16);
         to_bf16(c, dx, (size_t)R * C);
         layernorm_backward(dres, g->ln1_w + (size_t)l * C, g->ln1_b + (size_t)l * C, dx,
                            x_in + r0 * C, p->ln1_w + (size_t)l * C, la->ln1_mean + r0,

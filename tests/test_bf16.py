@@ -2,6 +2,8 @@
 `torch.autocast("cpu", dtype=torch.bfloat16)` on transformers' GPT2LMHeadModel: the
 rounding itself bit for bit, logits, loss, every gradient, continuous thoughts and
 decoding. Each comparison also shows that a plain fp32 run fails the same tolerance.
+Each runs on both kernels, the emulated one and (where the CPU has AVX512-BF16) the
+native one, which is also checked alone against float64 products of rounded operands.
 
 One deliberate difference: transformers' GPT-2 GELU ("gelu_new") is a chain of
 elementwise ops, each of which autocast runs and rounds in bf16; the core computes GELU
@@ -59,6 +61,25 @@ def grads_rel(got: dict, want: dict) -> float:
     return float(np.sqrt(num / sum(np.sum(w ** 2) for w in want.values())))
 
 
+def native_available() -> bool:
+    try:
+        coconut.set_bf16_kernel("native")
+        return True
+    except RuntimeError:
+        return False
+    finally:
+        coconut.set_bf16_kernel("auto")
+
+
+@pytest.fixture(params=["emulated", "native"])
+def kernel(request):
+    if request.param == "native" and not native_available():
+        pytest.skip("this CPU has no AVX512-BF16: the native bf16 kernel cannot run here")
+    coconut.set_bf16_kernel(request.param)
+    yield request.param
+    coconut.set_bf16_kernel("auto")
+
+
 # ------------------------------------------------------------------ the rounding
 
 
@@ -105,7 +126,7 @@ def our_loss_grads(model, bf16, ids, mask, pos, labels):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_logits_loss_and_gradients_match_autocast(shape):
+def test_logits_loss_and_gradients_match_autocast(shape, kernel):
     model = small_model(**shape)
     ids, mask, pos, labels = padded_batch(V=shape["vocab_size"], T=24)
     ref_loss, ref_logits, ref_grads = autocast_loss_grads(autocast_twin(model), ids, mask, pos, labels)
@@ -134,8 +155,63 @@ def test_bf16_leaves_master_weights_and_fp32_results_alone():
 
 def test_blas_info_names_the_bf16_path():
     info = coconut.blas_info()
-    assert info["bf16"].startswith("emulated")
+    assert info["bf16"].startswith("native" if native_available() else "emulated")
     assert isinstance(info["cpu_avx512_bf16"], bool) and isinstance(info["cpu_amx_bf16"], bool)
+    coconut.set_bf16_kernel("emulated")
+    assert coconut.blas_info()["bf16"].startswith("emulated")
+    coconut.set_bf16_kernel("auto")
+    with pytest.raises(ValueError, match="'auto', 'emulated' or 'native'"):
+        coconut.set_bf16_kernel("fast")
+    if not native_available():
+        with pytest.raises(RuntimeError, match="AVX512-BF16"):
+            coconut.set_bf16_kernel("native")
+
+
+# Shapes that cross every block edge of the native kernel (12-row and 32-column tiles,
+# 96 rows, 512 columns and 256 values of k per block), odd k included.
+PRODUCTS = [(1, 1, 1), (7, 5, 3), (13, 33, 129), (97, 31, 256), (100, 513, 257), (25, 1065, 128), (200, 40, 600)]
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(0, 0), (0, 1), (1, 0), (1, 1)])
+def test_products_of_rounded_operands(kernel, trans_a, trans_b):
+    """C = alpha op(A) op(B) + beta C from raw float32 operands (the native kernel rounds
+    them; the emulated one is exact on operands already rounded, as a bf16 run's are),
+    against float64 products of the rounded operands. The bound is fp32 summation:
+    |error| <= 1e-6 * sum_k |a_ik b_kj| + |beta C| * 2^-23. beta = 0 never reads C."""
+    rng = np.random.default_rng(3)
+    for m, n, k in PRODUCTS:
+        a = _C._bf16_round(rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32))
+        b = _C._bf16_round(rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32))
+        c = rng.standard_normal((m, n)).astype(np.float32)
+        a64, b64 = (a.T if trans_a else a).astype(np.float64), (b.T if trans_b else b).astype(np.float64)
+        want = 0.5 * (a64 @ b64) - 2.0 * c
+        got = _C._matmul_bf16(a, b, c, trans_a, trans_b, 0.5, -2.0)
+        bound = 1e-6 * (np.abs(a64) @ np.abs(b64)) + 2.0 * np.abs(c) * 2.0 ** -23 + 1e-30
+        assert np.all(np.abs(got - want) <= bound), (m, n, k)
+        nan = np.full((m, n), np.nan, np.float32)
+        got0 = _C._matmul_bf16(a, b, nan, trans_a, trans_b, 1.0, 0.0)
+        assert np.all(np.abs(got0 - a64 @ b64) <= bound), (m, n, k)
+    with pytest.raises(ValueError, match="op\\(A\\) is 2x3, op\\(B\\) 4x5"):
+        _C._matmul_bf16(np.zeros((2, 3), np.float32), np.zeros((4, 5), np.float32), np.zeros((2, 5), np.float32),
+                        False, False, 1.0, 0.0)
+
+
+def test_native_kernel_rounds_its_operands():
+    """Unrounded operands give the product of their bf16 roundings (to nearest even)."""
+    if not native_available():
+        pytest.skip("this CPU has no AVX512-BF16: the native bf16 kernel cannot run here")
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((9, 70)).astype(np.float32)
+    b = rng.standard_normal((70, 45)).astype(np.float32)
+    want = _C._bf16_round(a).astype(np.float64) @ _C._bf16_round(b).astype(np.float64)
+    coconut.set_bf16_kernel("native")
+    try:
+        got = _C._matmul_bf16(a, b, np.zeros((9, 45), np.float32), False, False, 1.0, 0.0)
+    finally:
+        coconut.set_bf16_kernel("auto")
+    bound = 1e-6 * (np.abs(a).astype(np.float64) @ np.abs(b))
+    assert np.all(np.abs(got - want) <= bound)
+    assert np.abs(got - a.astype(np.float64) @ b).max() > 100 * bound.max()   # not the fp32 product
 
 
 # ------------------------------------------------------------------ thoughts and decoding
@@ -155,7 +231,7 @@ def is_product_weight(name):
 
 
 @pytest.mark.parametrize("counts", [[0, 2, 3], [1, 3, 4]])
-def test_continuous_thoughts_match_the_reference_under_autocast(counts):
+def test_continuous_thoughts_match_the_reference_under_autocast(counts, kernel):
     """Thought passes fed back ln_f outputs (fp32 under autocast too). Autocast runs each
     pass as its own products, so it rounds each pass's weight gradient to bf16 and sums
     them in bf16; the core takes one product over all passes and rounds once. The
@@ -188,7 +264,7 @@ def test_continuous_thoughts_match_the_reference_under_autocast(counts):
     assert grads_rel(grads, ref) <= 5e-3
 
 
-def test_generation_follows_the_bf16_logits():
+def test_generation_follows_the_bf16_logits(kernel):
     """Greedy decoding under bf16 picks the argmax of bf16 forward logits at each step."""
     model = model_for_thoughts(seed=3)
     model.bf16 = True
