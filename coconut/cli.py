@@ -176,25 +176,32 @@ def _eval(args) -> int:
 
 
 def _probe(cfg, tok, model, val, k_max) -> int:
-    """Per thought t: the mean value (probability of the node's token under the decoded
-    thought) of the frontier at depth t + 1, of the other nodes, and of each layer."""
+    """The latent value probe: per thought, the mean value (probability of the node's
+    token under the decoded thought) of the frontier one layer on, split into the nodes on
+    a shortest path and off it, of the other nodes, and of each layer of the graph; for
+    the k_max thoughts of one prompt, then for the last thought of each k = 1..k_max."""
     from coconut.analysis.latent_probe import depth_dataset, probe_dataset
     from coconut.run_config import ConfigError
     if k_max < 1:
         raise ConfigError(f"{cfg.source}: --probe reads continuous thoughts; method {cfg.method} has none")
     if getattr(val[0], "idx_to_symbol", None) is None:
         raise ConfigError(f"{cfg.source}: --probe needs ProsQA validation data (graphs with named nodes)")
-    front = probe_dataset(model, tok, val, k_max)
-    layers = depth_dataset(model, tok, val, k_max, max_depth=k_max)
-    print(f"latent value probe: {k_max} thoughts on {len(val)} validation examples; a node's value is the "
-          f"probability of its token under the decoded thought")
+    print(f"latent value probe on {len(val)} validation examples: a node's value is the probability of its token "
+          f"under the decoded thought; thought t against the frontier at distance t from the root")
     depths = "".join(f"{f'd={d}':>7}" for d in range(k_max + 1))
-    print(f"{'thought':>7}  {'frontier':>8}  {'rest':>7}{depths}  {'unreachable':>11}")
-    for t in range(k_max):
-        row = "".join(f"{v:>7.3f}" for v in layers["by_depth"][t])
-        print(f"{t + 1:>7}  {front[t]['frontier_mean']:>8.3f}  {front[t]['rest_mean']:>7.3f}{row}  "
-              f"{layers['unreachable'][t]:>11.3f}")
-    print("frontier: the nodes at distance t from the root for thought t; rest: all other nodes; "
+    for last, title, index in ((False, f"the {k_max} thoughts of one prompt", "thought"),
+                               (True, f"the last thought of a prompt with k = 1..{k_max} thoughts", "k")):
+        front = probe_dataset(model, tok, val, k_max, last=last)
+        layers = depth_dataset(model, tok, val, k_max, max_depth=k_max, last=last)
+        print(f"\n{title}")
+        print(f"{index:>7}  {'frontier':>8}  {'on path':>7}  {'off path':>8}  {'rest':>7}{depths}  "
+              f"{'unreachable':>11}")
+        for t in range(k_max):
+            f = front[t]
+            row = "".join(f"{v:>7.3f}" for v in layers["by_depth"][t])
+            print(f"{t + 1:>7}  {f['frontier_mean']:>8.3f}  {f['optimal_mean']:>7.3f}  {f['off_path_mean']:>8.3f}  "
+                  f"{f['rest_mean']:>7.3f}{row}  {layers['unreachable'][t]:>11.3f}")
+    print("\nfrontier: the nodes at distance t (on / off a shortest path to the target); rest: all other nodes; "
           "d=i: the nodes at distance i")
     return 0
 

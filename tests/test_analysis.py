@@ -334,6 +334,7 @@ def test_frontier_value_summary():
     assert s[0]["rest_mean"] == pytest.approx(0.05 / 7)
     assert s[0]["unreachable_mean"] == pytest.approx(0.05 / 2)   # scrompus and Alex
     assert s[0]["optimal_mean"] == pytest.approx(0.4)            # wumpus, yumpus
+    assert s[0]["off_path_mean"] == pytest.approx(0.1)           # gorpus
     assert s[0]["frontier_ranks"] == [1.0, 2.0, 3.0]
     assert s[0]["precision_at_frontier"] == pytest.approx(1.0)
     assert s[1]["frontier_mean"] == pytest.approx(0.3)

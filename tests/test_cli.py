@@ -82,7 +82,7 @@ def test_train_then_eval_and_k_sweep(tmp_path, capsys):
     ckpt = str(tmp_path / "tiny" / "checkpoint_2")
     assert main(["eval", str(cfg), "--probe", "--checkpoint", ckpt]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["1"])
-    frontier, rest = float(row.split()[1]), float(row.split()[2])
+    frontier, rest = float(row.split()[1]), float(row.split()[4])
     from coconut.analysis.latent_probe import probe_dataset
     from coconut.build import load_data, saved_tokenization
     from coconut.run_config import load_config

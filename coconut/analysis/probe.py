@@ -149,6 +149,9 @@ def frontier_value_summary(values_per_thought: np.ndarray, example, mode: str = 
       (root excluded) -- the paper's "reachable within that many steps";
     - ``unreachable_mean``: mean value of nodes the root cannot reach at all;
     - ``optimal_mean``: mean value of frontier nodes on a shortest root -> target path;
+    - ``off_path_mean``: mean value of the other frontier nodes (those a search holds
+      beside the path: the breadth-first signature where a thought is trained toward
+      the path);
     - ``frontier_ranks``: 1-based ranks of the frontier nodes among all nodes by
       decreasing value (sorted); ``frontier_mean_rank``: their mean;
     - ``precision_at_frontier``: fraction of the ``|frontier|`` highest-valued nodes
@@ -190,6 +193,7 @@ def frontier_value_summary(values_per_thought: np.ndarray, example, mode: str = 
             "reachable_mean": _mean(v, within),
             "unreachable_mean": _mean(v, unreachable),
             "optimal_mean": _mean(v, front & (optimal - {root})),
+            "off_path_mean": _mean(v, front - optimal),
             "frontier_ranks": front_ranks,
             "frontier_mean_rank": float(np.mean(front_ranks)) if front_ranks else float("nan"),
             "precision_at_frontier": precision,
@@ -200,7 +204,7 @@ def frontier_value_summary(values_per_thought: np.ndarray, example, mode: str = 
 def aggregate_value_summaries(summaries: Sequence[dict[int, dict]]) -> dict[int, dict[str, float]]:
     """Average the scalar statistics of several ``frontier_value_summary`` results per
     thought index, ignoring NaN; adds ``n`` (summaries that have that thought)."""
-    keys = ("frontier_mean", "rest_mean", "reachable_mean", "unreachable_mean", "optimal_mean",
+    keys = ("frontier_mean", "rest_mean", "reachable_mean", "unreachable_mean", "optimal_mean", "off_path_mean",
             "frontier_mean_rank", "precision_at_frontier")
     out: dict[int, dict[str, float]] = {}
     thoughts = sorted({t for s in summaries for t in s})
