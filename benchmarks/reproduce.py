@@ -3,21 +3,28 @@
     python benchmarks/reproduce.py run                                # every row (hours)
     python benchmarks/reproduce.py run --rows prosqa-cpu:cot
     python benchmarks/reproduce.py run --resume --rows ...            # continue stopped rows
+    python benchmarks/reproduce.py run --rows prosqa-cpu-thoughts:coconut --seeds 0,1,2
+    python benchmarks/reproduce.py analyse                            # k-sweeps and probes
     python benchmarks/reproduce.py report                             # table and plots
 
 `run` trains each row with `coconut train PRESET --set method=M ...`, `--jobs` rows at
 a time with the machine's threads shared between them, into `--out` (one folder per
-row, named PRESET-M). `report` reads each row's metrics.jsonl and writes
+row, named PRESET-M, or PRESET-M-seedS for a seed other than 0). `analyse` evaluates each
+finished row's final checkpoint with k = 0..6 thoughts and, for Coconut-like rows on
+ProsQA, runs the latent value probe (PRESET-M[-seedS].analysis.json). `report` reads
+each row's metrics.jsonl (and analysis, where there is one) and writes
 benchmarks/results/reproduce.json, the table benchmarks/results/reproduce.md (copied
 into docs/reproduction.md) and the plots benchmarks/results/reproduce_*.png. A row is reported
 with its final epoch's validation accuracy and mean generated tokens; the best epoch is
-shown next to it. Validation is the official split, the only data anything is chosen on.
+shown next to it; a row run with several seeds with their mean and standard deviation.
+Validation is the official split, the only data anything is chosen on.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -31,7 +38,7 @@ RESULTS = os.path.join(HERE, "results")
 PROSQA_METHODS = ("coconut", "cot", "no_cot", "icot", "pause_token", "no_curriculum", "no_thought", "pause_as_thought")
 PRONTOQA_METHODS = ("coconut", "cot", "no_cot")
 PRESETS = {"prosqa-cpu": PROSQA_METHODS, "prosqa-cpu-long": PROSQA_METHODS, "prosqa-cpu-fresh": PROSQA_METHODS,
-           "prontoqa-cpu": PRONTOQA_METHODS}
+           "prosqa-cpu-thoughts": PROSQA_METHODS, "prontoqa-cpu": PRONTOQA_METHODS}
 ROWS = [f"{preset}:{m}" for preset, methods in PRESETS.items() for m in methods]
 # Options a row needs beyond the preset: iCoT removes the ProsQA chain (at most 6 steps
 # of 3 symbolic tokens) at about the curriculum's pace: 2 tokens per epoch, gone by
@@ -40,9 +47,12 @@ ROWS = [f"{preset}:{m}" for preset, methods in PRESETS.items() for m in methods]
 ROW_OPTIONS = {"prosqa-cpu:icot": ["method_options.tokens_removed_per_epoch=2"],
                "prosqa-cpu-long:icot": ["method_options.tokens_removed_per_epoch=1"],
                "prosqa-cpu-fresh:icot": ["method_options.tokens_removed_per_epoch=1"],
+               "prosqa-cpu-thoughts:icot": ["method_options.tokens_removed_per_epoch=1"],
                # the preset's label for the next thought; these methods have no thoughts
                "prontoqa-cpu:cot": ["recipe.predict_past_eot=false"],
                "prontoqa-cpu:no_cot": ["recipe.predict_past_eot=false"]}
+for _method in ("cot", "no_cot", "icot", "pause_token", "no_thought", "pause_as_thought"):
+    ROW_OPTIONS.setdefault(f"prosqa-cpu-thoughts:{_method}", []).append("recipe.predict_past_eot=false")
 STAGE_CURRICULUM = ("coconut", "no_thought", "pause_as_thought")
 
 # Hao et al. 2024, table 1: GPT-2 accuracy % (mean generated tokens), by task
@@ -63,15 +73,54 @@ def task(preset: str) -> str:
     return preset.split("-")[0]
 
 
+def split_row(row: str) -> tuple[str, str, int]:
+    """PRESET:METHOD[:seedS] -> (preset, method, seed); seed 0 when not given."""
+    parts = row.split(":")
+    seed = 0
+    if len(parts) == 3 and re.fullmatch(r"seed\d+", parts[2]):
+        seed = int(parts[2][4:])
+        parts = parts[:2]
+    if len(parts) != 2:
+        raise ValueError(f"a row is PRESET:METHOD or PRESET:METHOD:seedS, got {row!r}")
+    return parts[0], parts[1], seed
+
+
+def base_row(row: str) -> str:
+    preset, method, _ = split_row(row)
+    return f"{preset}:{method}"
+
+
+def run_name(row: str) -> str:
+    """The row's folder (and log) name: PRESET-METHOD, with -seedS for a seed other than 0."""
+    preset, method, seed = split_row(row)
+    return f"{preset}-{method}" + (f"-seed{seed}" if seed else "")
+
+
 def row_overrides(row: str) -> list[str]:
     """The `--set` values that make a preset's run this row."""
-    preset, method = row.split(":")
-    return [f"method={method}", f"name={preset}-{method}", *ROW_OPTIONS.get(row, [])]
+    _, method, seed = split_row(row)
+    return [f"method={method}", f"name={run_name(row)}", *([f"seed={seed}"] if seed else []),
+            *ROW_OPTIONS.get(base_row(row), [])]
 
 
 def row_command(row: str) -> list[str]:
     """The `coconut train` arguments of a row (what docs/reproduction.md lists)."""
-    return ["coconut", "train", row.split(":")[0], *[a for o in row_overrides(row) for a in ("--set", o)]]
+    return ["coconut", "train", split_row(row)[0], *[a for o in row_overrides(row) for a in ("--set", o)]]
+
+
+def with_seeds(rows: list[str], seeds: list[int]) -> list[str]:
+    return [row if not s else f"{row}:seed{s}" for row in rows for s in seeds]
+
+
+def runs_in(out: str, row: str) -> list[str]:
+    """The runs of a row found in `out`: the row itself (seed 0) and its :seedS runs."""
+    found = []
+    if os.path.isdir(os.path.join(out, run_name(row))):
+        found.append(row)
+    pattern = re.compile(re.escape(run_name(row)) + r"-seed(\d+)$")
+    seeds = sorted(int(m.group(1)) for m in map(pattern.match, os.listdir(out) if os.path.isdir(out) else [])
+                   if m)
+    return found + [f"{row}:seed{s}" for s in seeds]
 
 
 def run_rows(rows: list[str], out: str, jobs: int, threads: int, resume: bool = False) -> None:
@@ -81,11 +130,11 @@ def run_rows(rows: list[str], out: str, jobs: int, threads: int, resume: bool = 
     os.makedirs(out, exist_ok=True)
 
     def one(row: str) -> tuple[str, int, float]:
-        preset, method = row.split(":")
+        name = run_name(row)
         cmd = row_command(row) + ["--set", f"save_path={out}", "--set", f"threads={threads}"]
         cmd[0:1] = [sys.executable, "-m", "coconut"]
-        info_path = os.path.join(out, f"{preset}-{method}.run.json")
-        continues = resume and bool(list_checkpoints(os.path.join(out, f"{preset}-{method}")))
+        info_path = os.path.join(out, f"{name}.run.json")
+        continues = resume and bool(list_checkpoints(os.path.join(out, name)))
         earlier = 0.0
         if continues:
             cmd.append("--resume")
@@ -93,7 +142,7 @@ def run_rows(rows: list[str], out: str, jobs: int, threads: int, resume: bool = 
                 with open(info_path) as f:
                     earlier = json.load(f)["wall_minutes"]
         start = time.time()
-        with open(os.path.join(out, f"{preset}-{method}.log"), "a" if continues else "w") as log:
+        with open(os.path.join(out, f"{name}.log"), "a" if continues else "w") as log:
             rc = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         minutes = earlier + (time.time() - start) / 60
         with open(info_path, "w") as f:
@@ -109,8 +158,9 @@ def run_rows(rows: list[str], out: str, jobs: int, threads: int, resume: bool = 
 
 
 def read_row(out: str, row: str) -> dict | None:
-    preset, method = row.split(":")
-    path = os.path.join(out, f"{preset}-{method}", "metrics.jsonl")
+    preset, method, seed = split_row(row)
+    name = run_name(row)
+    path = os.path.join(out, name, "metrics.jsonl")
     if not os.path.exists(path):
         return None
     with open(path) as f:
@@ -120,13 +170,13 @@ def read_row(out: str, row: str) -> dict | None:
     if not epochs:
         return None
     run_info = {}
-    info_path = os.path.join(out, f"{preset}-{method}.run.json")
+    info_path = os.path.join(out, f"{name}.run.json")
     if os.path.exists(info_path):
         with open(info_path) as f:
             run_info = json.load(f)
     final = epochs[-1]
     best = max(epochs, key=lambda x: x["val_accuracy"])
-    checkpoint = os.path.join(out, f"{preset}-{method}", f"checkpoint_{final['epoch']}")
+    checkpoint = os.path.join(out, name, f"checkpoint_{final['epoch']}")
     paper_acc, paper_tokens = PAPER[task(preset)].get(method, (None, None))
     state_path = os.path.join(checkpoint, "trainer_state.json")
     state = None
@@ -134,7 +184,13 @@ def read_row(out: str, row: str) -> dict | None:
         with open(state_path) as f:
             state = json.load(f)
     planned = state["config"]["num_epochs"] if state else None   # a row stopped early says so
-    return {"row": row, "preset": preset, "method": method, "command": " ".join(row_command(row)),
+    analysis = {}
+    analysis_path = os.path.join(out, f"{name}.analysis.json")
+    if os.path.exists(analysis_path):
+        with open(analysis_path) as f:
+            analysis = json.load(f)
+    return {"row": base_row(row), "run": row, "seed": seed, "preset": preset, "method": method,
+            "command": " ".join(row_command(row)),
             "epochs": epochs, "steps": steps, "accuracy": final["val_accuracy"],
             "mean_new_tokens": final["mean_new_tokens"],
             "mean_thoughts": final["mean_thoughts"] if "mean_thoughts" in final
@@ -142,7 +198,8 @@ def read_row(out: str, row: str) -> dict | None:
             "best_accuracy": best["val_accuracy"],
             "best_epoch": best["epoch"], "final_epoch": final["epoch"], "planned_epochs": planned,
             "wall_minutes": run_info.get("wall_minutes"),
-            "threads": run_info.get("threads"), "paper_accuracy": paper_acc, "paper_tokens": paper_tokens}
+            "threads": run_info.get("threads"), "paper_accuracy": paper_acc, "paper_tokens": paper_tokens,
+            "k_sweep": analysis.get("k_sweep"), "probe": analysis.get("probe")}
 
 
 def mean_thoughts(row: str, state: dict | None, epoch: int) -> float | None:
@@ -155,7 +212,7 @@ def mean_thoughts(row: str, state: dict | None, epoch: int) -> float | None:
     if state is None or "tokenization" not in state:
         return None
     try:
-        cfg = load_config(row.split(":")[0], row_overrides(row))
+        cfg = load_config(split_row(row)[0], row_overrides(row))
     except ConfigError:
         return None
     if cfg.generate is not None:
@@ -168,25 +225,103 @@ def mean_thoughts(row: str, state: dict | None, epoch: int) -> float | None:
     return sum(p.count(tok.latent_id) for p in prompts) / len(prompts)
 
 
+def analyse(out: str, run: str, ks=range(7)) -> str:
+    """The final checkpoint's accuracy with k = 0..6 thoughts (continuous thoughts, or
+    pause tokens for a pause method), and for a Coconut-like row on ProsQA the latent value
+    probe (coconut.analysis.latent_probe: frontier on / off path and the rest, for the six
+    thoughts of one prompt and the last thought of each k). Written to NAME.analysis.json
+    beside the run's folder; returns that path."""
+    from coconut.analysis.latent_probe import probe_dataset
+    from coconut.build import build_method, build_model, build_recipe, build_tokenization, load_data
+    from coconut.checkpoints import read_state
+    from coconut.evaluate import k_sweep
+    from coconut.run_config import load_config
+    name = run_name(run)
+    finished = [c for c in list_checkpoints(os.path.join(out, name)) if c[1] == 0]
+    if not finished:
+        raise SystemExit(f"{name}: no checkpoint at the end of an epoch in {out}")
+    epoch, _, checkpoint = finished[-1]
+    cfg = load_config(split_row(run)[0], row_overrides(run))
+    if cfg.generate is not None:
+        cfg.generate.n = 1   # only the validation examples are needed
+    cfg.only_eval = True
+    recipe = build_recipe(cfg)
+    method = build_method(cfg, recipe=recipe)
+    _, val, _ = load_data(cfg)
+    tok = build_tokenization(cfg, method, val, read_state(checkpoint)["tokenization"])
+    model = build_model(cfg, tok, checkpoint, recipe)
+    mode = "pause" if method.thought_mode == "pause" else "continuous"
+    sweep = k_sweep(model, tok, val, ks=ks, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size,
+                    thoughts=mode)
+    result = {"checkpoint": checkpoint, "epoch": epoch, "k_sweep": {k: r.accuracy for k, r in sweep.items()}}
+    if method.thought_mode == "continuous" and task(split_row(run)[0]) == "prosqa":
+        k_max = max(ks)
+        result["probe"] = {kind: {t: probe_dataset(model, tok, val, k_max, last=last)[t] for t in range(k_max)}
+                           for kind, last in (("one_prompt", False), ("last_of_k", True))}
+    path = os.path.join(out, f"{name}.analysis.json")
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+    return path
+
+
+def group_runs(results: list[dict], preset: str) -> list[list[dict]]:
+    """The runs of a preset's rows, one list per row (its seeds), in the rows' order."""
+    rows = [r for r in ROWS if r.startswith(preset + ":")]
+    return [g for g in ([x for x in results if x["row"] == row] for row in rows) if g]
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _sd(xs: list[float]) -> float:
+    m = _mean(xs)
+    return (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else 0.0
+
+
+def mean_k_sweep(runs: list[dict]) -> dict[int, float] | None:
+    """Accuracy % per k, the mean over the runs that have a k-sweep."""
+    sweeps = [r["k_sweep"] for r in runs if r.get("k_sweep")]
+    if not sweeps:
+        return None
+    ks = sorted({int(k) for s in sweeps for k in s}, key=int)
+    return {k: 100 * _mean([s[str(k)] for s in sweeps if str(k) in s]) for k in ks}
+
+
 def table(results: list[dict]) -> str:
     lines = []
     for preset in PRESETS:
-        rows = [r for r in results if r["preset"] == preset]
-        if not rows:
+        groups = group_runs(results, preset)
+        if not groups:
             continue
+        sweeps = any(r.get("k_sweep") for g in groups for r in g)
         lines += [f"**{preset}** (validation: the official {VALIDATION[task(preset)]})",
                   "", "| method | accuracy % | new tokens + thoughts | best epoch (acc. %) | paper GPT-2 % (tokens) "
-                  "| minutes | command |", "|---|---|---|---|---|---|---|"]
-        for r in rows:
+                  "| minutes |" + (" k = 0..6 thoughts % |" if sweeps else "") + " command |",
+                  "|---|---|---|---|---|---|" + ("---|" if sweeps else "") + "---|"]
+        for runs in groups:
+            r = runs[0]
             paper = f"{r['paper_accuracy']} ({r['paper_tokens']})" if r["paper_accuracy"] is not None else "-"
-            minutes = f"{r['wall_minutes']:.0f}" if r["wall_minutes"] else "-"
+            walls = [x["wall_minutes"] for x in runs if x["wall_minutes"]]
+            minutes = f"{_mean(walls):.0f}" if walls else "-"
             thoughts = "-" if r["mean_thoughts"] is None else f"{r['mean_thoughts']:.1f}"
-            stopped = (f" (stopped after epoch {r['final_epoch']} of {r['planned_epochs']})"
-                       if r["planned_epochs"] and r["final_epoch"] < r["planned_epochs"] else "")
-            lines.append(f"| {LABELS[r['method']]} | {100 * r['accuracy']:.1f}{stopped} | "
-                         f"{r['mean_new_tokens']:.1f} + {thoughts} | "
-                         f"{r['best_epoch']} ({100 * r['best_accuracy']:.1f}) | {paper} | {minutes} | "
-                         f"`{r['command']}` |")
+            accs = [100 * x["accuracy"] for x in runs]
+            if len(runs) == 1:
+                stopped = (f" (stopped after epoch {r['final_epoch']} of {r['planned_epochs']})"
+                           if r["planned_epochs"] and r["final_epoch"] < r["planned_epochs"] else "")
+                accuracy, best = f"{accs[0]:.1f}{stopped}", f"{r['best_epoch']} ({100 * r['best_accuracy']:.1f})"
+            else:
+                seeds = ", ".join(f"{a:.1f}" for a in accs)
+                accuracy = f"{_mean(accs):.1f} ± {_sd(accs):.1f} (seeds {', '.join(str(x['seed']) for x in runs)}: " \
+                           f"{seeds})"
+                best = "; ".join(f"{x['best_epoch']} ({100 * x['best_accuracy']:.1f})" for x in runs)
+            sweep = mean_k_sweep(runs)
+            sweep_cell = (" " + " ".join(f"{v:.1f}" for v in sweep.values()) + " |" if sweep else " - |") \
+                if sweeps else ""
+            tokens = _mean([x["mean_new_tokens"] for x in runs])
+            seed_note = f" (seed S: `--set seed=S --set name={preset}-{r['method']}-seedS`)" if len(runs) > 1 else ""
+            lines.append(f"| {LABELS[r['method']]} | {accuracy} | {tokens:.1f} + {thoughts} | {best} | {paper} | "
+                         f"{minutes} |{sweep_cell} `{r['command']}`{seed_note} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -202,7 +337,7 @@ def plot(results: list[dict], prefix: str) -> list[str]:
             continue
         fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.5))
         for r in rows:
-            label = LABELS[r["method"]]
+            label = LABELS[r["method"]] + (f" (seed {r['seed']})" if r["seed"] else "")
             if r["steps"]:
                 ax_loss.plot([s["step"] for s in r["steps"]], [s["loss"] for s in r["steps"]], label=label, lw=0.8)
             else:
@@ -226,10 +361,41 @@ def plot(results: list[dict], prefix: str) -> list[str]:
                 last = {}
                 for e in r["epochs"]:
                     last[e["stage"]] = 100 * e["val_accuracy"]
-                ax.plot(sorted(last), [last[s] for s in sorted(last)], marker="o", label=LABELS[r["method"]])
+                ax.plot(sorted(last), [last[s] for s in sorted(last)], marker="o",
+                        label=LABELS[r["method"]] + (f" (seed {r['seed']})" if r["seed"] else ""))
             ax.set(xlabel="stage (steps replaced)", ylabel="validation accuracy % at the stage's last epoch",
                    title=f"{preset}: accuracy per stage", ylim=(0, 100))
             written.append(_save(plt, fig, (ax,), f"{prefix}_{preset}_stages.png"))
+
+        # accuracy with k thoughts at inference, the mean over each row's seeds
+        swept = [(runs, mean_k_sweep(runs)) for runs in group_runs(results, preset)]
+        swept = [(runs, sweep) for runs, sweep in swept if sweep]
+        if swept:
+            fig, ax = plt.subplots(figsize=(6.5, 4.5))
+            for runs, sweep in swept:
+                n = sum(1 for r in runs if r.get("k_sweep"))
+                ax.plot(list(sweep), list(sweep.values()), marker="o",
+                        label=LABELS[runs[0]["method"]] + (f" (mean of {n} seeds)" if n > 1 else ""))
+            ax.set(xlabel="k thoughts at inference", ylabel="validation accuracy %",
+                   title=f"{preset}: the k-sweep of the final models", ylim=(0, 100))
+            written.append(_save(plt, fig, (ax,), f"{prefix}_{preset}_k_sweep.png"))
+
+        # the latent value probe of the Coconut runs: frontier on / off path against the rest
+        probed = [r for r in rows if r.get("probe")]
+        if probed:
+            fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+            kinds = (("one_prompt", "the six thoughts of one prompt"), ("last_of_k", "the last of k thoughts"))
+            for ax, (kind, title) in zip(axes, kinds):
+                for key, style in (("optimal_mean", "-"), ("off_path_mean", "--"), ("rest_mean", ":")):
+                    for r in probed:
+                        values = r["probe"][kind]
+                        ts = sorted(values, key=int)
+                        ax.plot([int(t) + 1 for t in ts], [values[t][key] for t in ts], style, marker="o",
+                                label=f"{key.replace('_mean', '').replace('_', ' ').replace('optimal', 'on path')} "
+                                      f"({LABELS[r['method']]}, seed {r['seed']})")
+                ax.set(xlabel="thought t (frontier: distance t from the root)", yscale="log",
+                       ylabel="mean value (probability of the node's token)", title=f"{preset}: {title}")
+            written.append(_save(plt, fig, axes, f"{prefix}_{preset}_probe.png"))
     return written
 
 
@@ -244,7 +410,7 @@ def _save(plt, fig, axes, path: str) -> str:
 
 
 def report(out: str, results_dir: str = RESULTS) -> list[dict]:
-    results = [r for r in (read_row(out, row) for row in ROWS) if r is not None]
+    results = [r for r in (read_row(out, run) for row in ROWS for run in runs_in(out, row)) if r is not None]
     if not results:
         sys.exit(f"no finished rows in {out}")
     os.makedirs(results_dir, exist_ok=True)
@@ -261,8 +427,10 @@ def report(out: str, results_dir: str = RESULTS) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["run", "report"])
-    p.add_argument("--rows", default=",".join(ROWS), help="comma-separated PRESET:METHOD rows (default: all)")
+    p.add_argument("what", choices=["run", "analyse", "report"])
+    p.add_argument("--rows", default=",".join(ROWS),
+                   help="comma-separated PRESET:METHOD rows, or PRESET:METHOD:seedS runs (default: all rows)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds each row of --rows runs with (default: 0)")
     p.add_argument("--out", default="runs/reproduce", help="where the runs' checkpoints and logs go")
     p.add_argument("--jobs", type=int, default=2, help="rows trained at the same time")
     p.add_argument("--threads", type=int, default=None, help="threads per row (default: cores / jobs)")
@@ -272,12 +440,19 @@ def main() -> None:
     if args.what == "report":
         report(args.out)
         return
-    rows = [r for r in args.rows.split(",") if r]
-    unknown = [r for r in rows if r not in ROWS]
+    try:
+        runs = with_seeds([r for r in args.rows.split(",") if r], [int(x) for x in args.seeds.split(",")])
+        unknown = [r for r in runs if base_row(r) not in ROWS]
+    except ValueError as e:
+        sys.exit(str(e))
     if unknown:
         sys.exit(f"unknown rows {unknown}; known: {ROWS}")
+    if args.what == "analyse":   # every run of the rows found in --out
+        for run in [r for row in dict.fromkeys(map(base_row, runs)) for r in runs_in(args.out, row)]:
+            print(analyse(args.out, run), flush=True)
+        return
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
-    run_rows(rows, args.out, args.jobs, threads, args.resume)
+    run_rows(runs, args.out, args.jobs, threads, args.resume)
 
 
 if __name__ == "__main__":

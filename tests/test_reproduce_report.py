@@ -22,23 +22,29 @@ def test_each_row_command_trains_its_method(row):
     assert cmd[:3] == ["coconut", "train", preset] and cmd[3::2] == ["--set"] * len(reproduce.row_overrides(row))
     cfg = load_config(preset, cmd[4::2])
     assert type(build_method(cfg)) is METHODS[method] and cfg.name == f"{preset}-{method}"
-    long_schedule = preset in ("prosqa-cpu-long", "prosqa-cpu-fresh")
+    long_schedule = preset in ("prosqa-cpu-long", "prosqa-cpu-fresh", "prosqa-cpu-thoughts")
     if method == "icot":
         assert build_method(cfg).tokens_removed_per_epoch == (1 if long_schedule else 2)
+    if preset == "prosqa-cpu-thoughts":
+        # 8 epochs a stage, the final one from epoch 49; the label past <eot> only with thoughts
+        if method in reproduce.STAGE_CURRICULUM:
+            assert [build_method(cfg).stage(e) for e in (7, 8, 47, 48, 63)] == [0, 1, 5, 6, 7]
+        assert cfg.recipe["predict_past_eot"] == (method in ("coconut", "no_curriculum"))
+        return
     if long_schedule and method in reproduce.STAGE_CURRICULUM:
         # the long schedule: 14 language epochs, then a stage every 6, the final one from epoch 51
         assert [build_method(cfg).stage(e) for e in (13, 14, 49, 50, 64)] == [0, 1, 6, 7, 7]
 
 
 def _write_run(out, row, accuracies, tokens):
-    preset, method = row.split(":")
-    folder = out / f"{preset}-{method}"
+    name = reproduce.run_name(row)
+    folder = out / name
     folder.mkdir(parents=True)
     lines = [{"epoch": 1, "step": 5, "loss": 2.0, "tokens_per_s": 100.0}]
     lines += [{"epoch": e + 1, "stage": e // 2, "train_loss": 1.0 / (e + 1), "val_loss": 1.0, "val_accuracy": a,
                "mean_new_tokens": tokens, "global_step": 10 * (e + 1)} for e, a in enumerate(accuracies)]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    (out / f"{preset}-{method}.run.json").write_text(json.dumps({"wall_minutes": 12.4, "threads": 1}))
+    (out / f"{name}.run.json").write_text(json.dumps({"wall_minutes": 12.4, "threads": 1}))
 
 
 def test_report_table_and_plots(tmp_path):
@@ -86,6 +92,38 @@ def test_thoughts_are_counted_from_a_real_run(tmp_path, monkeypatch):
                                 for x in lines))
     rows = {r["method"]: r for r in reproduce.report(str(tmp_path), str(tmp_path / "results"))}
     assert rows["no_curriculum"]["mean_thoughts"] == 6.0 and rows["cot"]["mean_thoughts"] == 0.0
+    # analyse: the k-sweep at the trained count equals the final epoch's own evaluation;
+    # the probe is there for the row with continuous thoughts only
+    for method in ("no_curriculum", "cot"):
+        reproduce.analyse(str(tmp_path), f"prosqa-cpu:{method}")
+    rows = {r["method"]: r for r in reproduce.report(str(tmp_path), str(tmp_path / "results"))}
+    for method, k in (("no_curriculum", "6"), ("cot", "0")):
+        assert sorted(rows[method]["k_sweep"], key=int) == [str(k) for k in range(7)]
+        assert rows[method]["k_sweep"][k] == rows[method]["accuracy"]
+    probe = rows["no_curriculum"]["probe"]
+    assert sorted(probe) == ["last_of_k", "one_prompt"] and sorted(probe["one_prompt"], key=int) == list("012345")
+    assert 0.0 <= probe["one_prompt"]["0"]["frontier_mean"] <= 1.0 and rows["cot"]["probe"] is None
+    assert "k = 0..6 thoughts %" in (tmp_path / "results" / "reproduce.md").read_text()
+    for name in ("k_sweep", "probe"):
+        assert (tmp_path / "results" / f"reproduce_prosqa-cpu_{name}.png").stat().st_size > 10_000
+
+
+def test_seeds_name_their_runs_and_the_table_shows_mean_and_spread(tmp_path):
+    assert reproduce.with_seeds(["prosqa-cpu-thoughts:cot"], [0, 2]) == ["prosqa-cpu-thoughts:cot",
+                                                                         "prosqa-cpu-thoughts:cot:seed2"]
+    assert reproduce.run_name("prosqa-cpu-thoughts:cot:seed2") == "prosqa-cpu-thoughts-cot-seed2"
+    assert reproduce.row_overrides("prosqa-cpu:coconut:seed2")[:3] == ["method=coconut",
+                                                                       "name=prosqa-cpu-coconut-seed2", "seed=2"]
+    with pytest.raises(ValueError):
+        reproduce.split_row("prosqa-cpu:coconut:2")
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    for seed, final in ((0, 0.9), (1, 0.96), (2, 0.93)):
+        _write_run(runs, "prosqa-cpu:coconut" + (f":seed{seed}" if seed else ""), [0.5, final], 9.0)
+    rows = reproduce.report(str(runs), str(results))
+    assert [r["seed"] for r in rows] == [0, 1, 2]
+    table = (results / "reproduce.md").read_text()
+    assert "| Coconut | 93.0 ± 3.0 (seeds 0, 1, 2: 90.0, 96.0, 93.0) | 9.0 + - | 2 (90.0); 2 (96.0); 2 (93.0) |" \
+        in table
 
 
 def test_run_resume_continues_stopped_rows(tmp_path, monkeypatch):
