@@ -1,7 +1,12 @@
+/* madvise is POSIX/BSD, outside strict C11 */
+#define _DEFAULT_SOURCE
 #include "alloc.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 static atomic_long countdown = -1;
 static atomic_long live = 0;
@@ -15,6 +20,19 @@ static int should_fail(void) {
 void *core_malloc(size_t bytes) {
     void *p = should_fail() ? NULL : malloc(bytes);
     if (p) atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
+    return p;
+}
+
+void *core_malloc_huge(size_t bytes) {
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < huge) return core_malloc(bytes);
+    size_t rounded = (bytes + huge - 1) / huge * huge;   /* aligned_alloc wants a multiple */
+    void *p = should_fail() ? NULL : aligned_alloc(huge, rounded);
+    if (!p) return NULL;
+    atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    madvise(p, rounded, MADV_HUGEPAGE);   /* advice only: a refusal leaves 4 KiB pages */
+#endif
     return p;
 }
 

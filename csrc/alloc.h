@@ -8,6 +8,10 @@
 
 void *core_malloc(size_t bytes);
 void *core_calloc(size_t n, size_t size);
+/* A large block on 2 MiB boundaries, backed by huge pages where the OS grants them: the
+ * activations are read at strides of a whole time step (B*3C floats), which on 4 KiB
+ * pages costs a TLB miss per row. Freed by core_free. */
+void *core_malloc_huge(size_t bytes);
 void core_free(void *p);
 
 /* After n more successful allocations the next one returns NULL, once; n < 0 disarms.

@@ -117,7 +117,7 @@ CoreStatus acts_reserve(Acts *a, const GPT2Shape *s, int B, int T, int need_back
     size_t need = acts_carve(a, s, B, T, need_backward, n_threads, bf16, NULL);
     if (need > a->arena_floats) {
         core_free(a->arena);
-        a->arena = core_malloc(need * sizeof(float));
+        a->arena = core_malloc_huge(need * sizeof(float));
         a->arena_floats = a->arena ? need : 0;
         if (!a->arena) return CORE_OUT_OF_MEMORY;
     }

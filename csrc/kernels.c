@@ -451,6 +451,20 @@ void add_rounded(float *y, const float *x, size_t n) {
 
 /* ---------------------------------------------------------------- LM head + loss */
 
+/* max of x (n) ignoring NaN, in 16 lanes so that it vectorises (the order of a max does
+ * not change its value) */
+static float row_max(const float *x, int n) {
+    float part[16];
+    for (int k = 0; k < 16; k++) part[k] = -INFINITY;
+    int v = 0;
+    for (; v + 16 <= n; v += 16)
+        for (int k = 0; k < 16; k++) part[k] = x[v + k] > part[k] ? x[v + k] : part[k];
+    float mx = -INFINITY;
+    for (int k = 0; k < 16; k++) mx = part[k] > mx ? part[k] : mx;
+    for (; v < n; v++) mx = x[v] > mx ? x[v] : mx;
+    return mx;
+}
+
 CoreStatus lm_head_xent(double *loss, float *dh, float *dwte, const float *h, const float *wte,
                         const int64_t *targets, int N, int C, int V, float scale, int bf16,
                         float *dwte_acc) {
@@ -470,17 +484,18 @@ CoreStatus lm_head_xent(double *loss, float *dh, float *dwte, const float *h, co
         #pragma omp parallel for reduction(+:part, bad) schedule(static) PAR_IF((size_t)n * V)
         for (int i = 0; i < n; i++) {
             float *z = logits + (size_t)i * V;
-            float mx = -INFINITY;
-            for (int v = 0; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+            float mx = row_max(z, V);
             float zt = z[targets[r0 + i]];
             /* overwrite logits with exp(z - max), then with d loss / d logits */
+            int v;
+            for (v = 0; v < V; v++) z[v] = exp_approx(z[v] - mx);
+            /* their sum in 16 lanes (vectorised), then the lanes and the tail in double */
             float acc[16] = {0};
-            int v = 0;
-            for (; v + 16 <= V; v += 16)
-                for (int k = 0; k < 16; k++) { float e = exp_approx(z[v + k] - mx); z[v + k] = e; acc[k] += e; }
+            for (v = 0; v + 16 <= V; v += 16)
+                for (int k = 0; k < 16; k++) acc[k] += z[v + k];
             double sum = 0.0;
             for (int k = 0; k < 16; k++) sum += acc[k];
-            for (; v < V; v++) { float e = exp_approx(z[v] - mx); z[v] = e; sum += e; }
+            for (; v < V; v++) sum += z[v];
             double li = mx + log(sum) - zt;
             if (!isfinite(li) || !isfinite(mx)) { bad += 1; continue; }
             part += li;
