@@ -228,10 +228,11 @@ def mean_thoughts(row: str, state: dict | None, epoch: int) -> float | None:
 def analyse(out: str, run: str, ks=range(7)) -> str:
     """The final checkpoint's accuracy with k = 0..6 thoughts (continuous thoughts, or
     pause tokens for a pause method), and for a Coconut-like row on ProsQA the latent value
-    probe (coconut.analysis.latent_probe: frontier on / off path and the rest, for the six
-    thoughts of one prompt and the last thought of each k). Written to NAME.analysis.json
+    probe (coconut.analysis.latent_probe: for thought t the layer reached, distance t - 1,
+    and the next one, distance t, on and off a shortest path against the rest, and the
+    mean value of every layer). Written to NAME.analysis.json
     beside the run's folder; returns that path."""
-    from coconut.analysis.latent_probe import probe_dataset
+    from coconut.analysis.latent_probe import depth_dataset, probe_dataset
     from coconut.build import build_method, build_model, build_recipe, build_tokenization, load_data
     from coconut.checkpoints import read_state
     from coconut.evaluate import k_sweep
@@ -256,8 +257,9 @@ def analyse(out: str, run: str, ks=range(7)) -> str:
     result = {"checkpoint": checkpoint, "epoch": epoch, "k_sweep": {k: r.accuracy for k, r in sweep.items()}}
     if method.thought_mode == "continuous" and task(split_row(run)[0]) == "prosqa":
         k_max = max(ks)
-        result["probe"] = {kind: {t: probe_dataset(model, tok, val, k_max, last=last)[t] for t in range(k_max)}
-                           for kind, last in (("one_prompt", False), ("last_of_k", True))}
+        result["probe"] = {kind: probe_dataset(model, tok, val, k_max, depth_offset=offset)
+                           for kind, offset in (("reached", 0), ("next", 1))}
+        result["probe"]["by_depth"] = depth_dataset(model, tok, val, k_max, max_depth=k_max)["by_depth"].tolist()
     path = os.path.join(out, f"{name}.analysis.json")
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
@@ -380,22 +382,21 @@ def plot(results: list[dict], prefix: str) -> list[str]:
                    title=f"{preset}: the k-sweep of the final models", ylim=(0, 100))
             written.append(_save(plt, fig, (ax,), f"{prefix}_{preset}_k_sweep.png"))
 
-        # the latent value probe of the Coconut runs: frontier on / off path against the rest
-        probed = [r for r in rows if r.get("probe")]
-        if probed:
+        # the latent value probe of the Coconut rows, the mean over their seeds
+        for method in dict.fromkeys(r["method"] for r in rows if r.get("probe")):
+            probed = [r["probe"] for r in rows if r["method"] == method and r.get("probe")]
             fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-            kinds = (("one_prompt", "the six thoughts of one prompt"), ("last_of_k", "the last of k thoughts"))
+            kinds = (("reached", "thought t against the layer at distance t - 1"),
+                     ("next", "thought t against the layer at distance t"))
             for ax, (kind, title) in zip(axes, kinds):
-                for key, style in (("optimal_mean", "-"), ("off_path_mean", "--"), ("rest_mean", ":")):
-                    for r in probed:
-                        values = r["probe"][kind]
-                        ts = sorted(values, key=int)
-                        ax.plot([int(t) + 1 for t in ts], [values[t][key] for t in ts], style, marker="o",
-                                label=f"{key.replace('_mean', '').replace('_', ' ').replace('optimal', 'on path')} "
-                                      f"({LABELS[r['method']]}, seed {r['seed']})")
-                ax.set(xlabel="thought t (frontier: distance t from the root)", yscale="log",
+                ts = sorted(probed[0][kind], key=int)
+                for key, name in (("optimal_mean", "on a shortest path"), ("off_path_mean", "off the paths"),
+                                  ("rest_mean", "the other nodes")):
+                    ax.plot([int(t) + 1 for t in ts], [_mean([p[kind][t][key] for p in probed]) for t in ts],
+                            marker="o", label=f"{name} ({LABELS[method]}, {len(probed)} run(s))")
+                ax.set(xlabel="thought t", yscale="log",
                        ylabel="mean value (probability of the node's token)", title=f"{preset}: {title}")
-            written.append(_save(plt, fig, axes, f"{prefix}_{preset}_probe.png"))
+            written.append(_save(plt, fig, axes, f"{prefix}_{preset}_{method}_probe.png"))
     return written
 
 
@@ -430,10 +431,13 @@ def main() -> None:
     p.add_argument("what", choices=["run", "analyse", "report"])
     p.add_argument("--rows", default=",".join(ROWS),
                    help="comma-separated PRESET:METHOD rows, or PRESET:METHOD:seedS runs (default: all rows)")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds each row of --rows runs with (default: 0)")
+    p.add_argument("--seeds", default=None,
+                   help="comma-separated seeds each row of --rows runs with (default: 0; for analyse, every seed "
+                        "found in --out)")
     p.add_argument("--out", default="runs/reproduce", help="where the runs' checkpoints and logs go")
     p.add_argument("--jobs", type=int, default=2, help="rows trained at the same time")
-    p.add_argument("--threads", type=int, default=None, help="threads per row (default: cores / jobs)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per row (default: cores / jobs; analyse: all cores)")
     p.add_argument("--resume", action="store_true",
                    help="rows with checkpoints in --out continue from their latest one; the others start afresh")
     args = p.parse_args()
@@ -441,15 +445,20 @@ def main() -> None:
         report(args.out)
         return
     try:
-        runs = with_seeds([r for r in args.rows.split(",") if r], [int(x) for x in args.seeds.split(",")])
+        runs = with_seeds([r for r in args.rows.split(",") if r], [int(x) for x in (args.seeds or "0").split(",")])
         unknown = [r for r in runs if base_row(r) not in ROWS]
     except ValueError as e:
         sys.exit(str(e))
     if unknown:
         sys.exit(f"unknown rows {unknown}; known: {ROWS}")
-    if args.what == "analyse":   # every run of the rows found in --out
-        for run in [r for row in dict.fromkeys(map(base_row, runs)) for r in runs_in(args.out, row)]:
-            print(analyse(args.out, run), flush=True)
+    if args.what == "analyse":
+        import coconut
+        coconut.set_num_threads(args.threads or os.cpu_count() or 1)
+        # the runs asked for; a row named without a seed (and no --seeds): each of its runs in --out
+        found = [r for run in runs for r in ([run] if args.seeds or split_row(run)[2] else runs_in(args.out, run))]
+        for run in dict.fromkeys(found):
+            if os.path.isdir(os.path.join(args.out, run_name(run))):
+                print(analyse(args.out, run), flush=True)
         return
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     run_rows(runs, args.out, args.jobs, threads, args.resume)

@@ -177,32 +177,32 @@ def _eval(args) -> int:
 
 def _probe(cfg, tok, model, val, k_max) -> int:
     """The latent value probe: per thought, the mean value (probability of the node's
-    token under the decoded thought) of the frontier one layer on, split into the nodes on
-    a shortest path and off it, of the other nodes, and of each layer of the graph; for
-    the k_max thoughts of one prompt, then for the last thought of each k = 1..k_max."""
+    token under the decoded thought) of the nodes of the layer the search has reached
+    (distance t - 1 from the root for thought t) and of the next layer (distance t), each
+    split into the nodes on a shortest path to the target and off it, against the other
+    nodes; then the mean value of every layer."""
     from coconut.analysis.latent_probe import depth_dataset, probe_dataset
     from coconut.run_config import ConfigError
     if k_max < 1:
         raise ConfigError(f"{cfg.source}: --probe reads continuous thoughts; method {cfg.method} has none")
     if getattr(val[0], "idx_to_symbol", None) is None:
         raise ConfigError(f"{cfg.source}: --probe needs ProsQA validation data (graphs with named nodes)")
+    reached, following = (probe_dataset(model, tok, val, k_max, depth_offset=o) for o in (0, 1))
+    layers = depth_dataset(model, tok, val, k_max, max_depth=k_max)
     print(f"latent value probe on {len(val)} validation examples: a node's value is the probability of its token "
-          f"under the decoded thought; thought t against the frontier at distance t from the root")
+          f"under the decoded thought t; the layers are the nodes at distance t - 1 (reached) and t (next) "
+          f"from the root")
     depths = "".join(f"{f'd={d}':>7}" for d in range(k_max + 1))
-    for last, title, index in ((False, f"the {k_max} thoughts of one prompt", "thought"),
-                               (True, f"the last thought of a prompt with k = 1..{k_max} thoughts", "k")):
-        front = probe_dataset(model, tok, val, k_max, last=last)
-        layers = depth_dataset(model, tok, val, k_max, max_depth=k_max, last=last)
-        print(f"\n{title}")
-        print(f"{index:>7}  {'frontier':>8}  {'on path':>7}  {'off path':>8}  {'rest':>7}{depths}  "
-              f"{'unreachable':>11}")
-        for t in range(k_max):
-            f = front[t]
-            row = "".join(f"{v:>7.3f}" for v in layers["by_depth"][t])
-            print(f"{t + 1:>7}  {f['frontier_mean']:>8.3f}  {f['optimal_mean']:>7.3f}  {f['off_path_mean']:>8.3f}  "
-                  f"{f['rest_mean']:>7.3f}{row}  {layers['unreachable'][t]:>11.3f}")
-    print("\nfrontier: the nodes at distance t (on / off a shortest path to the target); rest: all other nodes; "
-          "d=i: the nodes at distance i")
+    print(f"{'thought':>7}  {'reached: on path':>16} {'off':>6} {'rest':>6}  {'next: on path':>13} {'off':>6} "
+          f"{'rest':>6}  |{depths}  {'unreachable':>11}")
+    for t in range(k_max):
+        a, b = reached[t], following[t]
+        row = "".join(f"{v:>7.3f}" for v in layers["by_depth"][t])
+        print(f"{t + 1:>7}  {a['optimal_mean']:>16.3f} {a['off_path_mean']:>6.3f} {a['rest_mean']:>6.3f}  "
+              f"{b['optimal_mean']:>13.3f} {b['off_path_mean']:>6.3f} {b['rest_mean']:>6.3f}  |{row}  "
+              f"{layers['unreachable'][t]:>11.3f}")
+    print("on path / off: the layer's nodes on a shortest path to the target and the others; rest: every node "
+          "outside the layer; d=i: the nodes at distance i")
     return 0
 
 

@@ -82,7 +82,7 @@ def test_train_then_eval_and_k_sweep(tmp_path, capsys):
     ckpt = str(tmp_path / "tiny" / "checkpoint_2")
     assert main(["eval", str(cfg), "--probe", "--checkpoint", ckpt]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["1"])
-    frontier, rest = float(row.split()[1]), float(row.split()[4])
+    on_path, rest = float(row.split()[4]), float(row.split()[6])     # the next layer, distance 1
     from coconut.analysis.latent_probe import probe_dataset
     from coconut.build import load_data, saved_tokenization
     from coconut.run_config import load_config
@@ -92,7 +92,7 @@ def test_train_then_eval_and_k_sweep(tmp_path, capsys):
     val = load_data(run_cfg)[1]
     tok = ProsQASymbolic(max_nodes=saved_tokenization(ckpt)["max_nodes"])
     want = probe_dataset(coconut.GPT2.from_pretrained(ckpt).eval(), tok, val, 1)[0]
-    assert (frontier, rest) == (round(want["frontier_mean"], 3), round(want["rest_mean"], 3))
+    assert (on_path, rest) == (round(want["optimal_mean"], 3), round(want["rest_mean"], 3))
     assert main(["train", str(cfg), "--resume", "--set", "num_epochs=3"]) == 0
     assert os.path.isdir(tmp_path / "tiny" / "checkpoint_3")
 

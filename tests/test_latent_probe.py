@@ -6,7 +6,7 @@ import pytest
 
 import coconut
 from coconut.analysis import aggregate_value_summaries, distances, frontier_value_summary, softmax
-from coconut.analysis.latent_probe import depth_dataset, last_thought_values, node_tokens, probe_dataset, probe_values
+from coconut.analysis.latent_probe import depth_dataset, node_tokens, probe_dataset, probe_example, probe_values
 from coconut.curriculum.sequence import latent_prompt
 from coconut.data import generate_prosqa
 from coconut.tokenizer.symbolic import ProsQASymbolic
@@ -95,18 +95,17 @@ def test_depth_dataset_averages_each_layer():
         depth_dataset(model, tok, [], 2)
 
 
-def test_last_thought_of_each_k():
+def test_thoughts_are_causal_and_the_offset_moves_the_frontier():
     ex = generate_prosqa(1, seed=11)[0]
     tok = ProsQASymbolic(max_nodes=32)
     model = make_model(tok.vocab_size, 200, seed=4)
-    last = last_thought_values(model, tok, ex, 3)
-    assert last.shape == (3, len(ex.idx_to_symbol))
-    for k in (1, 2, 3):
-        np.testing.assert_array_equal(last[k - 1], probe_values(model, tok, ex, k)[k - 1])
-    # causal attention: the first thought does not see the ones after it
-    np.testing.assert_allclose(last[0], probe_values(model, tok, ex, 3)[0], rtol=1e-5, atol=1e-9)
-    got = probe_dataset(model, tok, [ex], 3, last=True)
-    want = frontier_value_summary(last, ex)
-    assert got[2]["frontier_mean"] == pytest.approx(want[2]["frontier_mean"])
-    np.testing.assert_allclose(depth_dataset(model, tok, [ex], 3, max_depth=2, last=True)["by_depth"][:, 0],
-                               last[:, ex.root])
+    three = probe_values(model, tok, ex, 3)
+    # causal attention: a thought does not see the ones after it
+    for k in (1, 2):
+        np.testing.assert_allclose(probe_values(model, tok, ex, k), three[:k], rtol=1e-5, atol=1e-9)
+    reached = probe_example(model, tok, ex, 3, depth_offset=0)
+    assert reached[0]["frontier"] == [ex.root] and reached[0]["frontier_mean"] == pytest.approx(three[0, ex.root])
+    assert reached[0]["optimal_mean"] == pytest.approx(three[0, ex.root])     # the root is on every path
+    assert reached[1]["frontier"] == probe_example(model, tok, ex, 3)[0]["frontier"]
+    assert probe_dataset(model, tok, [ex], 3, depth_offset=0)[2]["frontier_mean"] == \
+        pytest.approx(reached[2]["frontier_mean"])

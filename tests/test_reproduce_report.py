@@ -101,10 +101,11 @@ def test_thoughts_are_counted_from_a_real_run(tmp_path, monkeypatch):
         assert sorted(rows[method]["k_sweep"], key=int) == [str(k) for k in range(7)]
         assert rows[method]["k_sweep"][k] == rows[method]["accuracy"]
     probe = rows["no_curriculum"]["probe"]
-    assert sorted(probe) == ["last_of_k", "one_prompt"] and sorted(probe["one_prompt"], key=int) == list("012345")
-    assert 0.0 <= probe["one_prompt"]["0"]["frontier_mean"] <= 1.0 and rows["cot"]["probe"] is None
+    assert sorted(probe) == ["by_depth", "next", "reached"] and sorted(probe["next"], key=int) == list("012345")
+    assert 0.0 <= probe["next"]["0"]["frontier_mean"] <= 1.0 and rows["cot"]["probe"] is None
+    assert len(probe["by_depth"]) == 6 and len(probe["by_depth"][0]) == 7
     assert "k = 0..6 thoughts %" in (tmp_path / "results" / "reproduce.md").read_text()
-    for name in ("k_sweep", "probe"):
+    for name in ("k_sweep", "no_curriculum_probe"):
         assert (tmp_path / "results" / f"reproduce_prosqa-cpu_{name}.png").stat().st_size > 10_000
 
 

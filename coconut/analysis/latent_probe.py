@@ -12,8 +12,8 @@ probability of its name's token:
     values = probe_values(model, tok, example, k)        # (k, n_nodes)
     summary = probe_dataset(model, tok, examples, k)     # per thought index, averaged
 
-`last=True` reads instead, for each k = 1..K, the last thought of a k-thought prompt:
-the state after k steps, which the k-th curriculum stage feeds back and trains.
+Attention is causal, so a thought is the same whichever number of thoughts follows it:
+the k thoughts of one prompt are also the last thoughts of prompts with 1..k.
 
 Thought t (0-based) is compared with the frontier at depth t + 1 by
 `probe.frontier_value_summary`.
@@ -29,8 +29,7 @@ from coconut.curriculum.sequence import latent_prompt
 from .probe import (aggregate_depth_profiles, aggregate_value_summaries, depth_profile, frontier_value_summary,
                     node_token_map, node_values)
 
-__all__ = ["node_tokens", "thought_vectors", "probe_values", "last_thought_values", "probe_example", "probe_dataset",
-           "depth_dataset"]
+__all__ = ["node_tokens", "thought_vectors", "probe_values", "probe_example", "probe_dataset", "depth_dataset"]
 
 
 def node_tokens(tok, example) -> dict[int, list[int]]:
@@ -63,37 +62,25 @@ def probe_values(model, tok, example, k: int) -> np.ndarray:
     return node_values(logits, node_tokens(tok, example), kind="logits", n_nodes=len(example.idx_to_symbol))
 
 
-def last_thought_values(model, tok, example, k_max: int) -> np.ndarray:
-    """(k_max, n_nodes): row k - 1 holds the node values of the last thought of
-    `question <bot> <latent>×k <eot>`, for k = 1..k_max."""
-    return np.stack([probe_values(model, tok, example, k)[-1] for k in range(1, k_max + 1)])
-
-
-def _values(model, tok, example, k: int, last: bool) -> np.ndarray:
-    return last_thought_values(model, tok, example, k) if last else probe_values(model, tok, example, k)
-
-
-def probe_example(model, tok, example, k: int, mode: str = "shortest", last: bool = False) -> dict[int, dict]:
-    """`frontier_value_summary` of one example's k thoughts (`last`: of the last thought
-    of each k' = 1..k)."""
-    return frontier_value_summary(_values(model, tok, example, k, last), example, mode=mode)
+def probe_example(model, tok, example, k: int, mode: str = "shortest", depth_offset: int = 1) -> dict[int, dict]:
+    """`frontier_value_summary` of one example's k thoughts."""
+    return frontier_value_summary(probe_values(model, tok, example, k), example, mode=mode, depth_offset=depth_offset)
 
 
 def probe_dataset(model, tok, examples: Sequence, k: int, mode: str = "shortest",
-                  last: bool = False) -> dict[int, dict[str, float]]:
+                  depth_offset: int = 1) -> dict[int, dict[str, float]]:
     """Per thought index t: the mean over examples of frontier / rest / reachable /
     unreachable / on- and off-path values, frontier ranks and precision (see
-    `probe.aggregate_value_summaries`)."""
+    `probe.aggregate_value_summaries`), thought t against the frontier at depth
+    t + depth_offset."""
     if len(examples) == 0:
         raise ValueError("probe_dataset: no examples")
-    return aggregate_value_summaries([probe_example(model, tok, ex, k, mode, last) for ex in examples])
+    return aggregate_value_summaries([probe_example(model, tok, ex, k, mode, depth_offset) for ex in examples])
 
 
-def depth_dataset(model, tok, examples: Sequence, k: int, max_depth: int = 6,
-                  last: bool = False) -> dict[str, np.ndarray]:
-    """`probe.depth_profile` of each example's k thoughts (`last`: as in probe_example),
-    averaged over the examples."""
+def depth_dataset(model, tok, examples: Sequence, k: int, max_depth: int = 6) -> dict[str, np.ndarray]:
+    """`probe.depth_profile` of each example's k thoughts, averaged over the examples."""
     if len(examples) == 0:
         raise ValueError("depth_dataset: no examples")
-    return aggregate_depth_profiles([depth_profile(_values(model, tok, ex, k, last), ex, max_depth)
+    return aggregate_depth_profiles([depth_profile(probe_values(model, tok, ex, k), ex, max_depth)
                                      for ex in examples])

@@ -132,20 +132,24 @@ def _mean(values: np.ndarray, nodes) -> float:
     return float(sel.mean()) if sel.size else float("nan")
 
 
-def frontier_value_summary(values_per_thought: np.ndarray, example, mode: str = "shortest") -> dict[int, dict]:
+def frontier_value_summary(values_per_thought: np.ndarray, example, mode: str = "shortest",
+                           depth_offset: int = 1) -> dict[int, dict]:
     """Per-thought comparison of frontier nodes with the rest.
 
     ``values_per_thought``: ``(n_thoughts, n_nodes)`` node values (see ``node_values``).
-    Thought ``t`` (0-based) is compared with the frontier at depth ``t + 1``: the first
-    thought should hold the root's children, the second the next layer, and so on
-    (``mode`` as in ``graph.frontier``: "shortest" = shortest distance exactly
-    ``t + 1``; "walk" = reachable by a path of exactly ``t + 1`` edges).
+    Thought ``t`` (0-based) is compared with the frontier at depth ``t + depth_offset``.
+    With the default 1 the first thought should hold the root's children, the second the
+    next layer, and so on; with 0, the layer the search has reached (the first thought
+    the root), which is what a thought trained to name the next step's first node holds
+    (recipe option predict_past_eot). ``mode`` as in ``graph.frontier``: "shortest" =
+    shortest distance exactly that depth; "walk" = reachable by a path of exactly that
+    many edges.
 
     Returns ``{t: stats}`` with, for each thought:
-    - ``depth``: ``t + 1``; ``frontier``: sorted frontier node ids;
+    - ``depth``: ``t + depth_offset``; ``frontier``: sorted frontier node ids;
     - ``frontier_mean``: mean value of frontier nodes;
     - ``rest_mean``: mean value of all other nodes (root included);
-    - ``reachable_mean``: mean value of the nodes within ``t + 1`` steps of the root
+    - ``reachable_mean``: mean value of the nodes within ``depth`` steps of the root
       (root excluded) -- the paper's "reachable within that many steps";
     - ``unreachable_mean``: mean value of nodes the root cannot reach at all;
     - ``optimal_mean``: mean value of frontier nodes on a shortest root -> target path;
@@ -173,7 +177,7 @@ def frontier_value_summary(values_per_thought: np.ndarray, example, mode: str = 
     optimal = optimal_path_nodes(example)
     out: dict[int, dict] = {}
     for t in range(vals.shape[0]):
-        depth = t + 1
+        depth = t + depth_offset
         v = vals[t]
         front = frontier(example, depth, mode=mode)
         within = {u for u, d in dist.items() if 1 <= d <= depth}
@@ -192,7 +196,7 @@ def frontier_value_summary(values_per_thought: np.ndarray, example, mode: str = 
             "rest_mean": _mean(v, all_nodes - front),
             "reachable_mean": _mean(v, within),
             "unreachable_mean": _mean(v, unreachable),
-            "optimal_mean": _mean(v, front & (optimal - {root})),
+            "optimal_mean": _mean(v, front & optimal),
             "off_path_mean": _mean(v, front - optimal),
             "frontier_ranks": front_ranks,
             "frontier_mean_rank": float(np.mean(front_ranks)) if front_ranks else float("nan"),
