@@ -225,13 +225,13 @@ def mean_thoughts(row: str, state: dict | None, epoch: int) -> float | None:
     return sum(p.count(tok.latent_id) for p in prompts) / len(prompts)
 
 
-def analyse(out: str, run: str, ks=range(7)) -> str:
+def analyse(out: str, run: str, ks=range(7)) -> str | None:
     """The final checkpoint's accuracy with k = 0..6 thoughts (continuous thoughts, or
     pause tokens for a pause method), and for a Coconut-like row on ProsQA the latent value
     probe (coconut.analysis.latent_probe: for thought t the layer reached, distance t - 1,
     and the next one, distance t, on and off a shortest path against the rest, and the
-    mean value of every layer). Written to NAME.analysis.json
-    beside the run's folder; returns that path."""
+    mean value of every layer). Written to NAME.analysis.json beside the run's folder;
+    returns that path, or None for a run that has not finished its epochs."""
     from coconut.analysis.latent_probe import depth_dataset, probe_dataset
     from coconut.build import build_method, build_model, build_recipe, build_tokenization, load_data
     from coconut.checkpoints import read_state
@@ -243,6 +243,8 @@ def analyse(out: str, run: str, ks=range(7)) -> str:
         raise SystemExit(f"{name}: no checkpoint at the end of an epoch in {out}")
     epoch, _, checkpoint = finished[-1]
     cfg = load_config(split_row(run)[0], row_overrides(run))
+    if epoch < cfg.num_epochs:
+        return None
     if cfg.generate is not None:
         cfg.generate.n = 1   # only the validation examples are needed
     cfg.only_eval = True
@@ -458,7 +460,7 @@ def main() -> None:
         found = [r for run in runs for r in ([run] if args.seeds or split_row(run)[2] else runs_in(args.out, run))]
         for run in dict.fromkeys(found):
             if os.path.isdir(os.path.join(args.out, run_name(run))):
-                print(analyse(args.out, run), flush=True)
+                print(analyse(args.out, run) or f"{run_name(run)}: not finished, left out", flush=True)
         return
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     run_rows(runs, args.out, args.jobs, threads, args.resume)
