@@ -242,16 +242,17 @@ def analyse(out: str, run: str, ks=range(7)) -> str | None:
     if not finished:
         raise SystemExit(f"{name}: no checkpoint at the end of an epoch in {out}")
     epoch, _, checkpoint = finished[-1]
-    cfg = load_config(split_row(run)[0], row_overrides(run))
-    if epoch < cfg.num_epochs:
+    state = read_state(checkpoint)
+    if epoch < state["config"]["num_epochs"]:
         return None
+    cfg = load_config(split_row(run)[0], row_overrides(run))
     if cfg.generate is not None:
         cfg.generate.n = 1   # only the validation examples are needed
     cfg.only_eval = True
     recipe = build_recipe(cfg)
     method = build_method(cfg, recipe=recipe)
     _, val, _ = load_data(cfg)
-    tok = build_tokenization(cfg, method, val, read_state(checkpoint)["tokenization"])
+    tok = build_tokenization(cfg, method, val, state["tokenization"])
     model = build_model(cfg, tok, checkpoint, recipe)
     mode = "pause" if method.thought_mode == "pause" else "continuous"
     sweep = k_sweep(model, tok, val, ks=ks, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size,
