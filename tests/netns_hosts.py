@@ -45,6 +45,8 @@ def unavailable() -> str | None:
         return "creating network namespaces needs root"
     if shutil.which("ip") is None:
         return "needs `ip` (apt-get install iproute2)"
+    if shutil.which("unshare") is None or shutil.which("hostname") is None:
+        return "needs `unshare` and `hostname` (apt-get install util-linux hostname)"
     return None
 
 
@@ -97,8 +99,10 @@ class Hosts:
         """The mpirun command line (up to -np) for one rank per host over TCP: the ob1
         point-to-point layer (not UCX, which could take shared memory) with only the tcp
         and self transports, all traffic on the hosts' subnet, no binding (the hosts
-        share this machine's cores)."""
-        return ["ip", "netns", "exec", self.names[0], mpirun, "--hostfile", self.hostfile,
+        share this machine's cores). Like the agent's daemons, mpirun gets its host's name
+        as hostname (a UTS namespace of its own)."""
+        return ["ip", "netns", "exec", self.names[0], "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"',
+                self.names[0], mpirun, "--hostfile", self.hostfile,
                 "--mca", "plm_rsh_agent", AGENT, "--mca", "pml", "ob1", "--mca", "btl", "tcp,self",
                 "--mca", "btl_tcp_if_include", SUBNET, "--mca", "oob_tcp_if_include", SUBNET,
                 "--bind-to", "none", "--oversubscribe"]
