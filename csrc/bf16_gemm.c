@@ -1,5 +1,7 @@
 #include "bf16_gemm.h"
 
+#include <stdatomic.h>
+
 #include "bf16.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -11,12 +13,16 @@
 
 int bf16_gemm_available(void) {
 #if HAVE_KERNEL
-    /* asked once: CPUID traps to the hypervisor on a virtual machine. Two threads asking
-     * at once store the same answer. __builtin_cpu_supports checks that the OS saves
+    /* asked once: CPUID traps to the hypervisor on a virtual machine (two threads asking
+     * at once store the same answer). __builtin_cpu_supports checks that the OS saves
      * the AVX-512 registers. */
-    static int known = -1;
-    if (known < 0) known = cpu_has_avx512_bf16() && __builtin_cpu_supports("avx512f");
-    return known;
+    static atomic_int known = -1;
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (k < 0) {
+        k = cpu_has_avx512_bf16() && __builtin_cpu_supports("avx512f");
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+    }
+    return k;
 #else
     return 0;
 #endif

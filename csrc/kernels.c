@@ -244,8 +244,8 @@ static inline float dotf(const float *a, const float *b, int n) {
 /* The products of attention for a handful of query rows (a thought pass, a decoding
  * step): plain loops, since a BLAS call per (row, head) costs more than its arithmetic.
  * Same contract as blas_sgemm for the three forms attention uses. Their strided rows
- * (B*3C floats apart) defeat the hardware prefetcher, so the loops fetch a few rows
- * ahead themselves: without it a thought pass waited on memory for most of its time. */
+ * (B*3C floats apart) defeat the hardware prefetcher, so the loops fetch rows ahead
+ * themselves. */
 #define PREFETCH_AHEAD 16
 
 static inline void prefetch_row(const float *row, int n, int for_write) {
