@@ -39,13 +39,11 @@ int bf16_gemm_available(void) {
 #define NC 512
 #define MC 96
 
-/* Round to bf16 (as bf16_round) and keep the 16 bits; written without branches so that
- * the compiler vectorises it. */
+/* dst[i] = the 16 bits of bf16_round(src[i]) (the loop vectorises) */
 static void to_bf16(uint16_t *dst, const float *src, int n) {
     for (int i = 0; i < n; i++) {
-        union { float f; uint32_t u; } v = {.f = src[i]};
-        uint32_t rounded = (v.u + 0x7FFFu + ((v.u >> 16) & 1u)) >> 16;
-        dst[i] = (uint16_t)((v.u & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC0u : rounded);
+        union { float f; uint32_t u; } v = {.f = bf16_round(src[i])};
+        dst[i] = (uint16_t)(v.u >> 16);
     }
 }
 
