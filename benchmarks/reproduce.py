@@ -227,7 +227,8 @@ def mean_thoughts(row: str, state: dict | None, epoch: int) -> float | None:
 
 def analyse(out: str, run: str, ks=range(7)) -> str | None:
     """The final checkpoint's accuracy with k = 0..6 thoughts (continuous thoughts, or
-    pause tokens for a pause method), and for a Coconut-like row on ProsQA the latent value
+    pause tokens for a pause method; a method without thoughts gets its own prompt as
+    k = 0), and for a Coconut-like row on ProsQA the latent value
     probe (coconut.analysis.latent_probe: for thought t the layer reached, distance t - 1,
     and the next one, distance t, on and off a shortest path against the rest, and the
     mean value of every layer). Written to NAME.analysis.json beside the run's folder;
@@ -235,7 +236,7 @@ def analyse(out: str, run: str, ks=range(7)) -> str | None:
     from coconut.analysis.latent_probe import depth_dataset, probe_dataset
     from coconut.build import build_method, build_model, build_recipe, build_tokenization, load_data
     from coconut.checkpoints import read_state
-    from coconut.evaluate import k_sweep
+    from coconut.evaluate import evaluate, k_sweep
     from coconut.run_config import load_config
     name = run_name(run)
     finished = [c for c in list_checkpoints(os.path.join(out, name)) if c[1] == 0]
@@ -254,9 +255,11 @@ def analyse(out: str, run: str, ks=range(7)) -> str | None:
     _, val, _ = load_data(cfg)
     tok = build_tokenization(cfg, method, val, state["tokenization"])
     model = build_model(cfg, tok, checkpoint, recipe)
-    mode = "pause" if method.thought_mode == "pause" else "continuous"
-    sweep = k_sweep(model, tok, val, ks=ks, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size,
-                    thoughts=mode)
+    if method.thought_mode == "none":   # nothing to sweep: the method's own prompt, k = 0
+        sweep = {0: evaluate(model, tok, method, val, cfg.max_new_tokens, cfg.eval_batch_size)}
+    else:
+        sweep = k_sweep(model, tok, val, ks=ks, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size,
+                        thoughts=method.thought_mode)
     result = {"checkpoint": checkpoint, "epoch": epoch, "k_sweep": {k: r.accuracy for k, r in sweep.items()}}
     if method.thought_mode == "continuous" and task(split_row(run)[0]) == "prosqa":
         k_max = max(ks)
