@@ -416,18 +416,20 @@ def _save(plt, fig, axes, path: str) -> str:
     return path
 
 
-def report(out: str, results_dir: str = RESULTS) -> list[dict]:
+def report(out: str, results_dir: str = RESULTS, name: str = "reproduce") -> list[dict]:
+    """The table (NAME.md), the rows (NAME.json) and the plots (NAME_*.png) of the runs
+    in `out`, written to `results_dir`."""
     results = [r for r in (read_row(out, run) for row in ROWS for run in runs_in(out, row)) if r is not None]
     if not results:
         sys.exit(f"no finished rows in {out}")
     os.makedirs(results_dir, exist_ok=True)
-    with open(os.path.join(results_dir, "reproduce.json"), "w") as f:
+    with open(os.path.join(results_dir, f"{name}.json"), "w") as f:
         json.dump({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": results}, f, indent=1)
     text = table(results)
-    with open(os.path.join(results_dir, "reproduce.md"), "w") as f:
+    with open(os.path.join(results_dir, f"{name}.md"), "w") as f:
         f.write(text)
     print(text)
-    for path in plot(results, os.path.join(results_dir, "reproduce")):
+    for path in plot(results, os.path.join(results_dir, name)):
         print("wrote", path)
     return results
 
@@ -442,13 +444,15 @@ def main() -> None:
                         "found in --out)")
     p.add_argument("--out", default="runs/reproduce", help="where the runs' checkpoints and logs go")
     p.add_argument("--jobs", type=int, default=2, help="rows trained at the same time")
+    p.add_argument("--record", default="reproduce",
+                   help="report: the name of its files in benchmarks/results (default: reproduce)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads per row (default: cores / jobs; analyse: all cores)")
     p.add_argument("--resume", action="store_true",
                    help="rows with checkpoints in --out continue from their latest one; the others start afresh")
     args = p.parse_args()
     if args.what == "report":
-        report(args.out)
+        report(args.out, name=args.record)
         return
     try:
         runs = with_seeds([r for r in args.rows.split(",") if r], [int(x) for x in (args.seeds or "0").split(",")])
