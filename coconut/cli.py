@@ -57,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                             "without thoughts)")
     modes.add_argument("--probe", action="store_true",
                        help="ProsQA: the latent value probe (coconut.analysis) with the method's most thoughts: "
-                            "each thought's value of the next layer's frontier against the other nodes, and of "
-                            "every layer of the graph")
+                            "per thought, the values of the graph layer it has reached and of the next one, on "
+                            "and off the shortest paths, against the other nodes, and of every layer")
     modes.add_argument("--adaptive", action="store_true",
                        help="fit the stop classifier (coconut.stop_classifier) on the training data, then print "
                             "its accuracy and mean thought count next to fixed k = 0..the method's most thoughts")
