@@ -12,7 +12,10 @@ scratch or not); then it hooks into one of:
 - `init_model(model, tok, seed, std)`: the rows of a model built from scratch;
 - `training_sequence(tok, seq, rng)`: every TRAINING sequence, after the method laid it
   out (validation sequences stay the reference's, so validation loss compares across
-  recipes).
+  recipes);
+- `lr_scale(progress, num_epochs)`: the factor on the config's lr for the optimizer step
+  taken at `progress` epochs into the run (a function of the step's place alone, so a
+  resumed run takes the same steps).
 
 The trainer calls `Recipe`'s hooks and knows no option by name. A new option is a class
 with a `key` added to OPTIONS, and a test.
@@ -56,6 +59,9 @@ class Option:
 
     def training_sequence(self, tok, seq: TrainingSequence, rng: random.Random) -> TrainingSequence:
         return seq
+
+    def lr_scale(self, progress: float, num_epochs: int) -> float:
+        return 1.0
 
     def _needs_scratch(self, from_scratch: bool) -> None:
         if not from_scratch:
@@ -167,9 +173,30 @@ class FirstStageEpochs(Option):
         return dataclasses.replace(method, first_stage_epochs=self.value)
 
 
+class LrDecayEpochs(Option):
+    """Over the run's last this many epochs the learning rate falls linearly, step by
+    step, from the config's lr towards 0 (the reference keeps it constant). With a
+    constant lr a from-scratch model's accuracy in the last stage moves by several points
+    from epoch to epoch; the decay lets the final epoch settle instead of landing wherever
+    the last step left it."""
+
+    key, default = "lr_decay_epochs", None
+
+    def check_value(self) -> None:
+        if self.value is not None and (isinstance(self.value, bool) or not isinstance(self.value, int)
+                                       or self.value < 1):
+            raise ValueError(f"lr_decay_epochs must be an integer >= 1 (or null), got {self.value!r}")
+
+    def lr_scale(self, progress: float, num_epochs: int) -> float:
+        if self.value is None:
+            return 1.0
+        return min(1.0, (num_epochs - progress) / self.value)
+
+
 # The order the hooks run in: renaming draws from the epoch's generator, and a resumed
 # run must draw as the uninterrupted one did.
-OPTIONS = {cls.key: cls for cls in (FirstStageEpochs, EmbeddingStd, TokenInit, ShuffleNodes, PredictPastEot)}
+OPTIONS = {cls.key: cls for cls in (FirstStageEpochs, EmbeddingStd, TokenInit, ShuffleNodes, PredictPastEot,
+                                          LrDecayEpochs)}
 
 
 class Recipe:
@@ -206,6 +233,9 @@ class Recipe:
         for option in self.options:
             seq = option.training_sequence(tok, seq, rng)
         return seq
+
+    def lr_scale(self, progress: float, num_epochs: int) -> float:
+        return math.prod(option.lr_scale(progress, num_epochs) for option in self.options)
 
 
 def _boolean(option: Option) -> None:

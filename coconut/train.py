@@ -223,6 +223,7 @@ class Trainer:
         progress = self.progress(f"epoch {epoch + 1}/{cfg.num_epochs} (stage {method.stage(epoch)}) training",
                                  len(steps), "step", initial=self.step_in_epoch)
         for step in range(self.step_in_epoch, len(steps)):
+            self.optimizer.lr = cfg.lr * self.recipe.lr_scale(epoch + step / len(steps), cfg.num_epochs)
             losses += [(step, j, loss) for j, loss in self.train_step(steps[step])]
             # tokens of the whole step (every rank's micro-batches): the padding-free lengths
             step_tokens = sum(len(s.input_ids) for seqs in steps[step] for s in seqs)
@@ -300,7 +301,7 @@ class Trainer:
         line = {"epoch": epoch + 1, "stage": self.method.stage(epoch), "train_loss": train_loss,
                 "val_loss": val_loss, "val_accuracy": ev.accuracy, "mean_new_tokens": ev.mean_new_tokens,
                 "mean_thoughts": float(np.mean([r.n_thoughts for r in ev.records])),
-                "tokens_per_s": tokens_per_s, "global_step": self.global_step,
+                "tokens_per_s": tokens_per_s, "global_step": self.global_step, "lr": self.optimizer.lr,
                 "optimizer_reset": self.method.optimizer_reset(epoch), "best_accuracy": self.best_accuracy,
                 "precision": self.precision}
         self.epoch = epoch + 1   # what a checkpoint of this moment resumes at

@@ -1,18 +1,21 @@
 """Recipes (coconut.recipes): each option of a config's `recipe:` mapping, what it does
 to the model's rows or the training sequences, what it refuses, and that the options
 in a run resume exactly."""
+import os
 import random
+import shutil
 
 import numpy as np
 import pytest
 
+import coconut
 from coconut.build import build_method
 from coconut.curriculum import CoT
 from coconut.recipes import OPTIONS, Recipe
 from coconut.run_config import ConfigError
 from coconut.train import Trainer, train
 
-from test_train import config
+from test_train import config, metrics
 
 
 def test_unknown_options_and_bad_values_are_refused(tmp_path):
@@ -22,7 +25,8 @@ def test_unknown_options_and_bad_values_are_refused(tmp_path):
     for key, bad, why in (("embedding_std", 0.0, "must be a number > 0"), ("token_init", "sum", "must be one of"),
                           ("shuffle_nodes", "yes", "must be true or false"),
                           ("predict_past_eot", 1, "must be true or false"),
-                          ("first_stage_epochs", 0, "must be an integer >= 1")):
+                          ("first_stage_epochs", 0, "must be an integer >= 1"),
+                          ("lr_decay_epochs", 1.5, "must be an integer >= 1")):
         with pytest.raises(ConfigError, match=f"recipe: {key} {why}"):
             Trainer(config(tmp_path, recipe={key: bad}))
     assert [o.value for o in Recipe().options] == [cls.default for cls in OPTIONS.values()]
@@ -140,3 +144,27 @@ def test_predict_past_eot(tmp_path):
     train(config(tmp_path, "past", recipe={"predict_past_eot": True}, num_epochs=2))          # it trains
     with pytest.raises(ConfigError, match="predict_past_eot.*no continuous thoughts"):
         Trainer(config(tmp_path, recipe={"predict_past_eot": True}, coconut=False, cot=True))
+
+
+def test_lr_decay_epochs_falls_linearly_over_the_last_epochs_and_resumes_exactly(tmp_path):
+    """lr_decay_epochs: 2 of 3 epochs: the step at progress p (epochs) takes lr * min(1,
+    (3 - p) / 2). Epoch 1 is the constant-lr run's; the run resumed from its epoch-1
+    checkpoint ends on the same bits."""
+    recipe = Recipe({"lr_decay_epochs": 2})
+    assert [recipe.lr_scale(p, 3) for p in (0.0, 1.0, 2.0, 2.5, 2.8)] == pytest.approx([1, 1, 0.5, 0.25, 0.1])
+    assert Recipe().lr_scale(2.9, 3) == 1.0                                           # the reference: constant
+    kw = dict(reset_optimizer="never", lr=1e-3)
+    constant = train(config(tmp_path, "constant", **kw))
+    decayed = train(config(tmp_path, "decayed", recipe={"lr_decay_epochs": 2}, **kw))
+    steps = 5                                                                         # 40 examples / 8 per step
+    last = [e + (steps - 1) / steps for e in range(3)]                                # each epoch's last step
+    assert [l["lr"] for l in metrics(decayed.save_dir)] == pytest.approx([1e-3 * min(1, (3 - p) / 2) for p in last])
+    assert [l["lr"] for l in metrics(constant.save_dir)] == [1e-3] * 3
+    first = [coconut.GPT2.from_pretrained(os.path.join(r.save_dir, "checkpoint_1")).param_block
+             for r in (constant, decayed)]
+    assert np.array_equal(*first)
+    assert not np.array_equal(constant.model.param_block, decayed.model.param_block)
+    split = os.path.join(tmp_path, "split")
+    shutil.copytree(decayed.save_dir, split, ignore=shutil.ignore_patterns("checkpoint_2", "checkpoint_3"))
+    resumed = train(config(tmp_path, "split", recipe={"lr_decay_epochs": 2}, **kw), resume=1)
+    assert np.array_equal(resumed.model.param_block, decayed.model.param_block)
