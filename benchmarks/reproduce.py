@@ -6,6 +6,7 @@
     python benchmarks/reproduce.py run --rows prosqa-cpu-thoughts:coconut --seeds 0,1,2
     python benchmarks/reproduce.py analyse                            # k-sweeps and probes
     python benchmarks/reproduce.py report                             # table and plots
+    python benchmarks/reproduce.py report --merge --record NAME       # add to a recorded table
 
 `run` trains each row with `coconut train PRESET --set method=M ...`, `--jobs` rows at
 a time with the machine's threads shared between them, into `--out` (one folder per
@@ -416,10 +417,20 @@ def _save(plt, fig, axes, path: str) -> str:
     return path
 
 
-def report(out: str, results_dir: str = RESULTS, name: str = "reproduce") -> list[dict]:
+def report(out: str, results_dir: str = RESULTS, name: str = "reproduce", merge: bool = False) -> list[dict]:
     """The table (NAME.md), the rows (NAME.json) and the plots (NAME_*.png) of the runs
-    in `out`, written to `results_dir`."""
+    in `out`, written to `results_dir`. With merge, the runs already recorded in NAME.json
+    that `out` does not hold stay in the record (a run in `out` replaces its recorded
+    self), so rows trained in different places or sessions make one table."""
     results = [r for r in (read_row(out, run) for row in ROWS for run in runs_in(out, row)) if r is not None]
+    record = os.path.join(results_dir, f"{name}.json")
+    if merge and os.path.exists(record):
+        with open(record) as f:
+            recorded = json.load(f)["rows"]
+        fresh = {r["run"] for r in results}
+        results += [r for r in recorded if r["run"] not in fresh]
+        order = {row: i for i, row in enumerate(ROWS)}
+        results.sort(key=lambda r: (order[r["row"]], r["seed"]))
     if not results:
         sys.exit(f"no finished rows in {out}")
     os.makedirs(results_dir, exist_ok=True)
@@ -448,11 +459,13 @@ def main() -> None:
                    help="report: the name of its files in benchmarks/results (default: reproduce)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads per row (default: cores / jobs; analyse: all cores)")
+    p.add_argument("--merge", action="store_true",
+                   help="report: keep the runs already recorded under --record that --out does not hold")
     p.add_argument("--resume", action="store_true",
                    help="rows with checkpoints in --out continue from their latest one; the others start afresh")
     args = p.parse_args()
     if args.what == "report":
-        report(args.out, name=args.record)
+        report(args.out, name=args.record, merge=args.merge)
         return
     try:
         runs = with_seeds([r for r in args.rows.split(",") if r], [int(x) for x in (args.seeds or "0").split(",")])

@@ -127,6 +127,26 @@ def test_seeds_name_their_runs_and_the_table_shows_mean_and_spread(tmp_path):
         in table
 
 
+def test_merge_keeps_recorded_runs_and_replaces_those_run_again(tmp_path):
+    """report --merge: runs recorded earlier (their folders gone) stay in the table beside
+    the new ones, in the rows' order; a run that is in --out again replaces its record."""
+    first, second, results = tmp_path / "first", tmp_path / "second", tmp_path / "results"
+    _write_run(first, "prosqa-cpu:cot", [0.5, 0.8], 20.0)
+    _write_run(first, "prosqa-cpu:coconut", [0.5, 0.9], 9.0)
+    reproduce.report(str(first), str(results))
+    _write_run(second, "prosqa-cpu:coconut", [0.5, 0.7], 9.0)
+    _write_run(second, "prosqa-cpu:coconut:seed1", [0.5, 0.9], 9.0)
+    rows = reproduce.report(str(second), str(results))   # without merge: only what --out holds
+    assert [r["run"] for r in rows] == ["prosqa-cpu:coconut", "prosqa-cpu:coconut:seed1"]
+    reproduce.report(str(first), str(results))
+    rows = reproduce.report(str(second), str(results), merge=True)
+    assert [(r["run"], r["accuracy"]) for r in rows] == [("prosqa-cpu:coconut", 0.7), ("prosqa-cpu:coconut:seed1", 0.9),
+                                                         ("prosqa-cpu:cot", 0.8)]
+    table = (results / "reproduce.md").read_text()
+    assert "| Coconut | 80.0 ± 14.1 (seeds 0, 1: 70.0, 90.0) |" in table and "| CoT | 80.0 | 20.0 + - |" in table
+    assert json.loads((results / "reproduce.json").read_text())["rows"] == rows
+
+
 def test_run_resume_continues_stopped_rows(tmp_path, monkeypatch):
     """`run --resume`: a row with a checkpoint gets --resume, keeps its log and adds its
     minutes to those recorded; a row without one starts afresh."""
