@@ -434,7 +434,7 @@ def report(out: str, results_dir: str = RESULTS, name: str = "reproduce", merge:
     if not results:
         sys.exit(f"no finished rows in {out}")
     os.makedirs(results_dir, exist_ok=True)
-    with open(os.path.join(results_dir, f"{name}.json"), "w") as f:
+    with open(record, "w") as f:
         json.dump({"time": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": results}, f, indent=1)
     text = table(results)
     with open(os.path.join(results_dir, f"{name}.md"), "w") as f:
