@@ -9,9 +9,10 @@
 /* Greedy choice for the B rows of column t: logits = ln_f output @ wte^T (the layer-0
  * inputs, emb, are free scratch between passes: inference keeps nothing for a backward). Returns the number of rows still decoding (not done)
  * with a logit that is not finite. */
-static int argmax_column(Ctx *c, int B, int t, const uint8_t *done, float *logits, int64_t *best) {
-    int C = c->shape->n_embd, V = c->shape->vocab_size;
-    lm_head_logits(logits, (size_t)V, c->a->emb, c->a->lnf + (size_t)t * B * C, c->pm.wte, B, C, V, c->bf16);
+static int argmax_column(Ctx *c, const Batch *bt, int t, const uint8_t *done, float *logits, int64_t *best) {
+    int B = bt->B, C = c->shape->n_embd, V = c->shape->vocab_size;
+    lm_head_logits(logits, (size_t)V, c->a->emb, c->a->lnf + rows_first(&bt->rows, t) * C, c->pm.wte, B, C,
+                   V, c->bf16);
     int bad = 0;
     #pragma omp parallel for reduction(+:bad) schedule(static) PAR_IF((size_t)B * V)
     for (int b = 0; b < B; b++) {
@@ -43,7 +44,7 @@ CoreStatus run_generate(Ctx *c, Batch *bt, int Tp, const int *bounds, int n_pass
     for (int i = 0; i < n_pass; i++) forward_range(c, bt, bounds[i], bounds[i + 1]);
     int t = Tp - 1; /* column whose logits choose the next token */
     for (int step = 0; step < max_new; step++) {
-        if (argmax_column(c, B, t, done, logits, best)) { st = CORE_NOT_FINITE; break; }
+        if (argmax_column(c, bt, t, done, logits, best)) { st = CORE_NOT_FINITE; break; }
         int active = 0;
         for (int b = 0; b < B; b++) {
             if (done[b]) continue;

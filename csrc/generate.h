@@ -4,7 +4,8 @@
 
 #include "thoughts.h"
 
-/* bt holds (B, T) buffers the caller owns: the left-padded prompts in columns
+/* bt holds (B, T) buffers the caller owns, with the full row map (every column is
+ * decoded for every example): the left-padded prompts in columns
  * [0, Tp), room for max_new tokens after them. The prompt runs through the thought
  * passes; then each step decodes one column for the whole batch. out (B, max_new)
  * receives new ids (-1 after an example stopped); n_out (B) their counts. As in the

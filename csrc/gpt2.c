@@ -85,7 +85,7 @@ static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_bac
     CARVE(a->lnf, TB * C);
     CARVE(a->lnf_mean, TB);
     CARVE(a->lnf_rstd, TB);
-    CARVE(a->s_attn, (size_t)n_threads * attention_scratch_floats(T, need_backward));
+    CARVE(a->s_attn, (size_t)n_threads * attention_scratch_floats(T, (int)(C / NH), need_backward));
     a->w_bf16 = a->s_dw_bf16 = NULL;
     if (bf16) {
         ParamLayout lay;

@@ -2,15 +2,17 @@
  * entry points the Python module calls. Tensors are named pointers into three blocks:
  * parameters and gradients (owned by Python as NumPy arrays) and one activation arena.
  *
- * Activations are stored time-major, (T, B, C): the rows of a position range [t0, t1)
- * of the whole batch are then one contiguous block, so every pass of the thought
- * schedule, however short, is a single matrix product per weight. */
+ * Activations are stored time-major, one row per cell (example, position) that owns one
+ * (rows.h): the rows of a position range [t0, t1) of the whole batch are then one
+ * contiguous block, so every pass of the thought schedule, however short, is a single
+ * matrix product per weight. The arena has room for every cell of a (B, T) batch. */
 #ifndef COCONUT_GPT2_H
 #define COCONUT_GPT2_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rows.h"
 #include "status.h"
 
 typedef struct {
@@ -51,29 +53,29 @@ typedef struct {
     uint64_t seed;
 } Dropout;
 
-/* Per-layer activations kept for backward, all for the full (T, B) grid. */
+/* Per-layer activations kept for backward, one row per cell that owns one ("rows"). */
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd;   /* (T,B,C), (T,B), (T,B) */
-    float *qkv;                          /* (T,B,3C): the key/value cache lives here */
-    float *atty;                         /* (T,B,C) attention output before c_proj */
+    float *ln1, *ln1_mean, *ln1_rstd;   /* (rows,C), (rows), (rows) */
+    float *qkv;                          /* (rows,3C): the key/value cache lives here */
+    float *atty;                         /* (rows,C) attention output before c_proj */
     float *lse;                          /* (B,NH,T) log-sum-exp of each query row */
-    float *res1;                         /* (T,B,C) residual after attention */
+    float *res1;                         /* (rows,C) residual after attention */
     float *ln2, *ln2_mean, *ln2_rstd;
-    float *fch;                          /* (T,B,4C) before GELU */
-    float *gelu;                         /* (T,B,4C) GELU(fch): kept for c_proj's weight gradient */
-    float *res2;                         /* (T,B,C) layer output */
-    float *dqkv;                         /* (T,B,3C) gradient of q,k,v, accumulated across passes */
+    float *fch;                          /* (rows,4C) before GELU */
+    float *gelu;                         /* (rows,4C) GELU(fch): kept for c_proj's weight gradient */
+    float *res2;                         /* (rows,C) layer output */
+    float *dqkv;                         /* (rows,3C) gradient of q,k,v, accumulated across passes */
     /* gradients at the outputs of the other linear layers, kept for all rows so that
      * the weight gradients are one product over the whole batch after the last pass */
-    float *d_attproj, *d_fc, *d_fcproj;  /* (T,B,C), (T,B,4C), (T,B,C) */
+    float *d_attproj, *d_fc, *d_fcproj;  /* (rows,C), (rows,4C), (rows,C) */
 } LayerActs;
 
 typedef struct {
     int B, T;
-    float *emb;                          /* (T,B,C) input of layer 0 */
+    float *emb;                          /* (rows,C) input of layer 0 */
     LayerActs *layers;                   /* n_layer entries */
-    float *lnf, *lnf_mean, *lnf_rstd;    /* (T,B,C), (T,B), (T,B) */
-    float *dlnf;                         /* (T,B,C) gradient of the ln_f output */
+    float *lnf, *lnf_mean, *lnf_rstd;    /* (rows,C), (rows), (rows) */
+    float *dlnf;                         /* (rows,C) gradient of the ln_f output */
     /* scratch for one range of rows (at most T*B rows) */
     float *s_dres, *s_dx, *s_dbig;
     float *s_attn;                       /* attention scratch: a slot per attention thread */
@@ -92,6 +94,7 @@ typedef struct {
     const int64_t *pos;        /* position ids */
     const int64_t *labels;     /* -100 = ignored; NULL for inference */
     const uint8_t *is_thought; /* (B,T) 1 where the input is a fed-back hidden state */
+    RowMap rows;               /* which cells own an activation row, and where */
 } Batch;
 
 typedef struct {

@@ -210,17 +210,16 @@ uint64_t dropout_site(uint64_t seed, uint64_t site) {
     return mix64(mix64(seed + 0x9E3779B97F4A7C15ULL) ^ (site * 0xD1B54A32D192ED03ULL + 1));
 }
 
-void dropout_rows(float *x, int t0, int t1, int B, int T, int D, uint64_t site_key, float p) {
+void dropout_rows(float *x, const RowMap *m, size_t r0, size_t r1, int D, uint64_t site_key, float p) {
     if (p <= 0.0f) return;
     float scale = 1.0f / (1.0f - p);
-    #pragma omp parallel for collapse(2) schedule(static) PAR_IF((size_t)(t1 - t0) * B * D)
-    for (int t = t0; t < t1; t++)
-        for (int b = 0; b < B; b++) {
-            float *r = x + ((size_t)(t - t0) * B + b) * D;
-            uint64_t base = ((uint64_t)b * T + t) * D;
-            for (int d = 0; d < D; d++)
-                r[d] = dropout_keep(site_key, base + d, p) ? r[d] * scale : 0.0f;
-        }
+    #pragma omp parallel for schedule(static) PAR_IF((r1 - r0) * D)
+    for (size_t r = r0; r < r1; r++) {
+        float *x_r = x + (r - r0) * D;
+        uint64_t base = (uint64_t)rows_cell(m, r) * D;
+        for (int d = 0; d < D; d++)
+            x_r[d] = dropout_keep(site_key, base + d, p) ? x_r[d] * scale : 0.0f;
+    }
 }
 
 /* ---------------------------------------------------------------- attention */
@@ -236,16 +235,10 @@ static inline float dotf(const float *a, const float *b, int n) {
     return s;
 }
 
-/* Attention of the queries [t0, t1) of one (batch row, head) against the keys [0, t1),
- * as two matrix products with strided rows (the (T, B, 3C) layout: a position's row of
- * one batch entry is B*3C floats after the previous one) around a masked softmax.
- * The upper triangle is computed and then masked: BLAS is faster than skipping it. */
-
-/* The products of attention for a handful of query rows (a thought pass, a decoding
- * step): plain loops, since a BLAS call per (row, head) costs more than its arithmetic.
- * Same contract as blas_sgemm for the three forms attention uses. Their strided rows
- * (B*3C floats apart) defeat the hardware prefetcher, so the loops fetch rows ahead
- * themselves. */
+/* Attention of one (example, head) in a pass [t0, t1) works on contiguous copies of that
+ * example's rows: its keys are the unmasked positions of [0, t1) only, its queries those
+ * of them at [t0, t1), so masked cells cost nothing. The rows of one example lie a whole
+ * position's rows apart, which defeats the hardware prefetcher: the copies fetch ahead. */
 #define PREFETCH_AHEAD 16
 
 static inline void prefetch_row(const float *row, int n, int for_write) {
@@ -255,6 +248,58 @@ static inline void prefetch_row(const float *row, int n, int for_write) {
     }
 }
 
+/* dst (n, hd) = the hd columns at src of the given rows (ld floats apart) */
+static void gather_rows(float *dst, const float *src, size_t ld, const int32_t *rows, int n, int hd) {
+    for (int i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n) prefetch_row(src + (size_t)rows[i + PREFETCH_AHEAD] * ld, hd, 0);
+        memcpy(dst + (size_t)i * hd, src + (size_t)rows[i] * ld, sizeof(float) * hd);
+    }
+}
+
+/* the hd columns at dst of the given rows = (add: +=) src (n, hd) */
+static void scatter_rows(float *dst, size_t ld, const int32_t *rows, int n, const float *src, int hd, int add) {
+    for (int i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n) prefetch_row(dst + (size_t)rows[i + PREFETCH_AHEAD] * ld, hd, 1);
+        float *d = dst + (size_t)rows[i] * ld;
+        const float *s = src + (size_t)i * hd;
+        if (add) for (int k = 0; k < hd; k++) d[k] += s[k];
+        else memcpy(d, s, sizeof(float) * hd);
+    }
+}
+
+/* The positions and rows of example b's keys in [0, t1) (unmasked positions, ascending);
+ * returns their number, and in *first_query the index of the first at or after t0. */
+static int attention_keys(const RowMap *m, const int64_t *mask_b, int b, int t0, int t1, int32_t *kpos,
+                          int32_t *krow, int *first_query) {
+    int nk = 0;
+    *first_query = -1;
+    for (int s = 0; s < t1; s++) {
+        if (!mask_b[s]) continue;
+        if (s >= t0 && *first_query < 0) *first_query = nk;
+        kpos[nk] = s;
+        krow[nk] = (int32_t)rows_of(m, b, s);
+        nk++;
+    }
+    if (*first_query < 0) *first_query = nk;
+    return nk;
+}
+
+/* A masked query that owns a row (the full map, or the input of a supervised label)
+ * attends to nothing: its output (and in backward its query gradient) is zero in head
+ * h's columns at col, and its log-sum-exp 0. */
+static void zero_masked_queries(float *x, size_t ld, size_t col, float *lse_bh, const RowMap *m,
+                                const int64_t *mask_b, int b, int t0, int t1, int hd) {
+    for (int t = t0; t < t1; t++) {
+        long r = rows_of(m, b, t);
+        if (mask_b[t] || r < 0) continue;
+        memset(x + (size_t)r * ld + col, 0, sizeof(float) * hd);
+        if (lse_bh) lse_bh[t] = 0.0f;
+    }
+}
+
+/* Products for a handful of query rows (a thought pass, a decoding step): plain loops,
+ * since a BLAS call per (row, head) costs more than its arithmetic. Same contract as
+ * blas_sgemm for the three forms attention uses. */
 static void gemm_small(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc) {
     if (beta != 1.0f)
@@ -264,23 +309,18 @@ static void gemm_small(int transA, int transB, int M, int N, int K, float alpha,
         }
     if (!transA && transB) {          /* C = A B^T: dot products of rows */
         for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) {
-                if (j + PREFETCH_AHEAD < N) prefetch_row(B + (size_t)(j + PREFETCH_AHEAD) * ldb, K, 0);
+            for (int j = 0; j < N; j++)
                 C[(size_t)i * ldc + j] += alpha * dotf(A + (size_t)i * lda, B + (size_t)j * ldb, K);
-            }
     } else {                          /* C = A B or A^T B: rows of B weighted by A's entries */
         size_t a_row = transA ? 1 : (size_t)lda, a_col = transA ? (size_t)lda : 1;
-        for (int i = 0; i < M; i++) {
-            if (i + PREFETCH_AHEAD < M) prefetch_row(C + (size_t)(i + PREFETCH_AHEAD) * ldc, N, 1);
+        for (int i = 0; i < M; i++)
             for (int k = 0; k < K; k++) {
-                if (k + PREFETCH_AHEAD < K) prefetch_row(B + (size_t)(k + PREFETCH_AHEAD) * ldb, N, 0);
                 float a = alpha * A[i * a_row + k * a_col];
                 if (a == 0.0f) continue;
                 const float *b = B + (size_t)k * ldb;
                 float *c = C + (size_t)i * ldc;
                 for (int j = 0; j < N; j++) c[j] += a * b[j];
             }
-        }
     }
 }
 
@@ -295,126 +335,142 @@ static void attn_gemm(int transA, int transB, int M, int N, int K, float alpha, 
     else blas_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* P (nq, nk) from the scores S (in place): probabilities of each query row over its
- * visible keys (s <= t, mask 1), zero elsewhere; the whole row is zero for a masked
- * query. lse receives log-sum-exp per row (forward) or is read from it (recompute).
- * With row_sum (bf16 forward): P holds exp(s - row max) rounded to bf16 instead, and
- * row_sum (nq) the fp32 sums that normalise them (1 for a masked query). */
-static void softmax_rows(float *S, float *lse, int recompute, float *row_sum, const int64_t *mask_b,
-                         int t0, int nq, int nk) {
+/* P (nq, nk) from the scores S (in place): query i (key index q0 + i) sees keys
+ * [0, q0 + i]; the rest of its row is zero (BLAS computed the whole block: faster than
+ * skipping the upper triangle). lse (indexed by position) receives each row's
+ * log-sum-exp (forward) or is read from it (recompute). With row_sum (bf16 forward):
+ * P holds exp(s - row max) rounded to bf16 instead, and row_sum (nq) the fp32 sums that
+ * normalise them. */
+static void softmax_rows(float *S, float *lse, int recompute, float *row_sum, const int32_t *qpos, int q0,
+                         int nq, int nk) {
     for (int i = 0; i < nq; i++) {
-        int t = t0 + i;
         float *row = S + (size_t)i * nk;
-        if (!mask_b[t]) {
-            memset(row, 0, sizeof(float) * nk);
-            if (!recompute) lse[t] = 0.0f;
-            if (row_sum) row_sum[i] = 1.0f;
-            continue;
-        }
+        int v = q0 + i + 1;
         float L;
         if (recompute) {
-            L = lse[t];
+            L = lse[qpos[i]];
         } else {
             float mx = -INFINITY;
-            for (int s = 0; s <= t; s++) if (mask_b[s] && row[s] > mx) mx = row[s];
+            for (int s = 0; s < v; s++) if (row[s] > mx) mx = row[s];
             float sum = 0.0f;
-            for (int s = 0; s <= t; s++) sum += mask_b[s] ? exp_approx(row[s] - mx) : 0.0f;
+            for (int s = 0; s < v; s++) sum += exp_approx(row[s] - mx);
             L = mx + logf(sum);
-            lse[t] = L;
+            lse[qpos[i]] = L;
             if (row_sum) {
                 row_sum[i] = sum;
-                for (int s = 0; s <= t; s++) row[s] = mask_b[s] ? bf16_round(exp_approx(row[s] - mx)) : 0.0f;
-                for (int s = t + 1; s < nk; s++) row[s] = 0.0f;
+                for (int s = 0; s < v; s++) row[s] = bf16_round(exp_approx(row[s] - mx));
+                for (int s = v; s < nk; s++) row[s] = 0.0f;
                 continue;
             }
         }
-        for (int s = 0; s <= t; s++) row[s] = mask_b[s] ? exp_approx(row[s] - L) : 0.0f;
-        for (int s = t + 1; s < nk; s++) row[s] = 0.0f;
+        for (int s = 0; s < v; s++) row[s] = exp_approx(row[s] - L);
+        for (int s = v; s < nk; s++) row[s] = 0.0f;
     }
 }
 
-/* dst = P with attention dropout applied (mask scaled by 1/(1-p)); dst may equal P. */
-static void drop_probs(float *dst, const float *P, int b, int h, int NH, int T, int t0, int nq, int nk,
-                       uint64_t site_key, float p_drop) {
+/* dst = P with attention dropout applied (mask scaled by 1/(1-p)); dst may equal P. The
+ * mask is keyed by (b, h, query position, key position): independent of the layout. */
+static void drop_probs(float *dst, const float *P, int b, int h, int NH, int T, const int32_t *qpos,
+                       const int32_t *kpos, int nq, int nk, uint64_t site_key, float p_drop) {
     float keep_scale = 1.0f / (1.0f - p_drop);
     for (int i = 0; i < nq; i++) {
-        uint64_t base = (((uint64_t)b * NH + h) * T + t0 + i) * T;
+        uint64_t base = (((uint64_t)b * NH + h) * T + qpos[i]) * T;
         for (int s = 0; s < nk; s++) {
             float v = P[(size_t)i * nk + s];
-            dst[(size_t)i * nk + s] = v != 0.0f && dropout_keep(site_key, base + s, p_drop) ? v * keep_scale : 0.0f;
+            dst[(size_t)i * nk + s] = v != 0.0f && dropout_keep(site_key, base + kpos[s], p_drop) ? v * keep_scale : 0.0f;
         }
     }
 }
 
-void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const int64_t *mask,
-                       int t0, int t1, int B, int T, int C, int NH, int n_threads,
+void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const RowMap *m,
+                       const int64_t *mask, int t0, int t1, int C, int NH, int n_threads,
                        uint64_t site_key, float p_drop, int bf16) {
-    int hd = C / NH, nq = t1 - t0, nk = t1, few = nq <= 4;
+    int B = m->B, T = m->T, hd = C / NH;
     float scale = 1.0f / sqrtf((float)hd);
-    int ld3 = B * 3 * C, ld1 = B * C;
+    size_t ld3 = (size_t)3 * C;
     #pragma omp parallel num_threads(n_threads) \
-        if (!blas_threads_mode() && (size_t)B * NH * nq * nk * hd >= PAR_GRAIN)
+        if (!blas_threads_mode() && (size_t)B * NH * (t1 - t0) * t1 * hd >= PAR_GRAIN)
     {
-        float *S = scratch + (size_t)omp_get_thread_num() * attention_scratch_floats(T, 0);
-        float *row_sum = bf16 ? S + (size_t)T * T : NULL;
+        float *S = scratch + (size_t)omp_get_thread_num() * attention_scratch_floats(T, hd, 0);
+        float *row_sum = S + (size_t)T * T, *Qg = row_sum + T, *Kg = Qg + (size_t)T * hd;
+        float *Vg = Kg + (size_t)T * hd, *Og = Vg + (size_t)T * hd;
+        int32_t *kpos = (int32_t *)(Og + (size_t)T * hd), *krow = kpos + T;
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
-                const float *Q = qkv + (size_t)t0 * ld3 + (size_t)b * 3 * C + h * hd;
-                const float *K = qkv + (size_t)b * 3 * C + C + h * hd;
-                const float *V = K + C;
-                attn_gemm(0, 1, nq, nk, hd, scale, Q, ld3, K, ld3, 0.0f, S, nk, few);
-                softmax_rows(S, lse + ((size_t)b * NH + h) * T, 0, row_sum, mask + (size_t)b * T, t0, nq, nk);
-                if (p_drop > 0.0f) drop_probs(S, S, b, h, NH, T, t0, nq, nk, site_key, p_drop);
-                float *O = out + (size_t)t0 * ld1 + (size_t)b * C + h * hd;
-                attn_gemm(0, 0, nq, hd, nk, 1.0f, S, nk, V, ld3, 0.0f, O, ld1, few);
-                if (row_sum)
+                const int64_t *mb = mask + (size_t)b * T;
+                float *lse_bh = lse + ((size_t)b * NH + h) * T;
+                zero_masked_queries(out, C, (size_t)h * hd, lse_bh, m, mb, b, t0, t1, hd);
+                int q0, nk = attention_keys(m, mb, b, t0, t1, kpos, krow, &q0), nq = nk - q0;
+                if (nq == 0) continue;
+                int few = nq <= 4;
+                gather_rows(Qg, qkv + (size_t)h * hd, ld3, krow + q0, nq, hd);
+                gather_rows(Kg, qkv + C + (size_t)h * hd, ld3, krow, nk, hd);
+                gather_rows(Vg, qkv + 2 * C + (size_t)h * hd, ld3, krow, nk, hd);
+                attn_gemm(0, 1, nq, nk, hd, scale, Qg, hd, Kg, hd, 0.0f, S, nk, few);
+                softmax_rows(S, lse_bh, 0, bf16 ? row_sum : NULL, kpos + q0, q0, nq, nk);
+                if (p_drop > 0.0f) drop_probs(S, S, b, h, NH, T, kpos + q0, kpos, nq, nk, site_key, p_drop);
+                attn_gemm(0, 0, nq, hd, nk, 1.0f, S, nk, Vg, hd, 0.0f, Og, hd, few);
+                if (bf16)
                     for (int i = 0; i < nq; i++)
-                        for (int d = 0; d < hd; d++) O[(size_t)i * ld1 + d] /= row_sum[i];
+                        for (int d = 0; d < hd; d++) Og[(size_t)i * hd + d] /= row_sum[i];
+                scatter_rows(out + (size_t)h * hd, C, krow + q0, nq, Og, hd, 0);
             }
     }
 }
 
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                        const float *out, const float *lse, const int64_t *mask, int t0, int t1,
-                        int B, int T, int C, int NH, int n_threads, uint64_t site_key, float p_drop,
+                        const float *out, const float *lse, const RowMap *m, const int64_t *mask,
+                        int t0, int t1, int C, int NH, int n_threads, uint64_t site_key, float p_drop,
                         int bf16) {
-    int hd = C / NH, nq = t1 - t0, nk = t1, few = nq <= 4;
+    int B = m->B, T = m->T, hd = C / NH;
     float scale = 1.0f / sqrtf((float)hd);
     float keep_scale = p_drop > 0.0f ? 1.0f / (1.0f - p_drop) : 1.0f;
     float g_alpha = bf16 ? scale : 1.0f; /* where the score gradient takes its scale */
-    int ld3 = B * 3 * C, ld1 = B * C;
+    size_t ld3 = (size_t)3 * C;
+    /* dout holds the range's rows only */
+    const float *dout_all = dout - rows_first(m, t0) * C;
     /* one (b, h) pair per task: it alone writes the dQ, dK, dV columns of that head */
     #pragma omp parallel num_threads(n_threads) \
-        if (!blas_threads_mode() && (size_t)B * NH * nq * nk * hd >= PAR_GRAIN)
+        if (!blas_threads_mode() && (size_t)B * NH * (t1 - t0) * t1 * hd >= PAR_GRAIN)
     {
-        size_t n = (size_t)nq * nk;
-        float *P = scratch + (size_t)omp_get_thread_num() * attention_scratch_floats(T, 1);
-        float *Pd = P + n, *G = P + 2 * n;
+        float *P = scratch + (size_t)omp_get_thread_num() * attention_scratch_floats(T, hd, 1);
+        float *Pd = P + (size_t)T * T, *G = Pd + (size_t)T * T;
+        float *Qg = G + (size_t)T * T, *Kg = Qg + (size_t)T * hd, *Vg = Kg + (size_t)T * hd;
+        float *dOg = Vg + (size_t)T * hd, *Og = dOg + (size_t)T * hd, *dQ = Og + (size_t)T * hd;
+        float *dK = dQ + (size_t)T * hd, *dV = dK + (size_t)T * hd;
+        int32_t *kpos = (int32_t *)(dV + (size_t)T * hd), *krow = kpos + T;
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
-                const float *Q = qkv + (size_t)t0 * ld3 + (size_t)b * 3 * C + h * hd;
-                const float *K = qkv + (size_t)b * 3 * C + C + h * hd;
-                const float *V = K + C;
-                const float *dO = dout + (size_t)b * C + h * hd;          /* range rows, stride ld1 */
-                const float *O = out + (size_t)t0 * ld1 + (size_t)b * C + h * hd;
-                const float *Lb = lse + ((size_t)b * NH + h) * T;
-                float *dQ = dqkv + (size_t)t0 * ld3 + (size_t)b * 3 * C + h * hd;
-                float *dK = dqkv + (size_t)b * 3 * C + C + h * hd, *dV = dK + C;
                 const int64_t *mb = mask + (size_t)b * T;
+                size_t q_col = (size_t)h * hd, k_col = C + q_col, v_col = 2 * C + q_col;
+                zero_masked_queries(dqkv, ld3, q_col, NULL, m, mb, b, t0, t1, hd);
+                int q0, nk = attention_keys(m, mb, b, t0, t1, kpos, krow, &q0), nq = nk - q0;
+                if (nq == 0) continue;
+                int few = nq <= 4;
+                const int32_t *qrow = krow + q0;
+                size_t n = (size_t)nq * nk;
+                gather_rows(Qg, qkv + q_col, ld3, qrow, nq, hd);
+                gather_rows(Kg, qkv + k_col, ld3, krow, nk, hd);
+                gather_rows(Vg, qkv + v_col, ld3, krow, nk, hd);
+                gather_rows(dOg, dout_all + q_col, C, qrow, nq, hd);
+                gather_rows(Og, out + q_col, C, qrow, nq, hd);
                 /* recompute the probabilities from the saved log-sum-exp */
-                attn_gemm(0, 1, nq, nk, hd, scale, Q, ld3, K, ld3, 0.0f, P, nk, few);
-                softmax_rows(P, (float *)Lb, 1, NULL, mb, t0, nq, nk);
+                attn_gemm(0, 1, nq, nk, hd, scale, Qg, hd, Kg, hd, 0.0f, P, nk, few);
+                softmax_rows(P, (float *)lse + ((size_t)b * NH + h) * T, 1, NULL, kpos + q0, q0, nq, nk);
                 const float *Pused = P;
-                if (p_drop > 0.0f) { drop_probs(Pd, P, b, h, NH, T, t0, nq, nk, site_key, p_drop); Pused = Pd; }
+                if (p_drop > 0.0f) {
+                    drop_probs(Pd, P, b, h, NH, T, kpos + q0, kpos, nq, nk, site_key, p_drop);
+                    Pused = Pd;
+                }
                 /* G = dO V^T: gradient of the (dropped) probabilities */
-                attn_gemm(0, 1, nq, nk, hd, 1.0f, dO, ld1, V, ld3, 0.0f, G, nk, few);
+                attn_gemm(0, 1, nq, nk, hd, 1.0f, dOg, hd, Vg, hd, 0.0f, G, nk, few);
                 for (int i = 0; i < nq; i++) {
                     float *g = G + (size_t)i * nk;
                     const float *p = P + (size_t)i * nk, *pu = Pused + (size_t)i * nk;
                     /* D = sum_s p_s dp_s = dO . O, with dp_s the gradient of the softmax output */
-                    float D = dotf(dO + (size_t)i * ld1, O + (size_t)i * ld1, hd);
+                    float D = dotf(dOg + (size_t)i * hd, Og + (size_t)i * hd, hd);
                     for (int s = 0; s < nk; s++) {
                         float dp = p_drop > 0.0f ? (pu[s] != 0.0f ? g[s] * keep_scale : 0.0f) : g[s];
                         g[s] = bf16 ? p[s] * (dp - D) : p[s] * (dp - D) * scale;
@@ -425,9 +481,12 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
                     round_serial(G, n);
                     round_serial((float *)Pused, n);
                 }
-                attn_gemm(0, 0, nq, hd, nk, g_alpha, G, nk, K, ld3, 0.0f, dQ, ld3, few);
-                attn_gemm(1, 0, nk, hd, nq, g_alpha, G, nk, Q, ld3, 1.0f, dK, ld3, few);
-                attn_gemm(1, 0, nk, hd, nq, 1.0f, Pused, nk, dO, ld1, 1.0f, dV, ld3, few);
+                attn_gemm(0, 0, nq, hd, nk, g_alpha, G, nk, Kg, hd, 0.0f, dQ, hd, few);
+                attn_gemm(1, 0, nk, hd, nq, g_alpha, G, nk, Qg, hd, 0.0f, dK, hd, few);
+                attn_gemm(1, 0, nk, hd, nq, 1.0f, Pused, nk, dOg, hd, 0.0f, dV, hd, few);
+                scatter_rows(dqkv + q_col, ld3, qrow, nq, dQ, hd, 0);
+                scatter_rows(dqkv + k_col, ld3, krow, nk, dK, hd, 1);
+                scatter_rows(dqkv + v_col, ld3, krow, nk, dV, hd, 1);
             }
     }
 }

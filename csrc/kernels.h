@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rows.h"
 #include "status.h"
 
 /* Loops over fewer elements than this run on one thread: waking a second thread costs
@@ -65,38 +66,40 @@ static inline int dropout_keep(uint64_t site_key, uint64_t index, float p) {
     return u >= p;
 }
 
-/* In place on the rows of positions [t0, t1) of a time-major tensor ((t1-t0), B, D),
- * x pointing at the row of (t0, b=0): x = keep ? x / (1-p) : 0, with the mask indexed by
- * the batch-major element ((b*T + t)*D + d). Used for forward and, identically, for
- * backward. */
-void dropout_rows(float *x, int t0, int t1, int B, int T, int D, uint64_t site_key, float p);
+/* In place on the rows [r0, r1) of a tensor of D floats a row (x points at row r0):
+ * x = keep ? x / (1-p) : 0, with the mask keyed by the batch-major element
+ * ((b*T + t)*D + d) of each row's cell, so that it never depends on the row layout.
+ * Used for forward and, identically, for backward. */
+void dropout_rows(float *x, const RowMap *m, size_t r0, size_t r1, int D, uint64_t site_key, float p);
 
-/* Floats of attention scratch per thread: the (queries, keys) probabilities and (bf16)
- * their row sums, and for backward the probabilities, their dropped copy and their
- * gradient. The caller owns the scratch (the activation arena), so the attention
- * kernels allocate nothing and cannot fail. */
-static inline size_t attention_scratch_floats(int T, int backward) {
-    return backward ? (size_t)3 * T * T : (size_t)T * T + T;
+/* Floats of attention scratch per thread (head size hd): the (queries, keys)
+ * probabilities and (bf16) their row sums, copies of one head's rows, and for backward
+ * the probabilities, their dropped copy and their gradient. The caller owns the scratch
+ * (the activation arena), so the attention kernels allocate nothing and cannot fail. */
+static inline size_t attention_scratch_floats(int T, int hd, int backward) {
+    return backward ? (size_t)3 * T * T + (size_t)8 * T * hd + 2 * (size_t)T
+                    : (size_t)T * T + (size_t)4 * T * hd + 3 * (size_t)T;
 }
 
-/* Causal self-attention over rows of positions [t0, t1) against keys [0, t].
- * qkv (T,B,3C) holds every earlier position already (the cache); out (T,B,C);
- * lse (B,NH,T). Masked keys are skipped; a query of a masked position gets zero.
- * Runs on n_threads threads, each on its slot of attention_scratch_floats(T, 0).
- * bf16: qkv holds bf16 values; as PyTorch's CPU flash attention does (for rows within
- * one key block), exp(score - row max) is rounded to bf16 for the product with V and the
- * fp32 row sum divides the result (scores, softmax and log-sum-exp stay fp32). */
-void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const int64_t *mask,
-                       int t0, int t1, int B, int T, int C, int NH, int n_threads,
+/* Causal self-attention of the rows of positions [t0, t1) (laid out by m) against the
+ * keys [0, t]. qkv (rows, 3C) holds every earlier position already (the cache);
+ * out (rows, C); lse (B,NH,T). Masked keys are skipped; a masked query that owns a row
+ * gets zero. Runs on n_threads threads, each on its slot of
+ * attention_scratch_floats(T, C/NH, 0). bf16: qkv holds bf16 values; as PyTorch's CPU
+ * flash attention does (for rows within one key block), exp(score - row max) is rounded
+ * to bf16 for the product with V and the fp32 row sum divides the result (scores,
+ * softmax and log-sum-exp stay fp32). */
+void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const RowMap *m,
+                       const int64_t *mask, int t0, int t1, int C, int NH, int n_threads,
                        uint64_t site_key, float p_drop, int bf16);
-/* dqkv (T,B,3C): writes dQ at [t0,t1), accumulates dK, dV at [0, t1).
- * dout holds only the rows of [t0, t1) ((t1-t0), B, C). Slots of
- * attention_scratch_floats(T, 1) floats. bf16: dout holds bf16 values; the
- * probabilities and the score gradient (before the 1/sqrt(hd) scale, which the
- * products apply) are rounded to bf16 before their products. */
+/* dqkv (rows, 3C): writes dQ at [t0,t1), accumulates dK, dV at [0, t1). dout holds only
+ * the rows of [t0, t1). Slots of attention_scratch_floats(T, C/NH, 1) floats. bf16:
+ * dout holds bf16 values; the probabilities and the score gradient (before the
+ * 1/sqrt(hd) scale, which the products apply) are rounded to bf16 before their
+ * products. */
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                        const float *out, const float *lse, const int64_t *mask, int t0, int t1,
-                        int B, int T, int C, int NH, int n_threads, uint64_t site_key, float p_drop,
+                        const float *out, const float *lse, const RowMap *m, const int64_t *mask,
+                        int t0, int t1, int C, int NH, int n_threads, uint64_t site_key, float p_drop,
                         int bf16);
 
 void fill_zero(float *x, size_t n);

@@ -146,6 +146,7 @@ static int parse_batch(CoreObject *self, PyObject *ids, PyObject *mask, PyObject
         return -1;
     bt->B = B;
     bt->T = T;
+    bt->rows = (RowMap){B, T, NULL, NULL, NULL};
     return 0;
 }
 
@@ -247,6 +248,7 @@ typedef struct {
     uint8_t *is_thought;
     int *bounds;
     int n_pass;
+    int32_t *packed_rows;  /* the packed row map's arrays, if pack_rows made one */
 } Prepared;
 
 /* Optional extra pass boundaries: a sequence of ints (tests split passes at will). */
@@ -324,20 +326,42 @@ static int prepare(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *po
 static void release(Prepared *pr) {
     core_free(pr->is_thought);
     core_free(pr->bounds);
+    core_free(pr->packed_rows);
+}
+
+/* Gives the loss's batch the packed row map: a cell keeps its row if it is a real token,
+ * or if a supervised label or a thought reads its output (a thought's input is the
+ * hidden state before it; a label's logits come from the position before it). */
+static int pack_rows(Prepared *pr) {
+    int B = pr->bt.B, T = pr->bt.T;
+    size_t n = (size_t)B * T;
+    int32_t *buf = core_malloc(sizeof(int32_t) * (2 * n + T + 1));
+    if (!buf) {
+        raise_status(CORE_OUT_OF_MEMORY, "the packed row map", NULL);
+        return -1;
+    }
+    const int64_t *mask = pr->bt.mask, *labels = pr->bt.labels;
+    for (size_t i = 0; i < n; i++) {
+        int last = (int)(i % T) == T - 1;
+        buf[i] = mask[i] || (!last && ((labels && labels[i + 1] != -100) || pr->is_thought[i + 1]));
+    }
+    rows_pack(&pr->bt.rows, B, T, buf, buf + n, buf + n + T + 1);
+    pr->packed_rows = buf;
+    return 0;
 }
 
 static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
     static char *kws[] = {"input_ids", "attention_mask", "position_ids", "labels", "mode",
                           "latent_id", "bot_id", "eot_id", "backward", "dropout", "seed",
-                          "grad_scale", "splits", "bf16", NULL};
+                          "grad_scale", "splits", "bf16", "packed", NULL};
     PyObject *ids, *mask, *pos, *labels, *splits = NULL;
     ThoughtSpec spec = {-1, -1, -1, MODE_NONE};
-    int backward = 1, bf16 = 0;
+    int backward = 1, bf16 = 0, packed = 1;
     float p_drop = 0.0f, grad_scale = 1.0f;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|iLLLpfKfOp", kws, &ids, &mask, &pos, &labels,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|iLLLpfKfOpp", kws, &ids, &mask, &pos, &labels,
                                      &spec.mode, &spec.latent_id, &spec.bot_id, &spec.eot_id,
-                                     &backward, &p_drop, &seed, &grad_scale, &splits, &bf16))
+                                     &backward, &p_drop, &seed, &grad_scale, &splits, &bf16, &packed))
         return NULL;
     if (labels == Py_None) {
         PyErr_SetString(PyExc_ValueError, "labels are required for the loss");
@@ -350,7 +374,8 @@ static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
     if (enter(self, backward)) return NULL;
     Prepared pr;
     PyObject *result = NULL;
-    if (prepare(self, ids, mask, pos, labels, splits, &spec, backward, 0, bf16, &pr) == 0) {
+    if (prepare(self, ids, mask, pos, labels, splits, &spec, backward, 0, bf16, &pr) == 0 &&
+        (!packed || pack_rows(&pr) == 0)) {
         Ctx c;
         make_ctx(self, &c, p_drop, seed, bf16);
         double loss = 0.0;
@@ -386,7 +411,7 @@ static int collect_thoughts(CoreObject *self, const Prepared *pr, PyObject **tho
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             if (pr->is_thought[(size_t)b * T + t]) {
-                memcpy(tv + k * C, self->acts.lnf + ((size_t)(t - 1) * B + b) * C, sizeof(float) * C);
+                memcpy(tv + k * C, self->acts.lnf + (size_t)rows_of(&pr->bt.rows, b, t - 1) * C, sizeof(float) * C);
                 wv[2 * k] = b;
                 wv[2 * k + 1] = t;
                 k++;
@@ -441,7 +466,7 @@ static int decoding_batch(const Prepared *pr, int max_new, int64_t eos, int64_t 
         return -1;
     }
     int64_t *ids = *buf, *mask = ids + (size_t)B * T, *pos = mask + (size_t)B * T;
-    *ext = (Batch){B, T, ids, mask, pos, NULL, *thought};
+    *ext = (Batch){B, T, ids, mask, pos, NULL, *thought, {B, T, NULL, NULL, NULL}};
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             size_t i = (size_t)b * T + t, j = (size_t)b * Tp + t;
@@ -511,7 +536,8 @@ static PyMethodDef Core_methods[] = {
     {"bind", (PyCFunction)Core_bind, METH_VARARGS, "bind(params, grads=None)"},
     {"loss", (PyCFunction)(void (*)(void))Core_loss, METH_VARARGS | METH_KEYWORDS,
      "loss(input_ids, attention_mask, position_ids, labels, mode, latent_id, bot_id, eot_id, "
-     "backward, dropout, seed, grad_scale, splits, bf16) -> (mean loss, supervised count)"},
+     "backward, dropout, seed, grad_scale, splits, bf16, packed) -> (mean loss, supervised count); "
+     "packed=False also runs the padding cells"},
     {"forward", (PyCFunction)(void (*)(void))Core_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(input_ids, attention_mask, position_ids, mode, latent_id, bot_id, eot_id, logits, "
      "thoughts, splits, bf16) -> (logits, thoughts, thought positions)"},

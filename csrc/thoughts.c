@@ -67,7 +67,7 @@ static long count_supervised(const Batch *bt) {
 }
 
 /* h (N,C): the ln_f rows of the supervised positions, time-major order; tg (N) their
- * next labels; rows (N) their row in the (T,B) activations. */
+ * next labels; rows (N) their row in the activations. */
 static void gather_supervised(const Ctx *c, const Batch *bt, float *h, int64_t *tg, size_t *rows) {
     int B = bt->B, T = bt->T, C = c->shape->n_embd;
     long k = 0;
@@ -75,7 +75,7 @@ static void gather_supervised(const Ctx *c, const Batch *bt, float *h, int64_t *
         for (int b = 0; b < B; b++) {
             int64_t y = bt->labels[(size_t)b * T + t + 1];
             if (y == -100) continue;
-            rows[k] = (size_t)t * B + b;
+            rows[k] = (size_t)rows_of(&bt->rows, b, t);
             tg[k] = y;
             memcpy(h + (size_t)k * C, c->a->lnf + rows[k] * C, sizeof(float) * C);
             k++;
@@ -87,15 +87,16 @@ static void gather_supervised(const Ctx *c, const Batch *bt, float *h, int64_t *
  * positions whose hidden states it read as thoughts. */
 static void backward_passes(Ctx *c, const Batch *bt, const int *bounds, int n_pass, const float *dh,
                             const size_t *rows, long N) {
-    int B = bt->B, T = bt->T, C = c->shape->n_embd;
+    int C = c->shape->n_embd;
+    size_t n_rows = rows_first(&bt->rows, bt->T);
     Acts *a = c->a;
-    fill_zero(a->dlnf, (size_t)T * B * C);
+    fill_zero(a->dlnf, n_rows * C);
     for (long i = 0; i < N; i++) {
         float *dst = a->dlnf + rows[i] * C;
         const float *src = dh + (size_t)i * C;
         for (int j = 0; j < C; j++) dst[j] += src[j];
     }
-    for (int l = 0; l < c->shape->n_layer; l++) fill_zero(a->layers[l].dqkv, (size_t)T * B * 3 * C);
+    for (int l = 0; l < c->shape->n_layer; l++) fill_zero(a->layers[l].dqkv, n_rows * 3 * C);
     for (int i = n_pass - 1; i >= 0; i--) backward_range(c, bt, bounds[i], bounds[i + 1]);
     backward_weights(c, bt);
 }
@@ -135,9 +136,9 @@ void run_forward(Ctx *c, const Batch *bt, const int *bounds, int n_pass, float *
     int B = bt->B, T = bt->T, C = c->shape->n_embd, V = c->shape->vocab_size;
     for (int i = 0; i < n_pass; i++) forward_range(c, bt, bounds[i], bounds[i + 1]);
     if (!logits) return;
-    /* rows of one position are contiguous time-major; write them batch-major (the
-     * passes are done, so the layer-0 inputs, emb, are free scratch) */
+    /* under the full map the B rows of one position are contiguous; write them
+     * batch-major (the passes are done, so the layer-0 inputs, emb, are free scratch) */
     for (int t = 0; t < T; t++)
-        lm_head_logits(logits + (size_t)t * V, (size_t)T * V, c->a->emb, c->a->lnf + (size_t)t * B * C,
+        lm_head_logits(logits + (size_t)t * V, (size_t)T * V, c->a->emb, c->a->lnf + rows_first(&bt->rows, t) * C,
                        c->pm.wte, B, C, V, c->bf16);
 }

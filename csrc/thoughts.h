@@ -28,7 +28,8 @@ int pass_bounds(const Batch *bt, const int *extra, int n_extra, int *bounds);
 CoreStatus run_loss(Ctx *c, const Batch *bt, const int *bounds, int n_pass, int backward,
                     float grad_scale, double *loss, long *n_supervised);
 
-/* Logits (B,T,V) of every position after all passes (NULL: only the passes). It cannot
+/* Logits (B,T,V) of every position after all passes (NULL: only the passes); bt has
+ * the full row map (logits are wanted at every cell). It cannot
  * fail: it works in the arena acts_reserve laid out, and the logits are handed back as
  * they are, finite or not. */
 void run_forward(Ctx *c, const Batch *bt, const int *bounds, int n_pass, float *logits);

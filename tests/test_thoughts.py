@@ -143,6 +143,28 @@ def test_any_pass_split_gives_the_same_numbers(splits):
     np.testing.assert_allclose(logits_split, logits_whole, atol=1e-5)
 
 
+@pytest.mark.parametrize("dropout, bf16", [(0.0, False), (0.1, False), (0.1, True)])
+def test_packed_rows_give_the_numbers_of_the_full_grid(dropout, bf16):
+    """The loss runs only the cells someone reads (packed=True, the default); the full
+    (B, T) grid, padding included, gives the same loss and gradients. The batch has left
+    and right pads, thoughts in every pass, and a label whose logits come from a pad."""
+    model = model_for_thoughts(seed=4)
+    ids, mask, pos, labels = batch_with([6, 2, 0, 4], seed=6)
+    first = int(np.argmax(mask[1]))
+    assert first > 0 and labels[1, first] == -100
+    labels[1, first] = ids[1, first]  # predicted from the pad before it
+    args = dict(mode=2, dropout=dropout, seed=11, bf16=bf16, **THOUGHTS)
+    results = {}
+    for packed in (True, False):
+        model.zero_grad()
+        loss = model._core.loss(ids, mask, pos, labels, packed=packed, **args)
+        results[packed] = loss, model.grad_block.copy()
+    (loss_p, g_p), (loss_f, g_f) = results[True], results[False]
+    assert loss_p[1] == loss_f[1]
+    assert abs(loss_p[0] - loss_f[0]) <= (2e-3 if bf16 else 1e-6) * loss_f[0]
+    np.testing.assert_allclose(g_p, g_f, atol=(1e-2 if bf16 else 1e-6) * np.abs(g_f).max())
+
+
 def test_pause_mode_is_one_ordinary_forward():
     model = model_for_thoughts(seed=5)
     batch = batch_with([0, 2, 3], seed=1)
