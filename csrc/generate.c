@@ -11,7 +11,7 @@
  * with a logit that is not finite. */
 static int argmax_column(Ctx *c, const Batch *bt, int t, const uint8_t *done, float *logits, int64_t *best) {
     int B = bt->B, C = c->shape->n_embd, V = c->shape->vocab_size;
-    lm_head_logits(logits, (size_t)V, c->a->emb, c->a->lnf + rows_first(&bt->rows, t) * C, c->pm.wte, B, C,
+    lm_head_logits(logits, (size_t)V, c->a->emb, c->a->lnf + rows_first(&bt->out_rows, t) * C, c->pm.wte, B, C,
                    V, c->bf16);
     int bad = 0;
     #pragma omp parallel for reduction(+:bad) schedule(static) PAR_IF((size_t)B * V)

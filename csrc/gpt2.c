@@ -99,8 +99,9 @@ static size_t acts_carve(Acts *a, const GPT2Shape *s, int B, int T, int need_bac
         CARVE(a->s_dres, TB * C);
         CARVE(a->s_dx, TB * C);
         CARVE(a->s_dbig, TB * C);
+        CARVE(a->s_dres_out, TB * C);
     } else {
-        a->dlnf = a->s_dres = a->s_dx = a->s_dbig = NULL;
+        a->dlnf = a->s_dres = a->s_dx = a->s_dbig = a->s_dres_out = NULL;
     }
 #undef CARVE
     return at;

@@ -74,10 +74,11 @@ typedef struct {
     int B, T;
     float *emb;                          /* (rows,C) input of layer 0 */
     LayerActs *layers;                   /* n_layer entries */
-    float *lnf, *lnf_mean, *lnf_rstd;    /* (rows,C), (rows), (rows) */
-    float *dlnf;                         /* (rows,C) gradient of the ln_f output */
+    float *lnf, *lnf_mean, *lnf_rstd;    /* (out rows,C), (out rows), (out rows) */
+    float *dlnf;                         /* (out rows,C) gradient of the ln_f output */
     /* scratch for one range of rows (at most T*B rows) */
     float *s_dres, *s_dx, *s_dbig;
+    float *s_dres_out;                   /* the residual gradient in the last layer's out rows */
     float *s_attn;                       /* attention scratch: a slot per attention thread */
     float *w_bf16;                       /* (total params) under bf16: the weights rounded */
     float *s_dw_bf16;                    /* bf16 backward: max(V*C, 4C*C), a weight gradient's product */
@@ -95,6 +96,8 @@ typedef struct {
     const int64_t *labels;     /* -100 = ignored; NULL for inference */
     const uint8_t *is_thought; /* (B,T) 1 where the input is a fed-back hidden state */
     RowMap rows;               /* which cells own an activation row, and where */
+    RowMap out_rows;           /* those of them whose output is read (logits, thoughts): the
+                                * last layer's rows after its keys and values, and ln_f's */
 } Batch;
 
 typedef struct {

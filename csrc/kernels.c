@@ -267,34 +267,45 @@ static void scatter_rows(float *dst, size_t ld, const int32_t *rows, int n, cons
     }
 }
 
-/* The positions and rows of example b's keys in [0, t1) (unmasked positions, ascending);
- * returns their number, and in *first_query the index of the first at or after t0. */
-static int attention_keys(const RowMap *m, const int64_t *mask_b, int b, int t0, int t1, int32_t *kpos,
-                          int32_t *krow, int *first_query) {
+/* The cells example b's attention works on in a pass [t0, t1): its keys, the unmasked
+ * positions of [0, t1) with a row (ascending: kpos, and krow their rows in the key map), and its
+ * queries, the keys at or after t0 that own a row in the query map (qkey their index
+ * among the keys, qrow that row). Returns the number of keys; *nq the queries. */
+static int attention_cells(const RowMap *km, const RowMap *qm, const int64_t *mask_b, int b, int t0, int t1,
+                           int32_t *kpos, int32_t *krow, int32_t *qkey, int32_t *qrow, int *nq) {
     int nk = 0;
-    *first_query = -1;
+    *nq = 0;
     for (int s = 0; s < t1; s++) {
-        if (!mask_b[s]) continue;
-        if (s >= t0 && *first_query < 0) *first_query = nk;
+        /* a real token without a row comes after every query of its example */
+        long k = mask_b[s] ? rows_of(km, b, s) : -1;
+        if (k < 0) continue;
         kpos[nk] = s;
-        krow[nk] = (int32_t)rows_of(m, b, s);
+        krow[nk] = (int32_t)k;
+        long q = s >= t0 ? rows_of(qm, b, s) : -1;
+        if (q >= 0) {
+            qkey[*nq] = nk;
+            qrow[(*nq)++] = (int32_t)q;
+        }
         nk++;
     }
-    if (*first_query < 0) *first_query = nk;
     return nk;
 }
 
-/* A masked query that owns a row (the full map, or the input of a supervised label)
- * attends to nothing: its output (and in backward its query gradient) is zero in head
- * h's columns at col, and its log-sum-exp 0. */
-static void zero_masked_queries(float *x, size_t ld, size_t col, float *lse_bh, const RowMap *m,
-                                const int64_t *mask_b, int b, int t0, int t1, int hd) {
+/* A masked query that owns a row in qm (the full map, or the input of a supervised
+ * label) attends to nothing: its output, or in backward its query gradient, is zero in
+ * the hd columns at col of its row in xm, and its log-sum-exp 0. */
+static void zero_masked_queries(float *x, const RowMap *xm, size_t ld, size_t col, float *lse_bh,
+                                const RowMap *qm, const int64_t *mask_b, int b, int t0, int t1, int hd) {
     for (int t = t0; t < t1; t++) {
-        long r = rows_of(m, b, t);
-        if (mask_b[t] || r < 0) continue;
-        memset(x + (size_t)r * ld + col, 0, sizeof(float) * hd);
+        if (mask_b[t] || rows_of(qm, b, t) < 0) continue;
+        memset(x + (size_t)rows_of(xm, b, t) * ld + col, 0, sizeof(float) * hd);
         if (lse_bh) lse_bh[t] = 0.0f;
     }
+}
+
+/* dst (n) = src at the given indices */
+static void pick(int32_t *dst, const int32_t *src, const int32_t *idx, int n) {
+    for (int i = 0; i < n; i++) dst[i] = src[idx[i]];
 }
 
 /* Products for a handful of query rows (a thought pass, a decoding step): plain loops,
@@ -335,17 +346,17 @@ static void attn_gemm(int transA, int transB, int M, int N, int K, float alpha, 
     else blas_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* P (nq, nk) from the scores S (in place): query i (key index q0 + i) sees keys
- * [0, q0 + i]; the rest of its row is zero (BLAS computed the whole block: faster than
+/* P (nq, nk) from the scores S (in place): query i (key index qkey[i]) sees keys
+ * [0, qkey[i]]; the rest of its row is zero (BLAS computed the whole block: faster than
  * skipping the upper triangle). lse (indexed by position) receives each row's
  * log-sum-exp (forward) or is read from it (recompute). With row_sum (bf16 forward):
  * P holds exp(s - row max) rounded to bf16 instead, and row_sum (nq) the fp32 sums that
  * normalise them. */
-static void softmax_rows(float *S, float *lse, int recompute, float *row_sum, const int32_t *qpos, int q0,
-                         int nq, int nk) {
+static void softmax_rows(float *S, float *lse, int recompute, float *row_sum, const int32_t *qpos,
+                         const int32_t *qkey, int nq, int nk) {
     for (int i = 0; i < nq; i++) {
         float *row = S + (size_t)i * nk;
-        int v = q0 + i + 1;
+        int v = qkey[i] + 1;
         float L;
         if (recompute) {
             L = lse[qpos[i]];
@@ -382,10 +393,10 @@ static void drop_probs(float *dst, const float *P, int b, int h, int NH, int T, 
     }
 }
 
-void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const RowMap *m,
-                       const int64_t *mask, int t0, int t1, int C, int NH, int n_threads,
+void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const RowMap *km,
+                       const RowMap *qm, const int64_t *mask, int t0, int t1, int C, int NH, int n_threads,
                        uint64_t site_key, float p_drop, int bf16) {
-    int B = m->B, T = m->T, hd = C / NH;
+    int B = km->B, T = km->T, hd = C / NH;
     float scale = 1.0f / sqrtf((float)hd);
     size_t ld3 = (size_t)3 * C;
     #pragma omp parallel num_threads(n_threads) \
@@ -394,42 +405,45 @@ void attention_forward(float *out, float *lse, float *scratch, const float *qkv,
         float *S = scratch + (size_t)omp_get_thread_num() * attention_scratch_floats(T, hd, 0);
         float *row_sum = S + (size_t)T * T, *Qg = row_sum + T, *Kg = Qg + (size_t)T * hd;
         float *Vg = Kg + (size_t)T * hd, *Og = Vg + (size_t)T * hd;
-        int32_t *kpos = (int32_t *)(Og + (size_t)T * hd), *krow = kpos + T;
+        int32_t *kpos = (int32_t *)(Og + (size_t)T * hd), *krow = kpos + T, *qkey = krow + T, *qrow = qkey + T;
+        int32_t *qpos = qrow + T, *qin = qpos + T;
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
                 const int64_t *mb = mask + (size_t)b * T;
                 float *lse_bh = lse + ((size_t)b * NH + h) * T;
-                zero_masked_queries(out, C, (size_t)h * hd, lse_bh, m, mb, b, t0, t1, hd);
-                int q0, nk = attention_keys(m, mb, b, t0, t1, kpos, krow, &q0), nq = nk - q0;
+                zero_masked_queries(out, qm, C, (size_t)h * hd, lse_bh, qm, mb, b, t0, t1, hd);
+                int nq, nk = attention_cells(km, qm, mb, b, t0, t1, kpos, krow, qkey, qrow, &nq);
                 if (nq == 0) continue;
                 int few = nq <= 4;
-                gather_rows(Qg, qkv + (size_t)h * hd, ld3, krow + q0, nq, hd);
+                pick(qpos, kpos, qkey, nq);
+                pick(qin, krow, qkey, nq);
+                gather_rows(Qg, qkv + (size_t)h * hd, ld3, qin, nq, hd);
                 gather_rows(Kg, qkv + C + (size_t)h * hd, ld3, krow, nk, hd);
                 gather_rows(Vg, qkv + 2 * C + (size_t)h * hd, ld3, krow, nk, hd);
                 attn_gemm(0, 1, nq, nk, hd, scale, Qg, hd, Kg, hd, 0.0f, S, nk, few);
-                softmax_rows(S, lse_bh, 0, bf16 ? row_sum : NULL, kpos + q0, q0, nq, nk);
-                if (p_drop > 0.0f) drop_probs(S, S, b, h, NH, T, kpos + q0, kpos, nq, nk, site_key, p_drop);
+                softmax_rows(S, lse_bh, 0, bf16 ? row_sum : NULL, qpos, qkey, nq, nk);
+                if (p_drop > 0.0f) drop_probs(S, S, b, h, NH, T, qpos, kpos, nq, nk, site_key, p_drop);
                 attn_gemm(0, 0, nq, hd, nk, 1.0f, S, nk, Vg, hd, 0.0f, Og, hd, few);
                 if (bf16)
                     for (int i = 0; i < nq; i++)
                         for (int d = 0; d < hd; d++) Og[(size_t)i * hd + d] /= row_sum[i];
-                scatter_rows(out + (size_t)h * hd, C, krow + q0, nq, Og, hd, 0);
+                scatter_rows(out + (size_t)h * hd, C, qrow, nq, Og, hd, 0);
             }
     }
 }
 
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                        const float *out, const float *lse, const RowMap *m, const int64_t *mask,
-                        int t0, int t1, int C, int NH, int n_threads, uint64_t site_key, float p_drop,
-                        int bf16) {
-    int B = m->B, T = m->T, hd = C / NH;
+                        const float *out, const float *lse, const RowMap *km, const RowMap *qm,
+                        const int64_t *mask, int t0, int t1, int C, int NH, int n_threads, uint64_t site_key,
+                        float p_drop, int bf16) {
+    int B = km->B, T = km->T, hd = C / NH;
     float scale = 1.0f / sqrtf((float)hd);
     float keep_scale = p_drop > 0.0f ? 1.0f / (1.0f - p_drop) : 1.0f;
     float g_alpha = bf16 ? scale : 1.0f; /* where the score gradient takes its scale */
     size_t ld3 = (size_t)3 * C;
     /* dout holds the range's rows only */
-    const float *dout_all = dout - rows_first(m, t0) * C;
+    const float *dout_all = dout - rows_first(qm, t0) * C;
     /* one (b, h) pair per task: it alone writes the dQ, dK, dV columns of that head */
     #pragma omp parallel num_threads(n_threads) \
         if (!blas_threads_mode() && (size_t)B * NH * (t1 - t0) * t1 * hd >= PAR_GRAIN)
@@ -439,29 +453,31 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
         float *Qg = G + (size_t)T * T, *Kg = Qg + (size_t)T * hd, *Vg = Kg + (size_t)T * hd;
         float *dOg = Vg + (size_t)T * hd, *Og = dOg + (size_t)T * hd, *dQ = Og + (size_t)T * hd;
         float *dK = dQ + (size_t)T * hd, *dV = dK + (size_t)T * hd;
-        int32_t *kpos = (int32_t *)(dV + (size_t)T * hd), *krow = kpos + T;
+        int32_t *kpos = (int32_t *)(dV + (size_t)T * hd), *krow = kpos + T, *qkey = krow + T, *qrow = qkey + T;
+        int32_t *qpos = qrow + T, *qin = qpos + T;
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
                 const int64_t *mb = mask + (size_t)b * T;
                 size_t q_col = (size_t)h * hd, k_col = C + q_col, v_col = 2 * C + q_col;
-                zero_masked_queries(dqkv, ld3, q_col, NULL, m, mb, b, t0, t1, hd);
-                int q0, nk = attention_keys(m, mb, b, t0, t1, kpos, krow, &q0), nq = nk - q0;
+                zero_masked_queries(dqkv, km, ld3, q_col, NULL, qm, mb, b, t0, t1, hd);
+                int nq, nk = attention_cells(km, qm, mb, b, t0, t1, kpos, krow, qkey, qrow, &nq);
                 if (nq == 0) continue;
                 int few = nq <= 4;
-                const int32_t *qrow = krow + q0;
                 size_t n = (size_t)nq * nk;
-                gather_rows(Qg, qkv + q_col, ld3, qrow, nq, hd);
+                pick(qpos, kpos, qkey, nq);
+                pick(qin, krow, qkey, nq);
+                gather_rows(Qg, qkv + q_col, ld3, qin, nq, hd);
                 gather_rows(Kg, qkv + k_col, ld3, krow, nk, hd);
                 gather_rows(Vg, qkv + v_col, ld3, krow, nk, hd);
                 gather_rows(dOg, dout_all + q_col, C, qrow, nq, hd);
                 gather_rows(Og, out + q_col, C, qrow, nq, hd);
                 /* recompute the probabilities from the saved log-sum-exp */
                 attn_gemm(0, 1, nq, nk, hd, scale, Qg, hd, Kg, hd, 0.0f, P, nk, few);
-                softmax_rows(P, (float *)lse + ((size_t)b * NH + h) * T, 1, NULL, kpos + q0, q0, nq, nk);
+                softmax_rows(P, (float *)lse + ((size_t)b * NH + h) * T, 1, NULL, qpos, qkey, nq, nk);
                 const float *Pused = P;
                 if (p_drop > 0.0f) {
-                    drop_probs(Pd, P, b, h, NH, T, kpos + q0, kpos, nq, nk, site_key, p_drop);
+                    drop_probs(Pd, P, b, h, NH, T, qpos, kpos, nq, nk, site_key, p_drop);
                     Pused = Pd;
                 }
                 /* G = dO V^T: gradient of the (dropped) probabilities */
@@ -484,7 +500,7 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
                 attn_gemm(0, 0, nq, hd, nk, g_alpha, G, nk, Kg, hd, 0.0f, dQ, hd, few);
                 attn_gemm(1, 0, nk, hd, nq, g_alpha, G, nk, Qg, hd, 0.0f, dK, hd, few);
                 attn_gemm(1, 0, nk, hd, nq, 1.0f, Pused, nk, dOg, hd, 0.0f, dV, hd, few);
-                scatter_rows(dqkv + q_col, ld3, qrow, nq, dQ, hd, 0);
+                scatter_rows(dqkv + q_col, ld3, qin, nq, dQ, hd, 0);
                 scatter_rows(dqkv + k_col, ld3, krow, nk, dK, hd, 1);
                 scatter_rows(dqkv + v_col, ld3, krow, nk, dV, hd, 1);
             }

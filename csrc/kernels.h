@@ -77,30 +77,31 @@ void dropout_rows(float *x, const RowMap *m, size_t r0, size_t r1, int D, uint64
  * the probabilities, their dropped copy and their gradient. The caller owns the scratch
  * (the activation arena), so the attention kernels allocate nothing and cannot fail. */
 static inline size_t attention_scratch_floats(int T, int hd, int backward) {
-    return backward ? (size_t)3 * T * T + (size_t)8 * T * hd + 2 * (size_t)T
-                    : (size_t)T * T + (size_t)4 * T * hd + 3 * (size_t)T;
+    return backward ? (size_t)3 * T * T + (size_t)8 * T * hd + 6 * (size_t)T
+                    : (size_t)T * T + (size_t)4 * T * hd + 7 * (size_t)T;
 }
 
-/* Causal self-attention of the rows of positions [t0, t1) (laid out by m) against the
- * keys [0, t]. qkv (rows, 3C) holds every earlier position already (the cache);
- * out (rows, C); lse (B,NH,T). Masked keys are skipped; a masked query that owns a row
- * gets zero. Runs on n_threads threads, each on its slot of
+/* Causal self-attention of the positions [t0, t1) against the keys [0, t]. qkv (rows of
+ * the key map km, 3C) holds every earlier position already (the cache); the queries are
+ * the cells of [t0, t1) with a row in the query map qm (km itself, or fewer cells where
+ * only some outputs are read), out (rows of qm, C); lse (B,NH,T). Masked keys are
+ * skipped; a masked query gets zero. Runs on n_threads threads, each on its slot of
  * attention_scratch_floats(T, C/NH, 0). bf16: qkv holds bf16 values; as PyTorch's CPU
  * flash attention does (for rows within one key block), exp(score - row max) is rounded
  * to bf16 for the product with V and the fp32 row sum divides the result (scores,
  * softmax and log-sum-exp stay fp32). */
-void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const RowMap *m,
-                       const int64_t *mask, int t0, int t1, int C, int NH, int n_threads,
+void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const RowMap *km,
+                       const RowMap *qm, const int64_t *mask, int t0, int t1, int C, int NH, int n_threads,
                        uint64_t site_key, float p_drop, int bf16);
-/* dqkv (rows, 3C): writes dQ at [t0,t1), accumulates dK, dV at [0, t1). dout holds only
- * the rows of [t0, t1). Slots of attention_scratch_floats(T, C/NH, 1) floats. bf16:
+/* dqkv (rows of km, 3C): writes dQ of the queries, accumulates dK, dV at [0, t1). dout
+ * and out are in qm's rows, dout only those of [t0, t1). Slots of attention_scratch_floats(T, C/NH, 1) floats. bf16:
  * dout holds bf16 values; the probabilities and the score gradient (before the
  * 1/sqrt(hd) scale, which the products apply) are rounded to bf16 before their
  * products. */
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                        const float *out, const float *lse, const RowMap *m, const int64_t *mask,
-                        int t0, int t1, int C, int NH, int n_threads, uint64_t site_key, float p_drop,
-                        int bf16);
+                        const float *out, const float *lse, const RowMap *km, const RowMap *qm,
+                        const int64_t *mask, int t0, int t1, int C, int NH, int n_threads, uint64_t site_key,
+                        float p_drop, int bf16);
 
 void fill_zero(float *x, size_t n);
 void add_inplace(float *y, const float *x, size_t n);

@@ -146,7 +146,7 @@ static int parse_batch(CoreObject *self, PyObject *ids, PyObject *mask, PyObject
         return -1;
     bt->B = B;
     bt->T = T;
-    bt->rows = (RowMap){B, T, NULL, NULL, NULL};
+    bt->rows = bt->out_rows = (RowMap){B, T, NULL, NULL, NULL};
     return 0;
 }
 
@@ -248,7 +248,7 @@ typedef struct {
     uint8_t *is_thought;
     int *bounds;
     int n_pass;
-    int32_t *packed_rows;  /* the packed row map's arrays, if pack_rows made one */
+    int32_t *packed_rows;  /* the packed row maps' arrays, if pack_rows made them */
 } Prepared;
 
 /* Optional extra pass boundaries: a sequence of ints (tests split passes at will). */
@@ -329,23 +329,34 @@ static void release(Prepared *pr) {
     core_free(pr->packed_rows);
 }
 
-/* Gives the loss's batch the packed row map: a cell keeps its row if it is a real token,
- * or if a supervised label or a thought reads its output (a thought's input is the
- * hidden state before it; a label's logits come from the position before it). */
-static int pack_rows(Prepared *pr) {
+/* Gives the loss's batch its packed row maps. A cell's output is read if the label after
+ * it is supervised (its logits) or the input after it is a thought (its hidden state):
+ * those cells are out_rows. A cell keeps a row (rows) if its output is read, or if it is
+ * a real token at or before a read output of its example (that query reads its keys and
+ * values); the tokens after an example's last read output feed nothing. With no layers
+ * ln_f reads the embeddings' rows: out_rows are then rows. */
+static int pack_rows(Prepared *pr, int n_layer) {
     int B = pr->bt.B, T = pr->bt.T;
-    size_t n = (size_t)B * T;
-    int32_t *buf = core_malloc(sizeof(int32_t) * (2 * n + T + 1));
+    size_t n = (size_t)B * T, one_map = 2 * n + T + 1;
+    int32_t *buf = core_malloc(sizeof(int32_t) * 2 * one_map);
     if (!buf) {
-        raise_status(CORE_OUT_OF_MEMORY, "the packed row map", NULL);
+        raise_status(CORE_OUT_OF_MEMORY, "the packed row maps", NULL);
         return -1;
     }
+    int32_t *keep = buf, *read = buf + one_map;  /* flags in the maps' row arrays, see rows_pack */
     const int64_t *mask = pr->bt.mask, *labels = pr->bt.labels;
-    for (size_t i = 0; i < n; i++) {
-        int last = (int)(i % T) == T - 1;
-        buf[i] = mask[i] || (!last && ((labels && labels[i + 1] != -100) || pr->is_thought[i + 1]));
+    for (int b = 0; b < B; b++) {
+        int later = 0;
+        for (int t = T - 1; t >= 0; t--) {
+            size_t i = (size_t)b * T + t;
+            read[i] = t + 1 < T && ((labels && labels[i + 1] != -100) || pr->is_thought[i + 1]);
+            later |= read[i];
+            keep[i] = read[i] || (mask[i] && later);
+        }
     }
-    rows_pack(&pr->bt.rows, B, T, buf, buf + n, buf + n + T + 1);
+    rows_pack(&pr->bt.rows, B, T, keep, keep + n, keep + n + T + 1);
+    if (n_layer > 0) rows_pack(&pr->bt.out_rows, B, T, read, read + n, read + n + T + 1);
+    else pr->bt.out_rows = pr->bt.rows;
     pr->packed_rows = buf;
     return 0;
 }
@@ -375,7 +386,7 @@ static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
     Prepared pr;
     PyObject *result = NULL;
     if (prepare(self, ids, mask, pos, labels, splits, &spec, backward, 0, bf16, &pr) == 0 &&
-        (!packed || pack_rows(&pr) == 0)) {
+        (!packed || pack_rows(&pr, self->shape.n_layer) == 0)) {
         Ctx c;
         make_ctx(self, &c, p_drop, seed, bf16);
         double loss = 0.0;
@@ -411,7 +422,7 @@ static int collect_thoughts(CoreObject *self, const Prepared *pr, PyObject **tho
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             if (pr->is_thought[(size_t)b * T + t]) {
-                memcpy(tv + k * C, self->acts.lnf + (size_t)rows_of(&pr->bt.rows, b, t - 1) * C, sizeof(float) * C);
+                memcpy(tv + k * C, self->acts.lnf + (size_t)rows_of(&pr->bt.out_rows, b, t - 1) * C, sizeof(float) * C);
                 wv[2 * k] = b;
                 wv[2 * k + 1] = t;
                 k++;
@@ -466,7 +477,7 @@ static int decoding_batch(const Prepared *pr, int max_new, int64_t eos, int64_t 
         return -1;
     }
     int64_t *ids = *buf, *mask = ids + (size_t)B * T, *pos = mask + (size_t)B * T;
-    *ext = (Batch){B, T, ids, mask, pos, NULL, *thought, {B, T, NULL, NULL, NULL}};
+    *ext = (Batch){B, T, ids, mask, pos, NULL, *thought, {B, T, NULL, NULL, NULL}, {B, T, NULL, NULL, NULL}};
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             size_t i = (size_t)b * T + t, j = (size_t)b * Tp + t;
@@ -537,7 +548,7 @@ static PyMethodDef Core_methods[] = {
     {"loss", (PyCFunction)(void (*)(void))Core_loss, METH_VARARGS | METH_KEYWORDS,
      "loss(input_ids, attention_mask, position_ids, labels, mode, latent_id, bot_id, eot_id, "
      "backward, dropout, seed, grad_scale, splits, bf16, packed) -> (mean loss, supervised count); "
-     "packed=False also runs the padding cells"},
+     "packed=False runs every cell of the (B, T) grid"},
     {"forward", (PyCFunction)(void (*)(void))Core_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(input_ids, attention_mask, position_ids, mode, latent_id, bot_id, eot_id, logits, "
      "thoughts, splits, bf16) -> (logits, thoughts, thought positions)"},

@@ -27,6 +27,47 @@ static uint64_t site_attn(int l) { return 1 + 3 * (uint64_t)l; }
 static uint64_t site_res_attn(int l) { return 2 + 3 * (uint64_t)l; }
 static uint64_t site_res_mlp(int l) { return 3 + 3 * (uint64_t)l; }
 
+/* Layer l's map after its key/value product: the last layer computes attention, MLP and
+ * ln_f only for the cells whose output is read (out_rows); every other layer for every
+ * cell with a row, since the keys and values of the next layer need them all. */
+static const RowMap *query_rows(const Batch *bt, int l, int L) {
+    return l == L - 1 ? &bt->out_rows : &bt->rows;
+}
+
+static int same_rows(const RowMap *a, const RowMap *b) {
+    return a->row == b->row;
+}
+
+/* y (rows [q0, q1) of qm) += x (rows of km, a superset): the residual of the cells
+ * that go on */
+static void add_rows(float *y, const RowMap *qm, size_t q0, size_t q1, const float *x, const RowMap *km, int C) {
+    if (same_rows(qm, km)) {
+        add_inplace(y, x + q0 * C, (q1 - q0) * C);
+        return;
+    }
+    int T = km->T;
+    #pragma omp parallel for schedule(static) PAR_IF((q1 - q0) * C)
+    for (size_t r = q0; r < q1; r++) {
+        size_t i = rows_cell(qm, r);
+        const float *xr = x + (size_t)rows_of(km, (int)(i / T), (int)(i % T)) * C;
+        float *yr = y + (r - q0) * C;
+        for (int k = 0; k < C; k++) yr[k] += xr[k];
+    }
+}
+
+/* dst (rows [r0, r1) of km) = src (rows [q0, q1) of qm, a subset), zero elsewhere */
+static void spread_rows(float *dst, const RowMap *km, size_t r0, size_t r1, const float *src, const RowMap *qm,
+                        size_t q0, size_t q1, int C) {
+    int T = km->T;
+    fill_zero(dst, (r1 - r0) * C);
+    #pragma omp parallel for schedule(static) PAR_IF((q1 - q0) * C)
+    for (size_t r = q0; r < q1; r++) {
+        size_t i = rows_cell(qm, r);
+        size_t k = (size_t)rows_of(km, (int)(i / T), (int)(i % T));
+        memcpy(dst + (k - r0) * C, src + (r - q0) * C, sizeof(float) * C);
+    }
+}
+
 /* Input of cell (b, t): a token embedding, or, for a thought slot, the ln_f output
  * of position t-1 (computed by an earlier pass), plus the position embedding. */
 static void embed_forward(Ctx *c, const Batch *bt, size_t r0, size_t r1) {
@@ -37,7 +78,7 @@ static void embed_forward(Ctx *c, const Batch *bt, size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; r++) {
         size_t i = rows_cell(m, r);
         const float *src = bt->is_thought && bt->is_thought[i]
-            ? a->lnf + (size_t)rows_of(m, (int)(i / T), (int)(i % T) - 1) * C
+            ? a->lnf + (size_t)rows_of(&bt->out_rows, (int)(i / T), (int)(i % T) - 1) * C
             : c->p.wte + (size_t)bt->ids[i] * C;
         const float *pe = c->p.wpe + (size_t)bt->pos[i] * C;
         float *o = a->emb + r * C;
@@ -59,7 +100,7 @@ static void embed_backward(Ctx *c, const Batch *bt, size_t r0, size_t r1, float 
             size_t i = rows_cell(m, r);
             const float *d = demb + (r - r0) * C;
             float *dst = bt->is_thought && bt->is_thought[i]
-                ? a->dlnf + (size_t)rows_of(m, (int)(i / T), (int)(i % T) - 1) * C
+                ? a->dlnf + (size_t)rows_of(&bt->out_rows, (int)(i / T), (int)(i % T) - 1) * C
                 : c->g.wte + (size_t)bt->ids[i] * C;
             float *dpe = c->g.wpe + (size_t)bt->pos[i] * C;
             for (int k = k0; k < k1; k++) { dst[k] += d[k]; dpe[k] += d[k]; }
@@ -70,8 +111,8 @@ static void embed_backward(Ctx *c, const Batch *bt, size_t r0, size_t r1, float 
 void forward_range(Ctx *c, const Batch *bt, int t0, int t1) {
     const GPT2Shape *s = c->shape;
     int C = s->n_embd, L = s->n_layer;
-    const RowMap *m = &bt->rows;
-    size_t r0 = rows_first(m, t0), r1 = rows_first(m, t1);
+    const RowMap *km = &bt->rows;
+    size_t r0 = rows_first(km, t0), r1 = rows_first(km, t1);
     int R = (int)(r1 - r0);
     Acts *a = c->a;
     const ParamPtrs *p = &c->p, *pm = &c->pm;
@@ -81,43 +122,48 @@ void forward_range(Ctx *c, const Batch *bt, int t0, int t1) {
     const float *x = a->emb;
     for (int l = 0; l < L; l++) {
         LayerActs *la = &a->layers[l];
+        const RowMap *qm = query_rows(bt, l, L);
+        size_t q0 = rows_first(qm, t0), q1 = rows_first(qm, t1);
+        int Q = (int)(q1 - q0);
         layernorm_forward(la->ln1 + r0 * C, la->ln1_mean + r0, la->ln1_rstd + r0, x + r0 * C,
                           p->ln1_w + (size_t)l * C, p->ln1_b + (size_t)l * C, R, C);
         to_bf16(c, la->ln1 + r0 * C, (size_t)R * C);
         linear_forward(la->qkv + r0 * 3 * C, la->ln1 + r0 * C, pm->qkv_w + (size_t)l * C * 3 * C,
                        pm->qkv_b + (size_t)l * 3 * C, R, C, 3 * C, c->bf16);
         to_bf16(c, la->qkv + r0 * 3 * C, (size_t)R * 3 * C);
-        attention_forward(la->atty, la->lse, a->s_attn, la->qkv, m, bt->mask, t0, t1, C, s->n_head,
+        attention_forward(la->atty, la->lse, a->s_attn, la->qkv, km, qm, bt->mask, t0, t1, C, s->n_head,
                           a->attn_threads, dropout_site(c->drop.seed, site_attn(l)), pd, c->bf16);
-        to_bf16(c, la->atty + r0 * C, (size_t)R * C);
+        to_bf16(c, la->atty + q0 * C, (size_t)Q * C);
         /* res1 = x + dropout(atty @ W + b) */
-        linear_forward(la->res1 + r0 * C, la->atty + r0 * C, pm->attproj_w + (size_t)l * C * C,
-                       pm->attproj_b + (size_t)l * C, R, C, C, c->bf16);
-        to_bf16(c, la->res1 + r0 * C, (size_t)R * C);
-        dropout_rows(la->res1 + r0 * C, m, r0, r1, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
-        add_inplace(la->res1 + r0 * C, x + r0 * C, (size_t)R * C);
-        layernorm_forward(la->ln2 + r0 * C, la->ln2_mean + r0, la->ln2_rstd + r0, la->res1 + r0 * C,
-                          p->ln2_w + (size_t)l * C, p->ln2_b + (size_t)l * C, R, C);
-        to_bf16(c, la->ln2 + r0 * C, (size_t)R * C);
-        linear_forward(la->fch + r0 * 4 * C, la->ln2 + r0 * C, pm->fc_w + (size_t)l * C * 4 * C,
-                       pm->fc_b + (size_t)l * 4 * C, R, C, 4 * C, c->bf16);
-        to_bf16(c, la->fch + r0 * 4 * C, (size_t)R * 4 * C);
-        gelu_forward(la->gelu + r0 * 4 * C, la->fch + r0 * 4 * C, (size_t)R * 4 * C);
-        to_bf16(c, la->gelu + r0 * 4 * C, (size_t)R * 4 * C);
+        linear_forward(la->res1 + q0 * C, la->atty + q0 * C, pm->attproj_w + (size_t)l * C * C,
+                       pm->attproj_b + (size_t)l * C, Q, C, C, c->bf16);
+        to_bf16(c, la->res1 + q0 * C, (size_t)Q * C);
+        dropout_rows(la->res1 + q0 * C, qm, q0, q1, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
+        add_rows(la->res1 + q0 * C, qm, q0, q1, x, km, C);
+        layernorm_forward(la->ln2 + q0 * C, la->ln2_mean + q0, la->ln2_rstd + q0, la->res1 + q0 * C,
+                          p->ln2_w + (size_t)l * C, p->ln2_b + (size_t)l * C, Q, C);
+        to_bf16(c, la->ln2 + q0 * C, (size_t)Q * C);
+        linear_forward(la->fch + q0 * 4 * C, la->ln2 + q0 * C, pm->fc_w + (size_t)l * C * 4 * C,
+                       pm->fc_b + (size_t)l * 4 * C, Q, C, 4 * C, c->bf16);
+        to_bf16(c, la->fch + q0 * 4 * C, (size_t)Q * 4 * C);
+        gelu_forward(la->gelu + q0 * 4 * C, la->fch + q0 * 4 * C, (size_t)Q * 4 * C);
+        to_bf16(c, la->gelu + q0 * 4 * C, (size_t)Q * 4 * C);
         /* res2 = res1 + dropout(gelu(fch) @ W + b) */
-        linear_forward(la->res2 + r0 * C, la->gelu + r0 * 4 * C, pm->fcproj_w + (size_t)l * 4 * C * C,
-                       pm->fcproj_b + (size_t)l * C, R, 4 * C, C, c->bf16);
-        to_bf16(c, la->res2 + r0 * C, (size_t)R * C);
-        dropout_rows(la->res2 + r0 * C, m, r0, r1, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
-        add_inplace(la->res2 + r0 * C, la->res1 + r0 * C, (size_t)R * C);
+        linear_forward(la->res2 + q0 * C, la->gelu + q0 * 4 * C, pm->fcproj_w + (size_t)l * 4 * C * C,
+                       pm->fcproj_b + (size_t)l * C, Q, 4 * C, C, c->bf16);
+        to_bf16(c, la->res2 + q0 * C, (size_t)Q * C);
+        dropout_rows(la->res2 + q0 * C, qm, q0, q1, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
+        add_inplace(la->res2 + q0 * C, la->res1 + q0 * C, (size_t)Q * C);
         x = la->res2;
     }
-    layernorm_forward(a->lnf + r0 * C, a->lnf_mean + r0, a->lnf_rstd + r0, x + r0 * C,
-                      p->lnf_w, p->lnf_b, R, C);
+    /* x is in out_rows (with no layers, rows is out_rows) */
+    size_t o0 = rows_first(&bt->out_rows, t0), o1 = rows_first(&bt->out_rows, t1);
+    layernorm_forward(a->lnf + o0 * C, a->lnf_mean + o0, a->lnf_rstd + o0, x + o0 * C,
+                      p->lnf_w, p->lnf_b, (int)(o1 - o0), C);
 }
 
-/* Copies rows of the range into dst and applies the dropout mask of `site`, which is
- * the backward of dropout (the same mask and scale). Scratch rows are range-relative. */
+/* Copies rows [r0, r1) into dst and applies the dropout mask of `site`, which is the
+ * backward of dropout (the same mask and scale). Scratch rows are range-relative. */
 static void masked_copy(float *dst, const float *src, const RowMap *m, size_t r0, size_t r1, int C,
                         uint64_t key, float pd) {
     memcpy(dst, src, sizeof(float) * (r1 - r0) * C);
@@ -127,47 +173,54 @@ static void masked_copy(float *dst, const float *src, const RowMap *m, size_t r0
 void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
     const GPT2Shape *s = c->shape;
     int C = s->n_embd, L = s->n_layer;
-    const RowMap *m = &bt->rows;
-    size_t r0 = rows_first(m, t0), r1 = rows_first(m, t1);
+    const RowMap *km = &bt->rows, *om = &bt->out_rows;
+    size_t r0 = rows_first(km, t0), r1 = rows_first(km, t1);
+    size_t o0 = rows_first(om, t0), o1 = rows_first(om, t1);
     int R = (int)(r1 - r0);
     Acts *a = c->a;
     const ParamPtrs *p = &c->p, *pm = &c->pm, *g = &c->g;
     float pd = c->drop.p;
-    float *dres = a->s_dres, *dx = a->s_dx;
+    float *dx = a->s_dx;
+    /* dres: gradient of the residual stream at the current depth, range rows only; in
+     * the last layer's rows after attention it lives in out_rows (dres_out) */
+    float *dres = a->s_dres, *dres_out = same_rows(om, km) ? dres : a->s_dres_out;
 
-    /* dres: gradient of the residual stream at the current depth, range rows only */
-    fill_zero(dres, (size_t)R * C);
+    fill_zero(dres_out, (o1 - o0) * C);
     const float *x_last = L > 0 ? a->layers[L - 1].res2 : a->emb;
-    layernorm_backward(dres, g->lnf_w, g->lnf_b, a->dlnf + r0 * C, x_last + r0 * C, p->lnf_w,
-                       a->lnf_mean + r0, a->lnf_rstd + r0, R, C);
+    layernorm_backward(dres_out, g->lnf_w, g->lnf_b, a->dlnf + o0 * C, x_last + o0 * C, p->lnf_w,
+                       a->lnf_mean + o0, a->lnf_rstd + o0, (int)(o1 - o0), C);
     for (int l = L - 1; l >= 0; l--) {
         LayerActs *la = &a->layers[l];
+        const RowMap *qm = query_rows(bt, l, L);
+        size_t q0 = rows_first(qm, t0), q1 = rows_first(qm, t1);
+        int Q = (int)(q1 - q0);
+        float *dq = l == L - 1 ? dres_out : dres;   /* the residual gradient in qm's rows */
         const float *x_in = l == 0 ? a->emb : a->layers[l - 1].res2;
-        float *d_fcproj = la->d_fcproj + r0 * C, *d_fc = la->d_fc + r0 * 4 * C;
-        float *d_attproj = la->d_attproj + r0 * C;
+        float *d_fcproj = la->d_fcproj + q0 * C, *d_fc = la->d_fc + q0 * 4 * C;
+        float *d_attproj = la->d_attproj + q0 * C;
 
         /* MLP branch: res2 = res1 + dropout(gelu(fch) @ Wp + bp), fch = ln2 @ Wf + bf */
-        masked_copy(d_fcproj, dres, m, r0, r1, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
-        to_bf16(c, d_fcproj, (size_t)R * C);
-        linear_backward_input(d_fc, d_fcproj, pm->fcproj_w + (size_t)l * 4 * C * C, R, 4 * C, C, c->bf16);
-        to_bf16(c, d_fc, (size_t)R * 4 * C);
-        gelu_backward(d_fc, la->fch + r0 * 4 * C, d_fc, (size_t)R * 4 * C);
-        to_bf16(c, d_fc, (size_t)R * 4 * C);
-        linear_backward_input(dx, d_fc, pm->fc_w + (size_t)l * C * 4 * C, R, C, 4 * C, c->bf16);
-        to_bf16(c, dx, (size_t)R * C);
-        layernorm_backward(dres, g->ln2_w + (size_t)l * C, g->ln2_b + (size_t)l * C, dx,
-                           la->res1 + r0 * C, p->ln2_w + (size_t)l * C, la->ln2_mean + r0,
-                           la->ln2_rstd + r0, R, C);
+        masked_copy(d_fcproj, dq, qm, q0, q1, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
+        to_bf16(c, d_fcproj, (size_t)Q * C);
+        linear_backward_input(d_fc, d_fcproj, pm->fcproj_w + (size_t)l * 4 * C * C, Q, 4 * C, C, c->bf16);
+        to_bf16(c, d_fc, (size_t)Q * 4 * C);
+        gelu_backward(d_fc, la->fch + q0 * 4 * C, d_fc, (size_t)Q * 4 * C);
+        to_bf16(c, d_fc, (size_t)Q * 4 * C);
+        linear_backward_input(dx, d_fc, pm->fc_w + (size_t)l * C * 4 * C, Q, C, 4 * C, c->bf16);
+        to_bf16(c, dx, (size_t)Q * C);
+        layernorm_backward(dq, g->ln2_w + (size_t)l * C, g->ln2_b + (size_t)l * C, dx,
+                           la->res1 + q0 * C, p->ln2_w + (size_t)l * C, la->ln2_mean + q0,
+                           la->ln2_rstd + q0, Q, C);
 
         /* attention branch: res1 = x_in + dropout(atty @ Wp + bp) */
-        masked_copy(d_attproj, dres, m, r0, r1, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
-        to_bf16(c, d_attproj, (size_t)R * C);
-        float *datty = a->s_dbig; /* (R, C) */
-        linear_backward_input(datty, d_attproj, pm->attproj_w + (size_t)l * C * C, R, C, C, c->bf16);
-        to_bf16(c, datty, (size_t)R * C);
+        masked_copy(d_attproj, dq, qm, q0, q1, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
+        to_bf16(c, d_attproj, (size_t)Q * C);
+        float *datty = a->s_dbig; /* (Q, C) */
+        linear_backward_input(datty, d_attproj, pm->attproj_w + (size_t)l * C * C, Q, C, C, c->bf16);
+        to_bf16(c, datty, (size_t)Q * C);
         /* dQ of the range, and dK/dV of every position it attended to: earlier passes
          * find the keys/values gradient of their positions waiting in la->dqkv */
-        attention_backward(la->dqkv, a->s_attn, datty, la->qkv, la->atty, la->lse, m, bt->mask, t0, t1,
+        attention_backward(la->dqkv, a->s_attn, datty, la->qkv, la->atty, la->lse, km, qm, bt->mask, t0, t1,
                            C, s->n_head, a->attn_threads, dropout_site(c->drop.seed, site_attn(l)), pd,
                            c->bf16);
         /* bf16: the rows of [0, t1) hold bf16 sums. Those of this range are complete (later
@@ -177,6 +230,8 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
         to_bf16(c, la->dqkv, r1 * 3 * C);
         linear_backward_input(dx, la->dqkv + r0 * 3 * C, pm->qkv_w + (size_t)l * C * 3 * C, R, C, 3 * C, c->bf16);
         to_bf16(c, dx, (size_t)R * C);
+        /* the residual passes the gradient of the cells that went on to every row */
+        if (dq != dres) spread_rows(dres, km, r0, r1, dq, qm, q0, q1, C);
         layernorm_backward(dres, g->ln1_w + (size_t)l * C, g->ln1_b + (size_t)l * C, dx,
                            x_in + r0 * C, p->ln1_w + (size_t)l * C, la->ln1_mean + r0,
                            la->ln1_rstd + r0, R, C);
@@ -192,17 +247,18 @@ static void weights_grad(Ctx *c, float *dw, float *db, const float *dy, const fl
 
 void backward_weights(Ctx *c, const Batch *bt) {
     const GPT2Shape *s = c->shape;
-    int C = s->n_embd, N = (int)rows_first(&bt->rows, bt->T);
+    int C = s->n_embd, L = s->n_layer, N = (int)rows_first(&bt->rows, bt->T);
     Acts *a = c->a;
     const ParamPtrs *g = &c->g;
-    for (int l = 0; l < s->n_layer; l++) {
+    for (int l = 0; l < L; l++) {
         LayerActs *la = &a->layers[l];
+        int Q = (int)rows_first(query_rows(bt, l, L), bt->T);
         /* the GELU outputs were kept by the forward (bf16: already rounded) */
         weights_grad(c, g->fcproj_w + (size_t)l * 4 * C * C, g->fcproj_b + (size_t)l * C, la->d_fcproj, la->gelu,
-                     N, 4 * C, C);
-        weights_grad(c, g->fc_w + (size_t)l * C * 4 * C, g->fc_b + (size_t)l * 4 * C, la->d_fc, la->ln2, N, C, 4 * C);
+                     Q, 4 * C, C);
+        weights_grad(c, g->fc_w + (size_t)l * C * 4 * C, g->fc_b + (size_t)l * 4 * C, la->d_fc, la->ln2, Q, C, 4 * C);
         weights_grad(c, g->attproj_w + (size_t)l * C * C, g->attproj_b + (size_t)l * C, la->d_attproj, la->atty,
-                     N, C, C);
+                     Q, C, C);
         weights_grad(c, g->qkv_w + (size_t)l * C * 3 * C, g->qkv_b + (size_t)l * 3 * C, la->dqkv, la->ln1,
                      N, C, 3 * C);
     }

@@ -75,7 +75,7 @@ static void gather_supervised(const Ctx *c, const Batch *bt, float *h, int64_t *
         for (int b = 0; b < B; b++) {
             int64_t y = bt->labels[(size_t)b * T + t + 1];
             if (y == -100) continue;
-            rows[k] = (size_t)rows_of(&bt->rows, b, t);
+            rows[k] = (size_t)rows_of(&bt->out_rows, b, t);
             tg[k] = y;
             memcpy(h + (size_t)k * C, c->a->lnf + rows[k] * C, sizeof(float) * C);
             k++;
@@ -90,7 +90,7 @@ static void backward_passes(Ctx *c, const Batch *bt, const int *bounds, int n_pa
     int C = c->shape->n_embd;
     size_t n_rows = rows_first(&bt->rows, bt->T);
     Acts *a = c->a;
-    fill_zero(a->dlnf, n_rows * C);
+    fill_zero(a->dlnf, rows_first(&bt->out_rows, bt->T) * C);
     for (long i = 0; i < N; i++) {
         float *dst = a->dlnf + rows[i] * C;
         const float *src = dh + (size_t)i * C;
@@ -139,6 +139,6 @@ void run_forward(Ctx *c, const Batch *bt, const int *bounds, int n_pass, float *
     /* under the full map the B rows of one position are contiguous; write them
      * batch-major (the passes are done, so the layer-0 inputs, emb, are free scratch) */
     for (int t = 0; t < T; t++)
-        lm_head_logits(logits + (size_t)t * V, (size_t)T * V, c->a->emb, c->a->lnf + rows_first(&bt->rows, t) * C,
+        lm_head_logits(logits + (size_t)t * V, (size_t)T * V, c->a->emb, c->a->lnf + rows_first(&bt->out_rows, t) * C,
                        c->pm.wte, B, C, V, c->bf16);
 }

@@ -104,7 +104,7 @@ def test_out_of_memory_message_names_the_computation():
     finally:
         _C._fail_allocations_after(-1)
     model.loss(ids, labels, mask, pos)  # lays the arena out: later calls allocate none
-    _C._fail_allocations_after(3)  # after is_thought, bounds, the packed row map: the loss's first block
+    _C._fail_allocations_after(3)  # after is_thought, bounds, the packed row maps: the loss's first block
     try:
         with pytest.raises(MemoryError, match=r"out of memory computing the loss of a 3 x 17 batch"):
             model.loss(ids, labels, mask, pos)
