@@ -4,13 +4,17 @@ checkpoints), for the CPU presets' Coconut and CoT rows.
 
     python benchmarks/preset_run.py [--rows prosqa-cpu:coconut,prontoqa-cpu:cot] [--epochs 4] [--threads 2]
     python benchmarks/preset_run.py --checkout /path/to/other/clone --record preset_run_before
+    python benchmarks/preset_run.py --against /path/to/earlier/clone --rounds 2
 
 Each row is `coconut train PRESET` in a fresh process for --epochs epochs, on the
 preset's full data, with its stage schedule compressed to one epoch per stage (stage 0
 in epoch 1, then stages 1, 2, 3, ...), so that a short run times the continuous-thought
 passes of several stages as well as the language stage. --checkout runs another copy
 of the repository (built in place) the same way: a before/after comparison on the same
-machine in the same hour. Results: benchmarks/results/preset_run.json.
+machine in the same hour. --against runs each row in that copy and in --checkout in
+turn, --rounds times, so that both see the same drift of a shared machine; each
+checkout's row keeps its fastest round, and the record (preset_run_against.json) gives
+the ratio. Results: benchmarks/results/preset_run.json.
 """
 from __future__ import annotations
 
@@ -73,7 +77,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="the presets' default: every core (2 here)")
     ap.add_argument("--checkout", default=os.path.dirname(HERE), help="the repository copy to run")
     ap.add_argument("--record", default="preset_run")
+    ap.add_argument("--against", help="an earlier copy of the repository, run in turn with --checkout")
+    ap.add_argument("--rounds", type=int, default=1, help="with --against: runs of each row in each copy")
     args = ap.parse_args()
+    if args.against:
+        return compare(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for row in args.rows.split(","):
@@ -84,6 +92,28 @@ def main():
                   f"accuracy per epoch {r['accuracy']}", flush=True)
     print("record:", write_record(args.record, dict(checkout=os.path.abspath(args.checkout), epochs=args.epochs,
                                                     threads=args.threads, schedule=COMPRESSED, rows=rows)))
+
+
+def compare(args):
+    """Each row in --against's copy and in --checkout's in turn, --rounds times."""
+    from common import write_record
+    copies = {"before": os.path.abspath(args.against), "after": os.path.abspath(args.checkout)}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for row in args.rows.split(","):
+            runs = {name: [] for name in copies}
+            for _ in range(args.rounds):
+                for name, path in copies.items():
+                    runs[name].append(run_row(row, args.epochs, args.threads, path, tempfile.mkdtemp(dir=tmp)))
+            best = {name: min(r, key=lambda x: x["wall_s"]) for name, r in runs.items()}
+            speedup = best["before"]["wall_s"] / best["after"]["wall_s"]
+            rows.append(dict(row=row, speedup=speedup, before=best["before"], after=best["after"],
+                             wall_s={name: [x["wall_s"] for x in r] for name, r in runs.items()}))
+            print(f"{row}: {best['before']['wall_s']:.1f} -> {best['after']['wall_s']:.1f} s (x{speedup:.2f}); "
+                  f"every wall time: {rows[-1]['wall_s']}", flush=True)
+    print("record:", write_record("preset_run_against", dict(before=copies["before"], after=copies["after"],
+                                                             epochs=args.epochs, threads=args.threads,
+                                                             rounds=args.rounds, schedule=COMPRESSED, rows=rows)))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ an AVX2 machine, SkylakeX's on an AVX-512 one, ...), and each set orders a matri
 product's sums its own way. The rounding differences grow over thousands of optimizer
 steps until validation answers change: on one AVX-512 machine, one thread, the same
 build, the prosqa-cpu Coconut row's epochs differ by up to 25 of 300 answers between
-Haswell's, SkylakeX's (its default) and Sandybridge's kernels, and it ends at 66.3%,
-62.0% and 66.3% (every epoch in tests/test_reproduce_slow.py).
+Haswell's, SkylakeX's (its default) and Sandybridge's kernels, and it ended at 66.3%,
+62.0% and 66.3% (with the core before its packed rows; tests/test_reproduce_slow.py
+pins every epoch of the present core's run).
 
 The mode sets OPENBLAS_CORETYPE=Haswell for this process before coconut loads OpenBLAS
 (coconut/__init__.py calls `apply` first), so every CPU with AVX2 and FMA runs the same
@@ -21,7 +22,7 @@ regression test use one thread (`threads: 1`). Runs on two threads repeat each o
 but not the one-thread run: the work is divided differently. The build does not
 matter: the C core is compiled without fused multiply-adds (-ffp-contract=off) or
 reassociation, so builds for -march=native (AVX-512) and x86-64-v3 train to the same
-bits (checked on prosqa-cpu through three curriculum stages, thoughts included).
+bits (checked on the whole prosqa-cpu Coconut row, thoughts included).
 
 The cost is speed where the CPU's own kernels are faster; on an AVX-512 Xeon, one
 thread, by CPU time (benchmarks/train_step.py --cpu-time; the records are

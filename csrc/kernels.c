@@ -237,8 +237,9 @@ static inline float dotf(const float *a, const float *b, int n) {
 
 /* Attention of one (example, head) in a pass [t0, t1) works on contiguous copies of that
  * example's rows: its keys are the unmasked positions of [0, t1) only, its queries those
- * of them at [t0, t1), so masked cells cost nothing. The rows of one example lie a whole
- * position's rows apart, which defeats the hardware prefetcher: the copies fetch ahead. */
+ * of them at [t0, t1) whose output is computed, so masked cells cost nothing. The rows of
+ * one example lie a whole position's rows apart, which defeats the hardware prefetcher:
+ * the copies fetch ahead. */
 #define PREFETCH_AHEAD 16
 
 static inline void prefetch_row(const float *row, int n, int for_write) {

@@ -143,12 +143,14 @@ def test_any_pass_split_gives_the_same_numbers(splits):
     np.testing.assert_allclose(logits_split, logits_whole, atol=1e-5)
 
 
-@pytest.mark.parametrize("dropout, bf16", [(0.0, False), (0.1, False), (0.1, True)])
-def test_packed_rows_give_the_numbers_of_the_full_grid(dropout, bf16):
-    """The loss runs only the cells someone reads (packed=True, the default); the full
-    (B, T) grid, padding included, gives the same loss and gradients. The batch has left
-    and right pads, thoughts in every pass, and a label whose logits come from a pad."""
-    model = model_for_thoughts(seed=4)
+@pytest.mark.parametrize("dropout, bf16, n_layer", [(0.0, False, 2), (0.1, False, 2), (0.1, True, 2),
+                                                    (0.0, False, 1), (0.1, False, 3)])
+def test_packed_rows_give_the_numbers_of_the_full_grid(dropout, bf16, n_layer):
+    """The loss runs only the cells something reads (packed=True, the default: no pads,
+    and the last layer's attention, MLP and ln_f only where a label or a thought reads
+    the output); the full (B, T) grid gives the same loss and gradients. The batch has
+    left and right pads, thoughts in every pass, and a label whose logits come from a pad."""
+    model = model_for_thoughts(seed=4, n_layer=n_layer)
     ids, mask, pos, labels = batch_with([6, 2, 0, 4], seed=6)
     first = int(np.argmax(mask[1]))
     assert first > 0 and labels[1, first] == -100

@@ -1,0 +1,158 @@
+"""The CPU presets' own training step, on their real batches, against transformers'
+GPT-2 on PyTorch doing what the reference does with the same padded batches: the CoT
+row one forward and backward over the (B, T) grid (eager and torch.compile), the
+Coconut row the reference's pass-by-pass algorithm (tests/torch_reference.py, eager).
+Both sides take an AdamW step per batch; one thread, timed by CPU time.
+
+    python benchmarks/preset_step.py [--rows prosqa-cpu:cot,prosqa-cpu:coconut] [--stages 0,3,6]
+
+Each row's batches are the first --batches micro-batches of its training set at the
+given stages, collated as training collates them. The core runs only the cells whose
+output something reads (the loss's packed rows, csrc/rows.h); "performed" counts the
+FLOPs it then does (rows kept, attention pairs per pass), set against the same run's
+one-thread sgemm rate. Results: benchmarks/results/preset_step.json.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from common import best_of, set_threads, sgemm_gflops, write_record
+from preset_run import ROW_SETS
+
+import coconut
+from coconut.collate import collate
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+
+ROWS = "prosqa-cpu:cot,prosqa-cpu:coconut,prontoqa-cpu:cot,prontoqa-cpu:coconut"
+
+
+def preset_batches(row: str, stages: list[int], n_batches: int, save_dir: str):
+    """The trainer (its model, tokenizer, method) and its first micro-batches at each stage."""
+    from coconut.run_config import load_config
+    from coconut.train import Trainer
+    preset, method = row.split(":")
+    cfg = load_config(preset, [f"method={method}", "threads=1", "epochs_per_stage=1",
+                               "recipe.first_stage_epochs=1", f"save_path={save_dir}", *ROW_SETS.get(row, [])])
+    trainer = Trainer(cfg, verbose=False)
+    tok, m, bs = trainer.tok, trainer.method, cfg.batch_size_training
+    examples = trainer.training_set(0)[:bs * n_batches]
+    batches = []
+    for stage in stages:   # one epoch per stage: epoch `stage` trains stage `stage`
+        rng = random.Random(stage)
+        seqs = [trainer.recipe.training_sequence(tok, m.sequence(tok, e, stage, rng), rng) for e in examples]
+        batches += [collate(seqs[i:i + bs], tok.eos_id, tok.latent_id) for i in range(0, len(seqs), bs)]
+    return trainer, batches
+
+
+def performed_flops(batch, config, latent_id: int, continuous: bool) -> float:
+    """Forward + backward FLOPs of the core's step on `batch`: the products over the rows
+    it keeps (every layer but the last on `rows`, the last one's attention, MLP and ln_f on
+    `out_rows`), the LM head at supervised positions, and attention's products per pass
+    (the whole query x key block of each example and head)."""
+    ids, mask, labels = batch.input_ids, batch.attention_mask.astype(bool), batch.labels
+    B, T = ids.shape
+    C, L, V = config.n_embd, config.n_layer, config.vocab_size
+    thought = (ids == latent_id) if continuous else np.zeros_like(mask)
+    read = np.zeros_like(mask)
+    read[:, :-1] = (labels[:, 1:] != -100) | thought[:, 1:]
+    later = np.flip(np.maximum.accumulate(np.flip(read, 1), 1), 1)   # a read output at or after t
+    keep = read | (mask & later)
+    n_rows, n_out, n_sup = keep.sum(), read.sum(), (labels[:, 1:] != -100).sum()
+    linear = 2 * C * C * (12 * n_rows * (L - 1) + 3 * n_rows + 9 * n_out) + 2 * n_sup * C * V
+    bounds = [0] + [t for t in range(1, T) if thought[:, t].any()] + [T]
+    pairs = 0   # (query, key) pairs of every pass, per layer: the last layer's queries are out_rows
+    for t0, t1 in zip(bounds[:-1], bounds[1:]):
+        keys = (mask & keep)[:, :t1].sum(1)
+        pairs += (L - 1) * (keys * (mask & keep)[:, t0:t1].sum(1)).sum() + (keys * (mask & read)[:, t0:t1].sum(1)).sum()
+    # products: forward 1x, backward 2x (input and weight gradients); attention 2 forward
+    # products and 5 backward ones (scores recomputed), 2 FLOPs per multiply-add over C
+    return 3 * linear + 14 * pairs * C
+
+
+def ours_step(trainer, batches, continuous: bool):
+    model, tok = trainer.model, trainer.tok
+    opt = coconut.AdamW(model)
+    mode = "continuous" if continuous else "none"
+
+    def step():
+        for b in batches:
+            model.zero_grad()
+            model.loss_and_grad(b.input_ids, b.labels, b.attention_mask, b.position_ids, thoughts=mode,
+                                latent_id=tok.latent_id, bot_id=tok.bot_id, eot_id=tok.eot_id)
+            opt.step()
+    return step
+
+
+def torch_step(trainer, batches, continuous: bool, compiled: bool):
+    import torch
+    import torch_reference
+    from hf_bridge import hf_twin
+    hf = hf_twin(trainer.model).train()
+    opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, weight_decay=0.01)
+    forward = torch.compile(hf, dynamic=True) if compiled else hf
+    tensors = [tuple(torch.from_numpy(x) for x in (b.input_ids, b.attention_mask, b.position_ids, b.labels))
+               for b in batches]
+    latent = trainer.tok.latent_id
+
+    def step():
+        for ids, mask, pos, labels in tensors:
+            opt.zero_grad()
+            if continuous:
+                loss = torch_reference.coconut_forward(forward, ids, mask, pos, labels, latent)[0]
+            else:
+                loss = forward(input_ids=ids, attention_mask=mask, position_ids=pos, labels=labels).loss
+            loss.backward()
+            opt.step()
+    return step
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", default=ROWS, help="PRESET:METHOD, comma-separated")
+    ap.add_argument("--stages", default="0,3,6")
+    ap.add_argument("--batches", type=int, default=4, help="micro-batches per stage")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--record", default="preset_step")
+    args = ap.parse_args()
+    set_threads(1)
+    clock = time.process_time
+    rate = sgemm_gflops(cpu_time=True)
+    print(f"sgemm (2048^3, 1 thread, {coconut.blas_info()['core']} kernels): {rate:.0f} GFLOP/s")
+    stages = [int(s) for s in args.stages.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for row_name in args.rows.split(","):
+            trainer, batches = preset_batches(row_name, stages, args.batches, tmp)
+            continuous = trainer.method.thought_mode == "continuous"
+            tokens = int(sum(b.attention_mask.sum() for b in batches))
+            grid = int(sum(b.input_ids.size for b in batches))
+            flops = sum(performed_flops(b, trainer.model.config, trainer.tok.latent_id, continuous) for b in batches)
+            t_ours = best_of(ours_step(trainer, batches, continuous), args.repeats, clock)
+            t_torch = best_of(torch_step(trainer, batches, continuous, False), max(1, args.repeats // 2), clock)
+            row = dict(row=row_name, stages=stages, batches=len(batches), tokens=tokens, real_fraction=tokens / grid,
+                       ours_s=t_ours, torch_s=t_torch, speedup_vs_torch=t_torch / t_ours,
+                       ours_tokens_per_s=tokens / t_ours, performed_gflops=flops / t_ours / 1e9,
+                       performed_over_sgemm=flops / t_ours / 1e9 / rate)
+            line = (f"{row_name}: {len(batches)} batches, {100 * row['real_fraction']:.0f}% real cells; ours "
+                    f"{row['ours_tokens_per_s']:.0f} tok/s ({row['performed_gflops']:.0f} GFLOP/s performed, "
+                    f"{100 * row['performed_over_sgemm']:.0f}% of sgemm); PyTorch eager x{row['speedup_vs_torch']:.2f}")
+            if not continuous and not args.no_compile:
+                t_comp = best_of(torch_step(trainer, batches, False, True), max(1, args.repeats // 2), clock)
+                row.update(torch_compile_s=t_comp, speedup_vs_torch_compile=t_comp / t_ours)
+                line += f", torch.compile x{row['speedup_vs_torch_compile']:.2f}"
+            rows.append(row)
+            print(line, flush=True)
+    print("record:", write_record(args.record, dict(threads=1, clock="process_time", sgemm_gflops=rate, rows=rows)))
+
+
+if __name__ == "__main__":
+    main()
