@@ -1,9 +1,10 @@
 /* Which cells (example b, position t) of a batch own a row in the activations, and
  * where. Rows are time-major: the rows of positions [t0, t1) are one contiguous block
  * [first[t0], first[t1]), so a pass of the thought schedule stays one product per
- * weight. The full map gives every cell a row (row t*B + b); the packed map keeps only
- * the cells whose output someone reads (a real token, or the input of a supervised
- * label or of a thought), so no kernel or product spends work on padding. */
+ * weight. The full map gives every cell a row (row t*B + b), for forward and decoding,
+ * where every cell's logits are wanted. A packed map keeps only some cells: the loss
+ * packs the cells its layers need (no padding) and, apart, those whose output is read
+ * (module.c's pack_rows), so no kernel or product spends work on the others. */
 #ifndef COCONUT_ROWS_H
 #define COCONUT_ROWS_H
 
