@@ -269,11 +269,13 @@ static void scatter_rows(float *dst, size_t ld, const int32_t *rows, int n, cons
 }
 
 /* The cells example b's attention works on in a pass [t0, t1): its keys, the unmasked
- * positions of [0, t1) with a row (ascending: kpos, and krow their rows in the key map), and its
- * queries, the keys at or after t0 that own a row in the query map (qkey their index
- * among the keys, qrow that row). Returns the number of keys; *nq the queries. */
+ * positions of [0, t1) with a row (ascending: kpos, and krow their rows in the key map),
+ * and its queries, the keys at or after t0 that own a row in the query map (qkey their
+ * index among the keys, qpos their position, qin their row in the key map, qrow in the
+ * query map). Returns the number of keys; *nq the queries. */
 static int attention_cells(const RowMap *km, const RowMap *qm, const int64_t *mask_b, int b, int t0, int t1,
-                           int32_t *kpos, int32_t *krow, int32_t *qkey, int32_t *qrow, int *nq) {
+                           int32_t *kpos, int32_t *krow, int32_t *qkey, int32_t *qpos, int32_t *qin,
+                           int32_t *qrow, int *nq) {
     int nk = 0;
     *nq = 0;
     for (int s = 0; s < t1; s++) {
@@ -285,6 +287,8 @@ static int attention_cells(const RowMap *km, const RowMap *qm, const int64_t *ma
         long q = s >= t0 ? rows_of(qm, b, s) : -1;
         if (q >= 0) {
             qkey[*nq] = nk;
+            qpos[*nq] = s;
+            qin[*nq] = (int32_t)k;
             qrow[(*nq)++] = (int32_t)q;
         }
         nk++;
@@ -302,11 +306,6 @@ static void zero_masked_queries(float *x, const RowMap *xm, size_t ld, size_t co
         memset(x + (size_t)rows_of(xm, b, t) * ld + col, 0, sizeof(float) * hd);
         if (lse_bh) lse_bh[t] = 0.0f;
     }
-}
-
-/* dst (n) = src at the given indices */
-static void pick(int32_t *dst, const int32_t *src, const int32_t *idx, int n) {
-    for (int i = 0; i < n; i++) dst[i] = src[idx[i]];
 }
 
 /* Products for a handful of query rows (a thought pass, a decoding step): plain loops,
@@ -414,11 +413,9 @@ void attention_forward(float *out, float *lse, float *scratch, const float *qkv,
                 const int64_t *mb = mask + (size_t)b * T;
                 float *lse_bh = lse + ((size_t)b * NH + h) * T;
                 zero_masked_queries(out, qm, C, (size_t)h * hd, lse_bh, qm, mb, b, t0, t1, hd);
-                int nq, nk = attention_cells(km, qm, mb, b, t0, t1, kpos, krow, qkey, qrow, &nq);
+                int nq, nk = attention_cells(km, qm, mb, b, t0, t1, kpos, krow, qkey, qpos, qin, qrow, &nq);
                 if (nq == 0) continue;
                 int few = nq <= 4;
-                pick(qpos, kpos, qkey, nq);
-                pick(qin, krow, qkey, nq);
                 gather_rows(Qg, qkv + (size_t)h * hd, ld3, qin, nq, hd);
                 gather_rows(Kg, qkv + C + (size_t)h * hd, ld3, krow, nk, hd);
                 gather_rows(Vg, qkv + 2 * C + (size_t)h * hd, ld3, krow, nk, hd);
@@ -462,12 +459,10 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
                 const int64_t *mb = mask + (size_t)b * T;
                 size_t q_col = (size_t)h * hd, k_col = C + q_col, v_col = 2 * C + q_col;
                 zero_masked_queries(dqkv, km, ld3, q_col, NULL, qm, mb, b, t0, t1, hd);
-                int nq, nk = attention_cells(km, qm, mb, b, t0, t1, kpos, krow, qkey, qrow, &nq);
+                int nq, nk = attention_cells(km, qm, mb, b, t0, t1, kpos, krow, qkey, qpos, qin, qrow, &nq);
                 if (nq == 0) continue;
                 int few = nq <= 4;
                 size_t n = (size_t)nq * nk;
-                pick(qpos, kpos, qkey, nq);
-                pick(qin, krow, qkey, nq);
                 gather_rows(Qg, qkv + q_col, ld3, qin, nq, hd);
                 gather_rows(Kg, qkv + k_col, ld3, krow, nk, hd);
                 gather_rows(Vg, qkv + v_col, ld3, krow, nk, hd);

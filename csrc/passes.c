@@ -45,11 +45,9 @@ static void add_rows(float *y, const RowMap *qm, size_t q0, size_t q1, const flo
         add_inplace(y, x + q0 * C, (q1 - q0) * C);
         return;
     }
-    int T = km->T;
     #pragma omp parallel for schedule(static) PAR_IF((q1 - q0) * C)
     for (size_t r = q0; r < q1; r++) {
-        size_t i = rows_cell(qm, r);
-        const float *xr = x + (size_t)rows_of(km, (int)(i / T), (int)(i % T)) * C;
+        const float *xr = x + (size_t)rows_of_cell(km, rows_cell(qm, r)) * C;
         float *yr = y + (r - q0) * C;
         for (int k = 0; k < C; k++) yr[k] += xr[k];
     }
@@ -58,12 +56,10 @@ static void add_rows(float *y, const RowMap *qm, size_t q0, size_t q1, const flo
 /* dst (rows [r0, r1) of km) = src (rows [q0, q1) of qm, a subset), zero elsewhere */
 static void spread_rows(float *dst, const RowMap *km, size_t r0, size_t r1, const float *src, const RowMap *qm,
                         size_t q0, size_t q1, int C) {
-    int T = km->T;
     fill_zero(dst, (r1 - r0) * C);
     #pragma omp parallel for schedule(static) PAR_IF((q1 - q0) * C)
     for (size_t r = q0; r < q1; r++) {
-        size_t i = rows_cell(qm, r);
-        size_t k = (size_t)rows_of(km, (int)(i / T), (int)(i % T));
+        size_t k = (size_t)rows_of_cell(km, rows_cell(qm, r));
         memcpy(dst + (k - r0) * C, src + (r - q0) * C, sizeof(float) * C);
     }
 }
@@ -72,13 +68,13 @@ static void spread_rows(float *dst, const RowMap *km, size_t r0, size_t r1, cons
  * of position t-1 (computed by an earlier pass), plus the position embedding. */
 static void embed_forward(Ctx *c, const Batch *bt, size_t r0, size_t r1) {
     const RowMap *m = &bt->rows;
-    int T = bt->T, C = c->shape->n_embd;
+    int C = c->shape->n_embd;
     Acts *a = c->a;
     #pragma omp parallel for schedule(static) PAR_IF((r1 - r0) * C)
     for (size_t r = r0; r < r1; r++) {
         size_t i = rows_cell(m, r);
         const float *src = bt->is_thought && bt->is_thought[i]
-            ? a->lnf + (size_t)rows_of(&bt->out_rows, (int)(i / T), (int)(i % T) - 1) * C
+            ? a->lnf + (size_t)rows_of_cell(&bt->out_rows, i - 1) * C
             : c->p.wte + (size_t)bt->ids[i] * C;
         const float *pe = c->p.wpe + (size_t)bt->pos[i] * C;
         float *o = a->emb + r * C;
@@ -89,7 +85,7 @@ static void embed_forward(Ctx *c, const Batch *bt, size_t r0, size_t r1) {
 
 static void embed_backward(Ctx *c, const Batch *bt, size_t r0, size_t r1, float *demb) {
     const RowMap *m = &bt->rows;
-    int T = bt->T, C = c->shape->n_embd;
+    int C = c->shape->n_embd;
     Acts *a = c->a;
     dropout_rows(demb, m, r0, r1, C, dropout_site(c->drop.seed, SITE_EMB), c->drop.p);
     /* threads own slices of channels, so rows sharing a token never race */
@@ -100,7 +96,7 @@ static void embed_backward(Ctx *c, const Batch *bt, size_t r0, size_t r1, float 
             size_t i = rows_cell(m, r);
             const float *d = demb + (r - r0) * C;
             float *dst = bt->is_thought && bt->is_thought[i]
-                ? a->dlnf + (size_t)rows_of(&bt->out_rows, (int)(i / T), (int)(i % T) - 1) * C
+                ? a->dlnf + (size_t)rows_of_cell(&bt->out_rows, i - 1) * C
                 : c->g.wte + (size_t)bt->ids[i] * C;
             float *dpe = c->g.wpe + (size_t)bt->pos[i] * C;
             for (int k = k0; k < k1; k++) { dst[k] += d[k]; dpe[k] += d[k]; }

@@ -22,9 +22,13 @@ static inline size_t rows_first(const RowMap *m, int t) {
     return m->row ? (size_t)m->first[t] : (size_t)t * m->B;
 }
 
-/* -1 if the cell has no row */
+/* the row of cell i = b*T + t, -1 if it has none */
+static inline long rows_of_cell(const RowMap *m, size_t i) {
+    return m->row ? (long)m->row[i] : (long)(i % m->T) * m->B + (long)(i / m->T);
+}
+
 static inline long rows_of(const RowMap *m, int b, int t) {
-    return m->row ? (long)m->row[(size_t)b * m->T + t] : (long)t * m->B + b;
+    return rows_of_cell(m, (size_t)b * m->T + t);
 }
 
 /* b*T + t of row r: the batch-major index that dropout masks and inputs are keyed by */
