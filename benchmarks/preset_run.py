@@ -76,7 +76,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2, help="the presets' default: every core (2 here)")
     ap.add_argument("--checkout", default=os.path.dirname(HERE), help="the repository copy to run")
-    ap.add_argument("--record", default="preset_run")
+    ap.add_argument("--record", help="record name (default preset_run, with --against preset_run_against)")
     ap.add_argument("--against", help="an earlier copy of the repository, run in turn with --checkout")
     ap.add_argument("--rounds", type=int, default=1, help="with --against: runs of each row in each copy")
     args = ap.parse_args()
@@ -90,7 +90,7 @@ def main():
             shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(r["share"].items(), key=lambda kv: -kv[1]))
             print(f"{row}: {r['wall_s']:.1f} s, {r['tokens_per_s']:.0f} tokens/s end to end; {shares}; "
                   f"accuracy per epoch {r['accuracy']}", flush=True)
-    print("record:", write_record(args.record, dict(checkout=os.path.abspath(args.checkout), epochs=args.epochs,
+    print("record:", write_record(args.record or "preset_run", dict(checkout=os.path.abspath(args.checkout), epochs=args.epochs,
                                                     threads=args.threads, schedule=COMPRESSED, rows=rows)))
 
 
@@ -111,7 +111,7 @@ def compare(args):
                              wall_s={name: [x["wall_s"] for x in r] for name, r in runs.items()}))
             print(f"{row}: {best['before']['wall_s']:.1f} -> {best['after']['wall_s']:.1f} s (x{speedup:.2f}); "
                   f"every wall time: {rows[-1]['wall_s']}", flush=True)
-    print("record:", write_record("preset_run_against", dict(before=copies["before"], after=copies["after"],
+    print("record:", write_record(args.record or "preset_run_against", dict(before=copies["before"], after=copies["after"],
                                                              epochs=args.epochs, threads=args.threads,
                                                              rounds=args.rounds, schedule=COMPRESSED, rows=rows)))
 

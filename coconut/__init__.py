@@ -4,6 +4,8 @@ import os as _os
 
 from . import reproducible as _reproducible
 
+# a kernel set named in the environment, which OpenBLAS takes instead of the CPU's own
+_CORETYPE_ENV = _os.environ.get("OPENBLAS_CORETYPE") or None
 # before OpenBLAS loads: it reads OPENBLAS_CORETYPE once, when the library is loaded
 _REPRODUCIBLE = _reproducible.apply()
 
@@ -52,9 +54,10 @@ def set_bf16_kernel(kernel: str) -> None:
 
 def blas_info() -> dict:
     """The BLAS library the core uses, its version, the kernel set (core) OpenBLAS chose
-    for this CPU, the thread settings, and whether reproducible mode (COCONUT_REPRODUCIBLE,
-    see coconut.reproducible) pinned the kernel set."""
-    info = dict(_C.blas_info(), reproducible=_REPRODUCIBLE)
+    for this CPU, the thread settings, whether reproducible mode (COCONUT_REPRODUCIBLE,
+    see coconut.reproducible) pinned the kernel set, and core_pinned: the kernel set the
+    environment's OPENBLAS_CORETYPE named when coconut loaded (None: OpenBLAS chose)."""
+    info = dict(_C.blas_info(), reproducible=_REPRODUCIBLE, core_pinned=_CORETYPE_ENV)
     parts = info["config"].split()
     info["version"] = parts[1] if len(parts) > 1 and parts[0] == "OpenBLAS" else info["config"]
     return info

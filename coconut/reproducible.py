@@ -29,8 +29,10 @@ thread, by CPU time (benchmarks/train_step.py --cpu-time; the records are
 benchmarks/results/train_step_prosqa_cpu_{default,reproducible}.json; medians of four
 runs each): sgemm 2048^3 at 0.62x (71 against 113 GFLOP/s), the prosqa-cpu train step
 (2 layers, 128 wide, 1065 symbols, batch 16, T = 60) at 0.73x (14,050 against 19,140
-tokens/s). Where OpenBLAS picks Haswell's kernels itself (Intel CPUs with AVX2 and
-no AVX-512) the mode costs nothing.
+tokens/s). On an AMD EPYC with AVX-512, SkylakeX's kernels run sgemm at twice
+Haswell's rate, and the presets' step 1.28-1.54x faster (docs/reproduction.md, round
+13). Where OpenBLAS picks Haswell's kernels itself (Intel CPUs with AVX2 and no
+AVX-512) the mode costs nothing.
 """
 from __future__ import annotations
 

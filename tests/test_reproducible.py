@@ -33,6 +33,17 @@ def test_mode_runs_openblas_haswell_kernels():
     assert off.returncode == 0 and off.stdout.split()[1] == "False", off.stderr
 
 
+@pytest.mark.skipif(bool(reproducible.unsupported_cpu()), reason="Sandybridge's kernels need AVX")
+def test_blas_info_names_a_kernel_set_pinned_by_the_environment():
+    """OPENBLAS_CORETYPE overrides the CPU's own kernel set (a host may set it for
+    bitwise repeats across machines, at a cost in speed): blas_info says so."""
+    code = "import coconut; i = coconut.blas_info(); print(i['core'], i['core_pinned'], i['reproducible'])"
+    pinned = run_python(code, OPENBLAS_CORETYPE="Sandybridge")
+    assert pinned.returncode == 0 and pinned.stdout.split() == ["Sandybridge", "Sandybridge", "False"], pinned.stderr
+    free = run_python(code)
+    assert free.returncode == 0 and free.stdout.split()[1] == "None", free.stderr
+
+
 def test_conflicting_coretype_is_refused():
     out = run_python("import coconut", COCONUT_REPRODUCIBLE="1", OPENBLAS_CORETYPE="SkylakeX")
     assert out.returncode != 0
