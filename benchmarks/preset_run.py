@@ -90,8 +90,9 @@ def main():
             shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(r["share"].items(), key=lambda kv: -kv[1]))
             print(f"{row}: {r['wall_s']:.1f} s, {r['tokens_per_s']:.0f} tokens/s end to end; {shares}; "
                   f"accuracy per epoch {r['accuracy']}", flush=True)
-    print("record:", write_record(args.record or "preset_run", dict(checkout=os.path.abspath(args.checkout), epochs=args.epochs,
-                                                    threads=args.threads, schedule=COMPRESSED, rows=rows)))
+    record = dict(checkout=os.path.abspath(args.checkout), epochs=args.epochs, threads=args.threads,
+                  schedule=COMPRESSED, rows=rows)
+    print("record:", write_record(args.record or "preset_run", record))
 
 
 def compare(args):
@@ -111,9 +112,9 @@ def compare(args):
                              wall_s={name: [x["wall_s"] for x in r] for name, r in runs.items()}))
             print(f"{row}: {best['before']['wall_s']:.1f} -> {best['after']['wall_s']:.1f} s (x{speedup:.2f}); "
                   f"every wall time: {rows[-1]['wall_s']}", flush=True)
-    print("record:", write_record(args.record or "preset_run_against", dict(before=copies["before"], after=copies["after"],
-                                                             epochs=args.epochs, threads=args.threads,
-                                                             rounds=args.rounds, schedule=COMPRESSED, rows=rows)))
+    record = dict(before=copies["before"], after=copies["after"], epochs=args.epochs, threads=args.threads,
+                  rounds=args.rounds, schedule=COMPRESSED, rows=rows)
+    print("record:", write_record(args.record or "preset_run_against", record))
 
 
 if __name__ == "__main__":
