@@ -268,32 +268,40 @@ static void scatter_rows(float *dst, size_t ld, const int32_t *rows, int n, cons
     }
 }
 
-/* The cells example b's attention works on in a pass [t0, t1): its keys, the unmasked
- * positions of [0, t1) with a row (ascending: kpos, and krow their rows in the key map),
- * and its queries, the keys at or after t0 that own a row in the query map (qkey their
- * index among the keys, qpos their position, qin their row in the key map, qrow in the
- * query map). Returns the number of keys; *nq the queries. */
-static int attention_cells(const RowMap *km, const RowMap *qm, const int64_t *mask_b, int b, int t0, int t1,
-                           int32_t *kpos, int32_t *krow, int32_t *qkey, int32_t *qpos, int32_t *qin,
-                           int32_t *qrow, int *nq) {
-    int nk = 0;
-    *nq = 0;
+/* The cells one example's attention works on in a pass [t0, t1): its nk keys, the
+ * unmasked positions of [0, t1) with a row, ascending, and its nq queries, the keys at
+ * or after t0 that own a row in the query map. The arrays lie in the thread's scratch
+ * (ATTN_CELL_ARRAYS of T int32 after its floats). */
+typedef struct {
+    int32_t *kpos, *krow;               /* each key's position, and its row in the key map */
+    int32_t *qkey, *qpos, *qin, *qrow;  /* each query's index among the keys, position, row
+                                         * in the key map and row in the query map */
+    int nk, nq;
+} AttnCells;
+
+static AttnCells attn_cells_at(void *at, int T) {
+    int32_t *p = at;
+    return (AttnCells){p, p + T, p + 2 * T, p + 3 * T, p + 4 * T, p + 5 * T, 0, 0};
+}
+
+static void attention_cells(AttnCells *c, const RowMap *km, const RowMap *qm, const int64_t *mask_b, int b,
+                            int t0, int t1) {
+    c->nk = c->nq = 0;
     for (int s = 0; s < t1; s++) {
         /* a real token without a row comes after every query of its example */
         long k = mask_b[s] ? rows_of(km, b, s) : -1;
         if (k < 0) continue;
-        kpos[nk] = s;
-        krow[nk] = (int32_t)k;
+        c->kpos[c->nk] = s;
+        c->krow[c->nk] = (int32_t)k;
         long q = s >= t0 ? rows_of(qm, b, s) : -1;
         if (q >= 0) {
-            qkey[*nq] = nk;
-            qpos[*nq] = s;
-            qin[*nq] = (int32_t)k;
-            qrow[(*nq)++] = (int32_t)q;
+            c->qkey[c->nq] = c->nk;
+            c->qpos[c->nq] = s;
+            c->qin[c->nq] = (int32_t)k;
+            c->qrow[c->nq++] = (int32_t)q;
         }
-        nk++;
+        c->nk++;
     }
-    return nk;
 }
 
 /* A masked query that owns a row in qm (the full map, or the input of a supervised
@@ -346,17 +354,18 @@ static void attn_gemm(int transA, int transB, int M, int N, int K, float alpha, 
     else blas_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* P (nq, nk) from the scores S (in place): query i (key index qkey[i]) sees keys
- * [0, qkey[i]]; the rest of its row is zero (BLAS computed the whole block: faster than
+/* P (nq, nk) from the scores S (in place): query i sees the keys up to its own
+ * (qkey[i]); the rest of its row is zero (BLAS computed the whole block: faster than
  * skipping the upper triangle). lse (indexed by position) receives each row's
  * log-sum-exp (forward) or is read from it (recompute). With row_sum (bf16 forward):
  * P holds exp(s - row max) rounded to bf16 instead, and row_sum (nq) the fp32 sums that
  * normalise them. */
-static void softmax_rows(float *S, float *lse, int recompute, float *row_sum, const int32_t *qpos,
-                         const int32_t *qkey, int nq, int nk) {
-    for (int i = 0; i < nq; i++) {
+static void softmax_rows(float *S, float *lse, int recompute, float *row_sum, const AttnCells *c) {
+    const int32_t *qpos = c->qpos;
+    int nk = c->nk;
+    for (int i = 0; i < c->nq; i++) {
         float *row = S + (size_t)i * nk;
-        int v = qkey[i] + 1;
+        int v = c->qkey[i] + 1;
         float L;
         if (recompute) {
             L = lse[qpos[i]];
@@ -381,14 +390,15 @@ static void softmax_rows(float *S, float *lse, int recompute, float *row_sum, co
 
 /* dst = P with attention dropout applied (mask scaled by 1/(1-p)); dst may equal P. The
  * mask is keyed by (b, h, query position, key position): independent of the layout. */
-static void drop_probs(float *dst, const float *P, int b, int h, int NH, int T, const int32_t *qpos,
-                       const int32_t *kpos, int nq, int nk, uint64_t site_key, float p_drop) {
+static void drop_probs(float *dst, const float *P, int b, int h, int NH, int T, const AttnCells *c,
+                       uint64_t site_key, float p_drop) {
     float keep_scale = 1.0f / (1.0f - p_drop);
-    for (int i = 0; i < nq; i++) {
-        uint64_t base = (((uint64_t)b * NH + h) * T + qpos[i]) * T;
+    int nk = c->nk;
+    for (int i = 0; i < c->nq; i++) {
+        uint64_t base = (((uint64_t)b * NH + h) * T + c->qpos[i]) * T;
         for (int s = 0; s < nk; s++) {
             float v = P[(size_t)i * nk + s];
-            dst[(size_t)i * nk + s] = v != 0.0f && dropout_keep(site_key, base + kpos[s], p_drop) ? v * keep_scale : 0.0f;
+            dst[(size_t)i * nk + s] = v != 0.0f && dropout_keep(site_key, base + c->kpos[s], p_drop) ? v * keep_scale : 0.0f;
         }
     }
 }
@@ -405,28 +415,27 @@ void attention_forward(float *out, float *lse, float *scratch, const float *qkv,
         float *S = scratch + (size_t)omp_get_thread_num() * attention_scratch_floats(T, hd, 0);
         float *row_sum = S + (size_t)T * T, *Qg = row_sum + T, *Kg = Qg + (size_t)T * hd;
         float *Vg = Kg + (size_t)T * hd, *Og = Vg + (size_t)T * hd;
-        int32_t *kpos = (int32_t *)(Og + (size_t)T * hd), *krow = kpos + T, *qkey = krow + T, *qrow = qkey + T;
-        int32_t *qpos = qrow + T, *qin = qpos + T;
+        AttnCells cells = attn_cells_at(Og + (size_t)T * hd, T);
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
                 const int64_t *mb = mask + (size_t)b * T;
                 float *lse_bh = lse + ((size_t)b * NH + h) * T;
                 zero_masked_queries(out, qm, C, (size_t)h * hd, lse_bh, qm, mb, b, t0, t1, hd);
-                int nq, nk = attention_cells(km, qm, mb, b, t0, t1, kpos, krow, qkey, qpos, qin, qrow, &nq);
+                attention_cells(&cells, km, qm, mb, b, t0, t1);
+                int nq = cells.nq, nk = cells.nk, few = nq <= 4;
                 if (nq == 0) continue;
-                int few = nq <= 4;
-                gather_rows(Qg, qkv + (size_t)h * hd, ld3, qin, nq, hd);
-                gather_rows(Kg, qkv + C + (size_t)h * hd, ld3, krow, nk, hd);
-                gather_rows(Vg, qkv + 2 * C + (size_t)h * hd, ld3, krow, nk, hd);
+                gather_rows(Qg, qkv + (size_t)h * hd, ld3, cells.qin, nq, hd);
+                gather_rows(Kg, qkv + C + (size_t)h * hd, ld3, cells.krow, nk, hd);
+                gather_rows(Vg, qkv + 2 * C + (size_t)h * hd, ld3, cells.krow, nk, hd);
                 attn_gemm(0, 1, nq, nk, hd, scale, Qg, hd, Kg, hd, 0.0f, S, nk, few);
-                softmax_rows(S, lse_bh, 0, bf16 ? row_sum : NULL, qpos, qkey, nq, nk);
-                if (p_drop > 0.0f) drop_probs(S, S, b, h, NH, T, qpos, kpos, nq, nk, site_key, p_drop);
+                softmax_rows(S, lse_bh, 0, bf16 ? row_sum : NULL, &cells);
+                if (p_drop > 0.0f) drop_probs(S, S, b, h, NH, T, &cells, site_key, p_drop);
                 attn_gemm(0, 0, nq, hd, nk, 1.0f, S, nk, Vg, hd, 0.0f, Og, hd, few);
                 if (bf16)
                     for (int i = 0; i < nq; i++)
                         for (int d = 0; d < hd; d++) Og[(size_t)i * hd + d] /= row_sum[i];
-                scatter_rows(out + (size_t)h * hd, C, qrow, nq, Og, hd, 0);
+                scatter_rows(out + (size_t)h * hd, C, cells.qrow, nq, Og, hd, 0);
             }
     }
 }
@@ -451,29 +460,28 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
         float *Qg = G + (size_t)T * T, *Kg = Qg + (size_t)T * hd, *Vg = Kg + (size_t)T * hd;
         float *dOg = Vg + (size_t)T * hd, *Og = dOg + (size_t)T * hd, *dQ = Og + (size_t)T * hd;
         float *dK = dQ + (size_t)T * hd, *dV = dK + (size_t)T * hd;
-        int32_t *kpos = (int32_t *)(dV + (size_t)T * hd), *krow = kpos + T, *qkey = krow + T, *qrow = qkey + T;
-        int32_t *qpos = qrow + T, *qin = qpos + T;
+        AttnCells cells = attn_cells_at(dV + (size_t)T * hd, T);
         #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
                 const int64_t *mb = mask + (size_t)b * T;
                 size_t q_col = (size_t)h * hd, k_col = C + q_col, v_col = 2 * C + q_col;
                 zero_masked_queries(dqkv, km, ld3, q_col, NULL, qm, mb, b, t0, t1, hd);
-                int nq, nk = attention_cells(km, qm, mb, b, t0, t1, kpos, krow, qkey, qpos, qin, qrow, &nq);
+                attention_cells(&cells, km, qm, mb, b, t0, t1);
+                int nq = cells.nq, nk = cells.nk, few = nq <= 4;
                 if (nq == 0) continue;
-                int few = nq <= 4;
                 size_t n = (size_t)nq * nk;
-                gather_rows(Qg, qkv + q_col, ld3, qin, nq, hd);
-                gather_rows(Kg, qkv + k_col, ld3, krow, nk, hd);
-                gather_rows(Vg, qkv + v_col, ld3, krow, nk, hd);
-                gather_rows(dOg, dout_all + q_col, C, qrow, nq, hd);
-                gather_rows(Og, out + q_col, C, qrow, nq, hd);
+                gather_rows(Qg, qkv + q_col, ld3, cells.qin, nq, hd);
+                gather_rows(Kg, qkv + k_col, ld3, cells.krow, nk, hd);
+                gather_rows(Vg, qkv + v_col, ld3, cells.krow, nk, hd);
+                gather_rows(dOg, dout_all + q_col, C, cells.qrow, nq, hd);
+                gather_rows(Og, out + q_col, C, cells.qrow, nq, hd);
                 /* recompute the probabilities from the saved log-sum-exp */
                 attn_gemm(0, 1, nq, nk, hd, scale, Qg, hd, Kg, hd, 0.0f, P, nk, few);
-                softmax_rows(P, (float *)lse + ((size_t)b * NH + h) * T, 1, NULL, qpos, qkey, nq, nk);
+                softmax_rows(P, (float *)lse + ((size_t)b * NH + h) * T, 1, NULL, &cells);
                 const float *Pused = P;
                 if (p_drop > 0.0f) {
-                    drop_probs(Pd, P, b, h, NH, T, qpos, kpos, nq, nk, site_key, p_drop);
+                    drop_probs(Pd, P, b, h, NH, T, &cells, site_key, p_drop);
                     Pused = Pd;
                 }
                 /* G = dO V^T: gradient of the (dropped) probabilities */
@@ -496,9 +504,9 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
                 attn_gemm(0, 0, nq, hd, nk, g_alpha, G, nk, Kg, hd, 0.0f, dQ, hd, few);
                 attn_gemm(1, 0, nk, hd, nq, g_alpha, G, nk, Qg, hd, 0.0f, dK, hd, few);
                 attn_gemm(1, 0, nk, hd, nq, 1.0f, Pused, nk, dOg, hd, 0.0f, dV, hd, few);
-                scatter_rows(dqkv + q_col, ld3, qin, nq, dQ, hd, 0);
-                scatter_rows(dqkv + k_col, ld3, krow, nk, dK, hd, 1);
-                scatter_rows(dqkv + v_col, ld3, krow, nk, dV, hd, 1);
+                scatter_rows(dqkv + q_col, ld3, cells.qin, nq, dQ, hd, 0);
+                scatter_rows(dqkv + k_col, ld3, cells.krow, nk, dK, hd, 1);
+                scatter_rows(dqkv + v_col, ld3, cells.krow, nk, dV, hd, 1);
             }
     }
 }

@@ -73,12 +73,15 @@ static inline int dropout_keep(uint64_t site_key, uint64_t index, float p) {
 void dropout_rows(float *x, const RowMap *m, size_t r0, size_t r1, int D, uint64_t site_key, float p);
 
 /* Floats of attention scratch per thread (head size hd): the (queries, keys)
- * probabilities and (bf16) their row sums, copies of one head's rows, and for backward
- * the probabilities, their dropped copy and their gradient. The caller owns the scratch
+ * probabilities and (bf16) their row sums, copies of one head's rows, the index arrays
+ * of its cells, and for backward the probabilities, their dropped copy and their
+ * gradient. The caller owns the scratch
  * (the activation arena), so the attention kernels allocate nothing and cannot fail. */
+#define ATTN_CELL_ARRAYS 6   /* the index arrays of the cells one (example, head) works on */
 static inline size_t attention_scratch_floats(int T, int hd, int backward) {
-    return backward ? (size_t)3 * T * T + (size_t)8 * T * hd + 6 * (size_t)T
-                    : (size_t)T * T + (size_t)4 * T * hd + 7 * (size_t)T;
+    size_t cells = (size_t)ATTN_CELL_ARRAYS * T;   /* int32, the size of a float */
+    return backward ? (size_t)3 * T * T + (size_t)8 * T * hd + cells
+                    : (size_t)T * T + T + (size_t)4 * T * hd + cells;
 }
 
 /* Causal self-attention of the positions [t0, t1) against the keys [0, t]. qkv (rows of

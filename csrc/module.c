@@ -146,7 +146,7 @@ static int parse_batch(CoreObject *self, PyObject *ids, PyObject *mask, PyObject
         return -1;
     bt->B = B;
     bt->T = T;
-    bt->rows = bt->out_rows = (RowMap){B, T, NULL, NULL, NULL};
+    bt->rows = bt->out_rows = rows_full(B, T);
     return 0;
 }
 
@@ -477,7 +477,7 @@ static int decoding_batch(const Prepared *pr, int max_new, int64_t eos, int64_t 
         return -1;
     }
     int64_t *ids = *buf, *mask = ids + (size_t)B * T, *pos = mask + (size_t)B * T;
-    *ext = (Batch){B, T, ids, mask, pos, NULL, *thought, {B, T, NULL, NULL, NULL}, {B, T, NULL, NULL, NULL}};
+    *ext = (Batch){B, T, ids, mask, pos, NULL, *thought, rows_full(B, T), rows_full(B, T)};
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             size_t i = (size_t)b * T + t, j = (size_t)b * Tp + t;

@@ -18,6 +18,11 @@ typedef struct {
     const int32_t *cell;   /* (rows) b*T + t of each row */
 } RowMap;
 
+/* the full map of a (B,T) batch: row t*B + b for every cell */
+static inline RowMap rows_full(int B, int T) {
+    return (RowMap){B, T, NULL, NULL, NULL};
+}
+
 static inline size_t rows_first(const RowMap *m, int t) {
     return m->row ? (size_t)m->first[t] : (size_t)t * m->B;
 }
