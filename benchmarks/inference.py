@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 def build(shape, tok, seed=0):
     cfg = coconut.GPT2Config(vocab_size=tok.vocab_size, n_positions=1024, dropout=0.0, **SHAPES[shape])
     model = coconut.GPT2(cfg, seed=seed).eval()
-    model.bot_id, model.eot_id, model.latent_id = tok.bot_id, tok.eot_id, tok.latent_id
+    model.thoughts = tok.thought_spec("continuous")
     return model
 
 

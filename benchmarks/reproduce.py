@@ -216,11 +216,8 @@ def mean_thoughts(row: str, state: dict | None, epoch: int) -> float | None:
         cfg = load_config(split_row(row)[0], row_overrides(row))
     except ConfigError:
         return None
-    if cfg.generate is not None:
-        cfg.generate.n = 1   # only the validation examples are needed
-    cfg.only_eval = True
     method = build_method(cfg)
-    _, val, _ = load_data(cfg)
+    _, val, _ = load_data(cfg, with_train=False)
     tok = build_tokenization(cfg, method, val, state["tokenization"])
     prompts = [method.prompt_ids(tok, ex, epoch - 1) for ex in val]
     return sum(p.count(tok.latent_id) for p in prompts) / len(prompts)
@@ -235,7 +232,7 @@ def analyse(out: str, run: str, ks=range(7)) -> str | None:
     mean value of every layer). Written to NAME.analysis.json beside the run's folder;
     returns that path, or None for a run that has not finished its epochs."""
     from coconut.analysis.latent_probe import depth_dataset, probe_dataset
-    from coconut.build import build_method, build_model, build_recipe, build_tokenization, load_data
+    from coconut.assembly import assemble
     from coconut.checkpoints import read_state
     from coconut.evaluate import evaluate, k_sweep
     from coconut.run_config import load_config
@@ -247,15 +244,8 @@ def analyse(out: str, run: str, ks=range(7)) -> str | None:
     state = read_state(checkpoint)
     if epoch < state["config"]["num_epochs"]:
         return None
-    cfg = load_config(split_row(run)[0], row_overrides(run))
-    if cfg.generate is not None:
-        cfg.generate.n = 1   # only the validation examples are needed
-    cfg.only_eval = True
-    recipe = build_recipe(cfg)
-    method = build_method(cfg, recipe=recipe)
-    _, val, _ = load_data(cfg)
-    tok = build_tokenization(cfg, method, val, state["tokenization"])
-    model = build_model(cfg, tok, checkpoint, recipe)
+    built = assemble(load_config(split_row(run)[0], row_overrides(run)), "eval", checkpoint=checkpoint)
+    cfg, method, tok, model, val = built.cfg, built.method, built.tok, built.model, built.val_set
     if method.thought_mode == "none":   # nothing to sweep: the method's own prompt, k = 0
         sweep = {0: evaluate(model, tok, method, val, cfg.max_new_tokens, cfg.eval_batch_size)}
     else:

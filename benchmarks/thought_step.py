@@ -46,7 +46,7 @@ def ours(shape, ids, labels, repeats):
 
     def step(thoughts):
         model.zero_grad()
-        model.loss_and_grad(ids, labels, latent_id=LAT, bot_id=BOT, eot_id=EOT, thoughts=thoughts)
+        model.loss_and_grad(ids, labels, thoughts=coconut.ThoughtSpec(thoughts, latent_id=LAT, bot_id=BOT, eot_id=EOT))
         opt.step()
     step("continuous")  # warm-up: the activation arena is allocated and touched
     best = {"continuous": float("inf"), "none": float("inf")}

@@ -32,6 +32,7 @@ if _REPRODUCIBLE:
 
 from .config import GPT2Config  # noqa: E402
 from .model import GPT2  # noqa: E402
+from .thought_spec import ThoughtSpec  # noqa: E402
 from .optim import AdamW  # noqa: E402
 from . import tokenizer  # noqa: E402
 from .version import package_version as _package_version  # noqa: E402
@@ -63,4 +64,4 @@ def blas_info() -> dict:
     return info
 
 
-__all__ = ["GPT2Config", "GPT2", "AdamW", "set_num_threads", "get_num_threads", "set_bf16_kernel", "blas_info"]
+__all__ = ["GPT2Config", "GPT2", "AdamW", "ThoughtSpec", "set_num_threads", "get_num_threads", "set_bf16_kernel", "blas_info"]

@@ -1,6 +1,6 @@
-"""From a run's config to the objects it trains: the method, the data, the tokenization,
-the recipe and the model. Shared by the trainer and `coconut eval`; everything that can
-be refused is refused here, before any training time is spent.
+"""The parts of a run, each from its config: the method, the data, the tokenization,
+the recipe and the model. coconut.assembly puts them together (the one place that does);
+everything that can be refused is refused here, before any training time is spent.
 
 Each object checks its own options: a method its fields, a tokenization its data, a
 recipe option the method and tokenization it joins. A refusal is a ConfigError naming
@@ -18,44 +18,38 @@ import coconut
 from coconut import hub_cache
 from coconut.config import GPT2Config
 from coconut.curriculum import METHODS, StageCurriculum, method_from_reference_config
-from coconut.curriculum.method import normalise_reset_rule
+from coconut.curriculum.registry import METHOD_KEYS, method_with_keys
 from coconut.data import generate, load_examples
 from coconut.recipes import Recipe
-from coconut.run_config import ConfigError, RunConfig, reference_flags
+from coconut.run_config import ConfigError, RunConfig, method_keys
 
 GPT2_COPY_FROM = 16791   # the GPT-2 token "<<": the reference initialises the new rows from it
 
 
-def build_method(cfg: RunConfig, method=None, recipe: Recipe | None = None):
-    """The run's method: `method` when given (an object or a class; a class gets
-    `method_options`), else `method` by name from coconut.curriculum.METHODS (with the
-    reference's stage keys where the method has them), else the method the reference
-    flags select. `reset_optimizer`, when set, overrides the method's own rule; the
-    recipe (default: the config's) adjusts it last."""
-    recipe = build_recipe(cfg) if recipe is None else recipe
+def build_method(cfg: RunConfig, method=None):
+    """The run's method: `method` when given (an object, used as it is, or a class made
+    with `method_options` and the config's METHOD_KEYS that are its fields), else
+    `method` by name from coconut.curriculum.METHODS, else the method the reference
+    flags select. The method checks its own options."""
     if method is not None and not isinstance(method, type):
         if cfg.method_options:
             raise ConfigError(f"{cfg.source}: method_options: the method is given as an object "
                               f"({type(method).__name__}); set its options on it")
-        return recipe.adjust_method(_with_reset_rule(cfg, method))
-    cls = method or _method_class(cfg)
+        return method
+    keys = method_keys(cfg)
     try:
-        if cls is None:   # the reference's flags, with method_options on top
-            made = dataclasses.replace(method_from_reference_config(reference_flags(cfg)), **_known_options(cfg, cls))
+        if method is None and cfg.method is None:
+            made = method_from_reference_config(keys)
         else:
-            stage_keys = {k: v for k, v in reference_flags(cfg).items() if k in _fields(cls) and k in cfg.explicit}
-            if issubclass(cls, StageCurriculum) and "c_thought" in stage_keys and not cls.with_thoughts:
-                stage_keys.pop("c_thought")
-            made = cls(**{**stage_keys, **_known_options(cfg, cls)})
-        return recipe.adjust_method(_with_reset_rule(cfg, made))
+            made = method_with_keys(method or _method_class(cfg), keys)
+        options = _known_options(cfg, type(made))
+        return dataclasses.replace(made, **options) if options else made
     except (ValueError, TypeError, NotImplementedError) as e:
         raise ConfigError(f"{cfg.source}: method: {e}") from None
 
 
 def _method_class(cfg: RunConfig):
-    """The class `method` names (None: the reference flags choose)."""
-    if cfg.method is None:
-        return None
+    """The class `method` names."""
     if cfg.method not in METHODS:
         close = difflib.get_close_matches(cfg.method, list(METHODS), n=1, cutoff=0.5)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -64,26 +58,20 @@ def _method_class(cfg: RunConfig):
     return METHODS[cfg.method]
 
 
-def _fields(cls) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
-
-
 def _known_options(cfg: RunConfig, cls) -> dict:
-    """method_options, each a field of the method (the reference flags' class when cls is None)."""
-    known = _fields(cls or type(method_from_reference_config(reference_flags(cfg))))
+    """method_options, each a field of the method and none of METHOD_KEYS (those are
+    keys of the config itself: one way in for each option)."""
+    known = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
     for key in cfg.method_options:
+        if key in METHOD_KEYS:
+            raise ConfigError(f"{cfg.source}: method_options: '{key}' is a key of the config itself "
+                              f"({key}: ...), not a method option")
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"{cfg.source}: method_options: '{key}' is not an option of method "
-                              f"{cfg.method or '(from the reference flags)'}{hint}; known: {known}")
+                              f"{cfg.method or cls.name}{hint}; known: {known}")
     return dict(cfg.method_options)
-
-
-def _with_reset_rule(cfg: RunConfig, method):
-    if "reset_optimizer" in cfg.explicit:
-        method.reset_optimizer = normalise_reset_rule(cfg.reset_optimizer)
-    return method
 
 
 def build_recipe(cfg: RunConfig) -> Recipe:
@@ -102,24 +90,28 @@ def check_recipe(cfg: RunConfig, recipe: Recipe, method, tok) -> None:
         raise ConfigError(f"{cfg.source}: recipe: {e}") from None
 
 
-def load_data(cfg: RunConfig, workers: int = 1):
+def load_data(cfg: RunConfig, workers: int = 1, with_train: bool = True):
     """(train examples, validation examples, (train name, validation name)). workers:
-    processes that draw generated data (coconut.data.generated)."""
-    if cfg.generate is not None:
-        g = cfg.generate
+    processes that draw generated data (coconut.data.generated). Without with_train
+    (an evaluation) the training set is neither read nor drawn: it comes back empty."""
+    g = cfg.generate
+    if g is not None:
         from_file = cfg.val_path is not None
-        examples = generate(g.dataset, g.n + (0 if from_file else g.val_n), g.seed, workers=workers)
-        train = examples[:g.n]
-        val = _load(cfg.val_path, "val_path", cfg) if from_file else examples[g.n:]
+        train = generate(g.dataset, g.n, g.seed, workers=workers) if with_train else []
+        # the validation examples follow the training ones in the generator's stream
+        val = _load(cfg.val_path, "val_path", cfg) if from_file else generate(g.dataset, g.val_n, g.seed,
+                                                                                start=g.n, workers=workers)
         names = (f"generated {g.dataset} (seed {g.seed}) training set",
                  cfg.val_path if from_file else f"generated {g.dataset} validation set")
     else:
-        train = [] if cfg.train_path is None or cfg.only_eval else _load(cfg.train_path, "train_path", cfg)
+        if with_train and cfg.train_path is None:
+            raise ConfigError(f"{cfg.source}: train_path: no training data: set train_path (and val_path) or generate")
+        train = _load(cfg.train_path, "train_path", cfg) if with_train else []
         val = _load(cfg.val_path, "val_path", cfg)
         names = (cfg.train_path, cfg.val_path)
     train = train[:cfg.train_size] if cfg.train_size else train
     val = val[:cfg.val_size] if cfg.val_size else val
-    if not cfg.only_eval and not train:
+    if with_train and not train:
         raise ConfigError(f"{cfg.source}: the training set ({names[0]}) is empty")
     if not val:
         raise ConfigError(f"{cfg.source}: the validation set ({names[1]}) is empty")
@@ -171,18 +163,13 @@ def saved_tokenization(directory: str | None) -> dict | None:
         return json.load(f).get("tokenization")
 
 
-def tokenization_dict(tok) -> dict:
-    if hasattr(tok, "to_dict"):
-        return tok.to_dict()
-    return {"kind": "gpt2", "with_pause": tok.pause_id is not None}
-
-
 def model_shape(cfg: RunConfig, tok, checkpoint: str | None = None) -> GPT2Config:
     """The shape the model will have, read without loading any weights."""
     source = checkpoint or pretrained_dir(cfg)
     if source is None:
+        dropout = GPT2Config.dropout if cfg.dropout is None else cfg.dropout
         return GPT2Config(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, vocab_size=tok.vocab_size,
-                          n_positions=cfg.n_positions, dropout=cfg.dropout)
+                          n_positions=cfg.n_positions, dropout=dropout)
     return GPT2Config.from_hf_file(GPT2Config.hf_path(source))
 
 
@@ -216,7 +203,7 @@ def build_model(cfg: RunConfig, tok, checkpoint: str | None = None, recipe: Reci
         (recipe or Recipe()).init_model(model, tok, cfg.seed)
     else:
         model = coconut.GPT2.from_pretrained(source, seed=cfg.seed)
-        if "dropout" in cfg.explicit:
+        if cfg.dropout is not None:
             model.config.dropout = cfg.dropout
         if model.config.vocab_size < tok.vocab_size:   # GPT-2 itself: grow by <bot> <eot> <latent> (<pause>)
             model.add_thought_tokens(tok.bot_id, tok.eot_id, tok.latent_id, copy_from=GPT2_COPY_FROM)
@@ -224,7 +211,7 @@ def build_model(cfg: RunConfig, tok, checkpoint: str | None = None, recipe: Reci
         if model.config.vocab_size != tok.vocab_size:
             raise ConfigError(f"{cfg.source}: the model in {source} has {model.config.vocab_size} token rows, "
                               f"the tokenization needs {tok.vocab_size}")
-    model.bot_id, model.eot_id, model.latent_id = tok.bot_id, tok.eot_id, tok.latent_id
+    model.thoughts = tok.thought_spec("continuous")
     model.bf16 = cfg.bf16
     return model
 

@@ -50,7 +50,10 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="generation accuracy of a checkpoint on the validation data")
     e.add_argument("config", help=config_help)
-    e.add_argument("--checkpoint", help="a checkpoint directory (default: the run's best, else load_model_path)")
+    e.add_argument("--checkpoint", help="a checkpoint directory (default: the run's best checkpoint)")
+    e.add_argument("--untrained", action="store_true",
+                   help="score the config's own weights (from scratch, or init/load_model_path) when the run has "
+                        "no checkpoint, instead of refusing")
     modes = e.add_mutually_exclusive_group()
     modes.add_argument("--k-sweep", action="store_true",
                        help="accuracy with k = 0..the method's most thoughts at inference (0..6 for a method "
@@ -116,46 +119,45 @@ def _train(args) -> int:
             raise ConfigError(f"--resume: expected an epoch number, got {resume!r}")
         resume = int(resume)
     cfg = load_config(args.config, args.set)
+    if cfg.only_eval:   # the reference's run.py evaluates load_model_path instead of training
+        return _score(args, cfg, checkpoint=None)
     result = Trainer(cfg, resume=resume, method=_method_class(args.method_class)).run(summary=args.summary)
     if result.summary is not None and _is_root():
         print(result.summary.table())
-    if not cfg.only_eval and _is_root():
+    if _is_root():
         print(f"best validation accuracy {result.best_accuracy:.4f} (epoch {result.best_epoch}); "
               f"checkpoints in {result.save_dir}")
     return 130 if result.interrupted else 0
 
 
 def _eval(args) -> int:
-    from coconut.distributed import configure_threads, world
-    from coconut.evaluate import evaluate, k_sweep
-    from coconut.build import (build_method, build_model, build_recipe, build_tokenization, check_recipe, load_data,
-                               saved_tokenization)
-    from coconut.checkpoints import best_checkpoint, read_state
     from coconut.run_config import ConfigError, load_config
-    cfg = load_config(args.config, args.set)
-    comm = world()
-    configure_threads(comm, cfg.threads)
-    checkpoint = args.checkpoint or best_checkpoint(cfg.save_dir)
-    state = read_state(checkpoint) if checkpoint else None
-    recipe = build_recipe(cfg)
-    method = build_method(cfg, _method_class(args.method_class), recipe)
-    if args.adaptive and cfg.train_path is None and cfg.generate is None:
-        raise ConfigError(f"{cfg.source}: --adaptive fits the stop classifier on the training data: set train_path "
-                          "or generate")
     if args.fit_examples < 1:
         raise ConfigError(f"--fit-examples must be >= 1, got {args.fit_examples}")
-    cfg.only_eval = not args.adaptive   # only the stop classifier needs the training data
-    train, val, _ = load_data(cfg)
-    tok = build_tokenization(cfg, method, val, state["tokenization"] if state else saved_tokenization(cfg.load_model_path))
-    check_recipe(cfg, recipe, method, tok)
-    model = build_model(cfg, tok, checkpoint, recipe)
-    epoch = state["epoch"] - 1 if state and state["epoch"] > 0 else None
-    if args.adaptive:
-        return _adaptive(cfg, method, tok, model, train[:args.fit_examples], val, comm)
-    k_max = getattr(method, "max_thoughts", 0)
-    if args.probe:
+    return _score(args, load_config(args.config, args.set), args.checkpoint, args.untrained)
+
+
+def _score(args, cfg, checkpoint, untrained=False) -> int:
+    """What `coconut eval` prints, for a checkpoint (or with only_eval, load_model_path)."""
+    from coconut.assembly import assemble, checkpoint_label
+    from coconut.distributed import configure_threads, world
+    from coconut.evaluate import k_sweep
+    from coconut.run_config import ConfigError
+    adaptive, probe, sweep = (getattr(args, k, False) for k in ("adaptive", "probe", "k_sweep"))
+    comm = world()
+    configure_threads(comm, cfg.threads)
+    if adaptive and cfg.train_path is None and cfg.generate is None:
+        raise ConfigError(f"{cfg.source}: --adaptive fits the stop classifier on the training data: set train_path "
+                          "or generate")
+    run = assemble(cfg, "eval", method=_method_class(args.method_class), checkpoint=checkpoint, untrained=untrained,
+                   with_train=adaptive)   # only the stop classifier needs the training data
+    method, tok, model, val = run.method, run.tok, run.model, run.val_set
+    if adaptive:
+        return _adaptive(cfg, method, tok, model, run.train_set[:args.fit_examples], val, comm)
+    k_max = method.max_thoughts
+    if probe:
         return _probe(cfg, tok, model, val, k_max) if comm.is_root else 0
-    if args.k_sweep:
+    if sweep:
         mode = method.thought_mode if method.thought_mode != "none" else "continuous"
         results = k_sweep(model, tok, val, ks=range((k_max or 6) + 1), max_new_tokens=cfg.max_new_tokens,
                           batch_size=cfg.eval_batch_size, thoughts=mode, comm=comm)
@@ -165,12 +167,12 @@ def _eval(args) -> int:
         for k, r in results.items():
             print(f"{k:>3}  {r.accuracy:>8.4f}  {r.mean_new_tokens:>10.2f}")
         return 0
-    result = evaluate(model, tok, method, val, cfg.max_new_tokens, cfg.eval_batch_size, epoch=epoch, comm=comm)
+    result = run.evaluate(comm=comm)
     if not comm.is_root:
         return 0
     print(f"accuracy {result.accuracy:.4f} on {len(val)} examples, {result.mean_new_tokens:.2f} new tokens "
-          f"on average ({checkpoint or 'weights of the config'})")
-    if args.records:
+          f"on average ({checkpoint_label(run)})")
+    if getattr(args, "records", None):
         result.write_jsonl(args.records)
     return 0
 
@@ -212,7 +214,7 @@ def _adaptive(cfg, method, tok, model, train, val, comm) -> int:
     from coconut.evaluate import k_sweep
     from coconut.run_config import ConfigError
     from coconut.stop_classifier import StopClassifier, evaluate_adaptive
-    k_max = getattr(method, "max_thoughts", 0)
+    k_max = method.max_thoughts
     if method.thought_mode != "continuous" or k_max < 1:
         raise ConfigError(f"{cfg.source}: --adaptive: the stop classifier reads continuous thoughts; "
                           f"method {method.name} has none")
@@ -256,6 +258,10 @@ def _method_class(spec: str | None):
             module = importlib.import_module(where)
     except ImportError as e:
         raise ValueError(f"--method-class {spec!r}: cannot import {where} ({e})") from None
+    except SyntaxError as e:
+        raise ValueError(f"--method-class {spec!r}: {e.filename}, line {e.lineno}: {e.msg}") from None
+    except Exception as e:   # the module's own code failed while it was loaded
+        raise ValueError(f"--method-class {spec!r}: loading {where} raised {type(e).__name__}: {e}") from None
     cls = getattr(module, name, None)
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise ValueError(f"--method-class {spec!r}: {where} has no Method subclass named {name}")

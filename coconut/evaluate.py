@@ -78,8 +78,7 @@ def evaluate(model, tok, method_or_k, examples: Sequence, max_new_tokens: int = 
                              f"{max_new_tokens} exceeds n_positions = {limit}")
     was_training = model.training
     model.eval()
-    decode = dict(eos_id=tok.eos_id, thoughts=mode, latent_id=tok.latent_id, bot_id=tok.bot_id,
-                  eot_id=tok.eot_id, batch_size=batch_size, on_batch=on_batch)
+    decode = dict(eos_id=tok.eos_id, thoughts=tok.thought_spec(mode), batch_size=batch_size, on_batch=on_batch)
     try:
         if comm is None or comm.size == 1:
             new = model.generate(prompts, max_new_tokens, **decode)
@@ -125,15 +124,14 @@ def _generate_sharded(model, prompts, max_new_tokens, comm, decode) -> list[list
 # ------------------------------------------------------------------------- decoding
 
 
-def greedy_reference(model, prompt, max_new_tokens, *, eos_id, thoughts, latent_id, bot_id, eot_id) -> list[int]:
+def greedy_reference(model, prompt, max_new_tokens, *, eos_id, thoughts) -> list[int]:
     """Greedy decoding as the reference does it: one example, the whole sequence
     recomputed for every token (no cache). The first token is kept even if it is eos;
     a later eos stops and is not kept. Slow; the yardstick for `model.generate`."""
     ids = list(prompt)
     new: list[int] = []
     for i in range(max_new_tokens):
-        logits = model.forward(np.asarray([ids], dtype=np.int64), thoughts=thoughts, latent_id=latent_id,
-                               bot_id=bot_id, eot_id=eot_id)
+        logits = model.forward(np.asarray([ids], dtype=np.int64), thoughts=thoughts)
         token = int(np.argmax(logits[0, -1]))
         if i > 0 and token == eos_id:
             break

@@ -9,9 +9,7 @@ import numpy as np
 
 from . import _C
 from .config import INIT_STD, GPT2Config
-
-# name -> the core's mode number; the core defines both
-THOUGHT_MODES = dict(_C.THOUGHT_MODES)
+from .thought_spec import ThoughtSpec
 
 
 def tensor_specs(config: GPT2Config) -> list[tuple[str, str, int, tuple[int, ...]]]:
@@ -74,8 +72,9 @@ class GPT2:
         self.seed = seed
         self.training = True
         self.dropout_calls = 0  # counts training passes: each gets fresh dropout masks
-        # ids of <bot>, <eot>, <latent>; set by add_thought_tokens or by the caller
-        self.bot_id = self.eot_id = self.latent_id = None
+        # what a call's `thoughts` defaults to: continuous once add_thought_tokens (or the
+        # caller) named the three thought tokens
+        self.thoughts = ThoughtSpec()
         if init:
             self._init_weights(seed)
 
@@ -124,48 +123,38 @@ class GPT2:
         lab = None if labels is None else _as_ids(labels, "labels")
         return ids, mask, pos, lab
 
-    def _thought_args(self, thoughts: str, latent_id, bot_id, eot_id) -> dict:
-        if thoughts not in THOUGHT_MODES:
-            raise ValueError(f"thoughts must be one of {sorted(THOUGHT_MODES)}, got {thoughts!r}")
-        latent = self.latent_id if latent_id is None else latent_id
-        bot = self.bot_id if bot_id is None else bot_id
-        eot = self.eot_id if eot_id is None else eot_id
-        if thoughts == "continuous" and None in (latent, bot, eot):
-            raise ValueError("continuous thoughts need latent_id, bot_id and eot_id (pass them, or call "
-                             "add_thought_tokens / set model.latent_id, bot_id, eot_id)")
-        return dict(mode=THOUGHT_MODES[thoughts], latent_id=-1 if latent is None else int(latent),
-                    bot_id=-1 if bot is None else int(bot), eot_id=-1 if eot is None else int(eot))
-
-    def _default_mode(self, thoughts, latent_id) -> str:
-        if thoughts is not None:
+    def _spec(self, thoughts) -> ThoughtSpec:
+        """A call's `thoughts`: a ThoughtSpec as given; a mode name with this model's
+        thought tokens; None: this model's own spec."""
+        if thoughts is None:
+            return self.thoughts
+        if isinstance(thoughts, ThoughtSpec):
             return thoughts
-        return "continuous" if (latent_id is not None or self.latent_id is not None) else "none"
+        return self.thoughts.with_mode(thoughts)
 
     # ------------------------------------------------------------------ compute
 
-    def loss_and_grad(self, input_ids, labels, attention_mask=None, position_ids=None, *, latent_id=None,
-                      bot_id=None, eot_id=None, thoughts=None, grad_scale: float = 1.0) -> float:
+    def loss_and_grad(self, input_ids, labels, attention_mask=None, position_ids=None, *, thoughts=None,
+                      grad_scale: float = 1.0) -> float:
         """Mean next-token cross-entropy over positions whose label (shifted inside, as
         `transformers` does) is not -100; gradients are added into `self.grads`.
-        With thoughts="continuous" every `<latent>` slot takes the final hidden state of
-        the position before it, and the gradient flows back through every thought.
+        `thoughts`: a ThoughtSpec, a mode name ("continuous", "pause", "none") with this
+        model's thought tokens, or None for `self.thoughts`. With continuous thoughts every
+        `<latent>` slot takes the final hidden state of the position before it, and the
+        gradient flows back through every thought.
         A batch without a supervised position raises ValueError, exhausted memory
         MemoryError, an overflowing loss FloatingPointError (the gradients may then hold
         part of this batch's sum: zero them before going on)."""
-        return self._loss(input_ids, labels, attention_mask, position_ids, latent_id, bot_id, eot_id,
-                          thoughts, grad_scale, backward=True)[0]
+        return self._loss(input_ids, labels, attention_mask, position_ids, thoughts, grad_scale, backward=True)[0]
 
-    def loss(self, input_ids, labels, attention_mask=None, position_ids=None, *, latent_id=None,
-             bot_id=None, eot_id=None, thoughts=None) -> float:
+    def loss(self, input_ids, labels, attention_mask=None, position_ids=None, *, thoughts=None) -> float:
         """The same loss without gradients (dropout off), e.g. for validation."""
-        return self._loss(input_ids, labels, attention_mask, position_ids, latent_id, bot_id, eot_id,
-                          thoughts, 1.0, backward=False)[0]
+        return self._loss(input_ids, labels, attention_mask, position_ids, thoughts, 1.0, backward=False)[0]
 
     def loss_and_count(self, input_ids, labels, attention_mask=None, position_ids=None, *, backward=True,
-                       latent_id=None, bot_id=None, eot_id=None, thoughts=None, grad_scale=1.0):
+                       thoughts=None, grad_scale=1.0):
         """(mean loss, number of supervised positions): what a trainer needs to weigh micro-batches."""
-        return self._loss(input_ids, labels, attention_mask, position_ids, latent_id, bot_id, eot_id,
-                          thoughts, grad_scale, backward=backward)
+        return self._loss(input_ids, labels, attention_mask, position_ids, thoughts, grad_scale, backward=backward)
 
     @property
     def dropout_calls_per_pass(self) -> int:
@@ -173,10 +162,9 @@ class GPT2:
         dropout seed per call, only when dropout is on."""
         return int(bool(self.training) and float(self.config.dropout) > 0.0)
 
-    def _loss(self, input_ids, labels, attention_mask, position_ids, latent_id, bot_id, eot_id, thoughts,
-              grad_scale, backward):
+    def _loss(self, input_ids, labels, attention_mask, position_ids, thoughts, grad_scale, backward):
         ids, mask, pos, lab = self._batch(input_ids, attention_mask, position_ids, labels)
-        targs = self._thought_args(self._default_mode(thoughts, latent_id), latent_id, bot_id, eot_id)
+        targs = self._spec(thoughts).core_args()
         dropout = self.config.dropout if (backward and self.dropout_calls_per_pass) else 0.0
         seed = 0
         if dropout > 0.0:
@@ -186,13 +174,13 @@ class GPT2:
                                       grad_scale=float(grad_scale), bf16=self.bf16, **targs)
         return loss, count
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, *, latent_id=None, bot_id=None,
-                eot_id=None, thoughts=None, return_thoughts: bool = False):
+    def forward(self, input_ids, attention_mask=None, position_ids=None, *, thoughts=None,
+                return_thoughts: bool = False):
         """Logits (B, T, V) float32 of every position (dropout off). With return_thoughts,
         also a list per example of the (n_thoughts, C) vectors fed into its thought slots.
         Logits at masked (padding) positions carry no meaning."""
         ids, mask, pos, _ = self._batch(input_ids, attention_mask, position_ids)
-        targs = self._thought_args(self._default_mode(thoughts, latent_id), latent_id, bot_id, eot_id)
+        targs = self._spec(thoughts).core_args()
         logits, vectors, where = self._core.forward(ids, mask, pos, logits=True, thoughts=return_thoughts,
                                                     bf16=self.bf16, **targs)
         if not return_thoughts:
@@ -202,14 +190,14 @@ class GPT2:
 
     __call__ = forward
 
-    def generate(self, prompts, max_new_tokens: int = 128, *, eos_id: int, thoughts=None, latent_id=None,
-                 bot_id=None, eot_id=None, batch_size: int = 64, on_batch=None) -> list[list[int]]:
+    def generate(self, prompts, max_new_tokens: int = 128, *, eos_id: int, thoughts=None, batch_size: int = 64,
+                 on_batch=None) -> list[list[int]]:
         """Greedy decoding of a list of prompts (lists of ids), batched with the key/value
         cache; a prompt ending in `<bot> <latent>*k <eot>` first runs the thought passes.
         Returns the new ids of each prompt. As in the reference, the first new token is
         kept even if it is eos; a later eos ends that prompt and is not returned.
         on_batch(prompts done, prompts in all, new tokens of the batch) follows progress."""
-        targs = self._thought_args(self._default_mode(thoughts, latent_id), latent_id, bot_id, eot_id)
+        targs = self._spec(thoughts).core_args()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         prompts = [list(p) for p in prompts]
@@ -261,11 +249,12 @@ class GPT2:
 
     def add_thought_tokens(self, bot_id: int, eot_id: int, latent_id: int, copy_from: int) -> None:
         """Grows the vocabulary to hold the three thought tokens (rows copied from
-        `copy_from`, the reference uses the GPT-2 token "<<") and remembers their ids."""
+        `copy_from`, the reference uses the GPT-2 token "<<"); calls then default to
+        continuous thoughts with these ids (`self.thoughts`)."""
         needed = max(bot_id, eot_id, latent_id) + 1 - self.config.vocab_size
         if needed > 0:
             self.resize_vocab(needed, copy_from)
-        self.bot_id, self.eot_id, self.latent_id = bot_id, eot_id, latent_id
+        self.thoughts = ThoughtSpec("continuous", latent_id=latent_id, bot_id=bot_id, eot_id=eot_id)
 
     # ------------------------------------------------------------------ checkpoints
 

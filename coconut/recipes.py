@@ -8,7 +8,6 @@ Each option is one small class here. It checks its value when it is made, and
 whether it fits the run it joins (`fits`: the method, the tokenization, a model from
 scratch or not); then it hooks into one of:
 
-- `adjust_method(method)`: the method, before anything is laid out;
 - `init_model(model, tok, seed, std)`: the rows of a model built from scratch;
 - `training_sequence(tok, seq, rng)`: every TRAINING sequence, after the method laid it
   out (validation sequences stay the reference's, so validation loss compares across
@@ -22,7 +21,6 @@ with a `key` added to OPTIONS, and a test.
 """
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import math
 import random
@@ -50,9 +48,6 @@ class Option:
 
     def fits(self, method, tok, from_scratch: bool) -> None:
         """Raise ValueError saying why this option cannot join the run."""
-
-    def adjust_method(self, method):
-        return method
 
     def init_model(self, model, tok, seed: int, std: float) -> None:
         pass
@@ -104,7 +99,7 @@ class TokenInit(Option):
     def fits(self, method, tok, from_scratch: bool) -> None:
         if self.value == "compositional":
             self._needs_scratch(from_scratch)
-            if not hasattr(tok, "token_parts"):
+            if tok.token_parts() is None:
                 raise ValueError(f"token_init: compositional needs a tokenization with pair or fact tokens "
                                  f"(prosqa_edge_tokens, prontoqa_fact_sentences), got {_kind(tok)}")
 
@@ -146,31 +141,12 @@ class ShuffleNodes(Option):
         _boolean(self)
 
     def fits(self, method, tok, from_scratch: bool) -> None:
-        if self.value and not hasattr(tok, "relabel_nodes"):
+        if self.value and not tok.renames_nodes:
             raise ValueError(f"shuffle_nodes needs a tokenization with node or concept tokens (prosqa_symbolic, "
                              f"prosqa_edge_tokens, prontoqa_fact_sentences), got {_kind(tok)}")
 
     def training_sequence(self, tok, seq: TrainingSequence, rng: random.Random) -> TrainingSequence:
         return renamed_nodes(tok, seq, rng) if self.value else seq
-
-
-class FirstStageEpochs(Option):
-    """Stage 0 (the language chain, no thoughts) lasts this many epochs, then every
-    later stage epochs_per_stage: a model trained from scratch must first learn to read
-    the question in language. A method without a stage schedule has no stage 0 to
-    lengthen and is left as it is (so a preset's CoT row runs with the same recipe)."""
-
-    key, default = "first_stage_epochs", None
-
-    def check_value(self) -> None:
-        if self.value is not None and (isinstance(self.value, bool) or not isinstance(self.value, int)
-                                       or self.value < 1):
-            raise ValueError(f"first_stage_epochs must be an integer >= 1 (or null), got {self.value!r}")
-
-    def adjust_method(self, method):
-        if self.value is None or not hasattr(method, "first_stage_epochs"):
-            return method
-        return dataclasses.replace(method, first_stage_epochs=self.value)
 
 
 class LrDecayEpochs(Option):
@@ -195,8 +171,10 @@ class LrDecayEpochs(Option):
 
 # The order the hooks run in: renaming draws from the epoch's generator, and a resumed
 # run must draw as the uninterrupted one did.
-OPTIONS = {cls.key: cls for cls in (FirstStageEpochs, EmbeddingStd, TokenInit, ShuffleNodes, PredictPastEot,
-                                          LrDecayEpochs)}
+OPTIONS = {cls.key: cls for cls in (EmbeddingStd, TokenInit, ShuffleNodes, PredictPastEot, LrDecayEpochs)}
+# options that moved elsewhere: where they are now
+MOVED = {"first_stage_epochs": "a key of its own beside epochs_per_stage (first_stage_epochs: N), which the "
+                               "methods with stages take"}
 
 
 class Recipe:
@@ -206,6 +184,8 @@ class Recipe:
     def __init__(self, options: dict | None = None):
         options = dict(options or {})
         for key in options:
+            if key in MOVED:
+                raise ValueError(f"'{key}' is no recipe option: it is {MOVED[key]}")
             if key not in OPTIONS:
                 close = difflib.get_close_matches(str(key), list(OPTIONS), n=1, cutoff=0.6)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -218,11 +198,6 @@ class Recipe:
     def fits(self, method, tok, from_scratch: bool) -> None:
         for option in self.options:
             option.fits(method, tok, from_scratch)
-
-    def adjust_method(self, method):
-        for option in self.options:
-            method = option.adjust_method(method)
-        return method
 
     def init_model(self, model, tok, seed: int) -> None:
         std = self.value("embedding_std")
@@ -244,7 +219,7 @@ def _boolean(option: Option) -> None:
 
 
 def _kind(tok) -> str:
-    return repr(tok.to_dict()["kind"]) if hasattr(tok, "to_dict") else "'gpt2'"
+    return repr(tok.kind)
 
 
 def renamed_nodes(tok, seq: TrainingSequence, rng: random.Random) -> TrainingSequence:

@@ -47,7 +47,7 @@ import yaml
 from coconut import hub_cache
 from coconut.config_fields import ConfigError, check_type, parse_yaml
 from coconut.config import GPT2Config
-from coconut.curriculum.method import RESET_RULES
+from coconut.curriculum.registry import METHOD_KEYS
 from coconut.data.official_splits import official_layout_path, official_names, official_path
 
 GENERATED_DATASETS = ("prosqa", "prontoqa")
@@ -85,12 +85,14 @@ class RunConfig:
     cot: bool = False
     no_thoughts: bool = False
     no_cot: bool = False
-    c_thought: int = 1
-    epochs_per_stage: int = 5
-    max_latent_stage: int = 6
-    pad_latent_to_max: bool = False
+    # the keys that shape the method (coconut.curriculum.METHOD_KEYS): null = left out,
+    # the method's own default (Coconut: 1, 5, 6, false, 0.0, true); the method checks them
+    c_thought: Optional[int] = None
+    epochs_per_stage: Optional[int] = None
+    max_latent_stage: Optional[int] = None
+    pad_latent_to_max: Optional[bool] = None
     save_only_improve: bool = False
-    uniform_prob: float = 0.0
+    uniform_prob: Optional[float] = None
     model_id: Optional[str] = "openai-community/gpt2"   # with init: pretrained, a local HF directory or cached hub name
     load_model_path: Optional[str] = None    # a checkpoint directory whose weights start the run
     seed: int = 0
@@ -98,7 +100,7 @@ class RunConfig:
     bf16: bool = False                       # mixed precision as torch.autocast(bfloat16): see GPT2's bf16
     train_path: Optional[str] = None
     val_path: Optional[str] = None
-    reset_optimizer: Union[bool, str] = True  # bool as the reference, or "epoch" | "stage" | "never"
+    reset_optimizer: Union[bool, str, None] = None   # bool as the reference, or "epoch" | "stage" | "never"
     batch_size_training: int = 32
     debug: bool = False                      # as the reference: no checkpoints are written
     gradient_accumulation_steps: int = 1
@@ -108,14 +110,15 @@ class RunConfig:
 
     # ---- our keys ------------------------------------------------------------------
     method: Optional[str] = None             # a name in coconut.curriculum.METHODS; overrides the flags
-    method_options: dict = field(default_factory=dict)   # e.g. {n_pause: 6} or {first_stage_epochs: 14}
+    method_options: dict = field(default_factory=dict)   # the method's other fields, e.g. {n_pause: 6}
+    first_stage_epochs: Optional[int] = None  # stage 0 lasts this many epochs (null: epochs_per_stage)
     recipe: dict = field(default_factory=dict)   # coconut.recipes: e.g. {embedding_std: 0.1, shuffle_nodes: true}
     init: Literal["scratch", "pretrained"] = "pretrained"
     n_layer: int = 12
     n_head: int = 12
     n_embd: int = 768
     n_positions: int = 1024
-    dropout: float = 0.1
+    dropout: Optional[float] = None          # null: GPT-2's 0.1 from scratch, a pretrained model's own
     tokenization: str = "gpt2"              # gpt2, or a symbolic one (coconut.tokenizer.symbolic)
     threads: Optional[int] = None            # C core threads (None: its default; under MPI cores / ranks)
     max_new_tokens: int = 128
@@ -127,7 +130,6 @@ class RunConfig:
 
     # where the config came from, for error messages; not a YAML key
     source: str = field(default="<defaults>", repr=False, compare=False)
-    explicit: frozenset = field(default=frozenset(), repr=False, compare=False)
 
     def __post_init__(self):
         if isinstance(self.generate, dict):
@@ -148,7 +150,7 @@ class RunConfig:
         return out
 
 
-_NOT_KEYS = ("source", "explicit")
+_NOT_KEYS = ("source",)
 
 
 def config_keys() -> list[str]:
@@ -209,7 +211,7 @@ def config_from_dict(raw: dict, source: str = "<dict>", lines: dict | None = Non
     for key in PATH_KEYS:
         if isinstance(values.get(key), str) and values[key].strip() in ("None", "none", ""):
             values[key] = None   # the reference writes `load_model_path: None`
-    cfg = RunConfig(**values, source=source, explicit=frozenset(values))
+    cfg = RunConfig(**values, source=source)
     _check_values(cfg, where)
     _resolve_paths(cfg, where)
     return cfg
@@ -258,15 +260,12 @@ def _generate_data(raw: dict, where: str) -> GenerateData:
 
 
 def _check_values(cfg: RunConfig, where) -> None:
-    if isinstance(cfg.reset_optimizer, str) and cfg.reset_optimizer not in RESET_RULES:
-        raise ConfigError(f"{where('reset_optimizer')} must be true, false or one of {list(RESET_RULES)}, "
-                          f"got {cfg.reset_optimizer!r}")
     positive = ("batch_size_training", "gradient_accumulation_steps", "n_layer", "n_head", "n_embd",
-                "n_positions", "max_new_tokens", "eval_batch_size", "epochs_per_stage")
+                "n_positions", "max_new_tokens", "eval_batch_size")
     for key in positive:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{where(key)} must be >= 1, got {getattr(cfg, key)}")
-    for key in ("num_epochs", "resume", "c_thought", "max_latent_stage", "log_every_steps"):
+    for key in ("num_epochs", "resume", "log_every_steps"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{where(key)} must be >= 0, got {getattr(cfg, key)}")
     for key in ("train_size", "val_size", "threads"):
@@ -276,10 +275,8 @@ def _check_values(cfg: RunConfig, where) -> None:
         GPT2Config(n_head=cfg.n_head, n_embd=cfg.n_embd)
     except ValueError as e:
         raise ConfigError(f"{where('n_embd')}: {e}") from None
-    if not 0.0 <= cfg.dropout < 1.0:
+    if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
         raise ConfigError(f"{where('dropout')} must lie in [0, 1), got {cfg.dropout}")
-    if not 0.0 <= cfg.uniform_prob <= 1.0:
-        raise ConfigError(f"{where('uniform_prob')} must lie in [0, 1], got {cfg.uniform_prob}")
     if cfg.lr < 0 or cfg.weight_decay < 0:
         key = "lr" if cfg.lr < 0 else "weight_decay"
         raise ConfigError(f"{where(key)} must be >= 0, got {getattr(cfg, key)}")
@@ -290,18 +287,13 @@ def _check_values(cfg: RunConfig, where) -> None:
         raise ConfigError(f"{where('generate')}: give either generate or train_path, not both")
     if cfg.generate is not None and cfg.val_path is None and cfg.generate.val_n < 1:
         raise ConfigError(f"{where('generate')}: no validation data: set generate.val_n >= 1 or val_path")
-    if cfg.generate is None and not cfg.only_eval and cfg.train_path is None:
-        raise ConfigError(f"{where('train_path')}: no training data: set train_path (and val_path) "
-                          "or generate")
     if cfg.generate is None and cfg.val_path is None:
         raise ConfigError(f"{where('val_path')}: no validation data: set val_path or generate")
 
 
-def reference_flags(cfg: RunConfig) -> dict:
-    """The reference keys that choose and shape the method, as run.py reads them."""
-    keys = ("coconut", "cot", "no_thoughts", "no_cot", "c_thought", "epochs_per_stage", "max_latent_stage",
-            "pad_latent_to_max", "uniform_prob")
-    return {k: getattr(cfg, k) for k in keys}
+def method_keys(cfg: RunConfig) -> dict:
+    """The keys that choose (the reference's flags) and shape (METHOD_KEYS) the method."""
+    return {k: getattr(cfg, k) for k in ("coconut", "cot", "no_thoughts", "no_cot", *METHOD_KEYS)}
 
 
 def _resolve_paths(cfg: RunConfig, where) -> None:

@@ -78,9 +78,8 @@ def thought_features(model, tok, examples: Sequence, k_max: int, batch_size: int
                     raise ValueError(f"example {start + i}: the prompt with {k_max} thoughts has {len(p)} tokens, "
                                      f"more than n_positions = {limit}")
             b = collate(prompts, tok.eos_id, tok.latent_id)
-            _, thoughts = model.forward(b.input_ids, b.attention_mask, b.position_ids, thoughts="continuous",
-                                        latent_id=tok.latent_id, bot_id=tok.bot_id, eot_id=tok.eot_id,
-                                        return_thoughts=True)
+            _, thoughts = model.forward(b.input_ids, b.attention_mask, b.position_ids,
+                                        thoughts=tok.thought_spec("continuous"), return_thoughts=True)
             for i, t in enumerate(thoughts):
                 if t.shape[0] != k_max:
                     raise RuntimeError(f"expected {k_max} thoughts, the model returned {t.shape[0]}")

@@ -3,8 +3,9 @@
     result = train(load_config("coconut/configs/default.yaml"))
     result.best_accuracy, result.history[-1]["val_accuracy"]
 
-`Trainer(config)` does everything that can fail first (data, tokenization, lengths,
-model, the checkpoint to resume) and only then `run()` spends training time.
+`Trainer(config)` assembles the run (coconut.assembly: data, tokenization, lengths,
+model, the checkpoint to resume), so everything that can fail does so first; only then
+`run()` spends training time.
 
 Randomness: the order and the per-example draws of epoch e come from
 `random.Random(f"coconut/{seed}/train/{e}")`, dropout from the model's counter
@@ -12,8 +13,7 @@ Randomness: the order and the per-example draws of epoch e come from
 moments, the epoch and step reached, and that counter; a resumed run ends with the
 same weights, bit for bit, as one that never stopped.
 
-What a run builds comes from coconut.build (method, data, tokenization, recipe, model),
-what it writes goes through coconut.checkpoints (the save directory's layout is there).
+What it writes goes through coconut.checkpoints (the save directory's layout is there).
 
 Under MPI (`mpirun -np N coconut train CONFIG`, see coconut.distributed) every rank runs
 this loop on the same data; rank r computes the micro-batches j = r, r + N, ... of each
@@ -43,9 +43,9 @@ from tqdm import tqdm
 
 import coconut
 from coconut import distributed
-from coconut.build import (build_method, build_model, build_recipe, build_tokenization, check_lengths, check_recipe,
-                           load_data, model_shape, saved_tokenization, tokenization_dict)
-from coconut.checkpoints import find_checkpoint, read_state, refuse_to_overwrite, save_checkpoint, write_json_atomic
+from coconut.assembly import assemble
+from coconut.build import check_lengths
+from coconut.checkpoints import refuse_to_overwrite, save_checkpoint, write_json_atomic
 from coconut.collate import collate
 from coconut.data import generate
 from coconut.evaluate import EvalResult, evaluate
@@ -87,46 +87,28 @@ class Trainer:
         self.world = world if world is not None else distributed.world()
         self.verbose = verbose and self.world.is_root
         self.progress_every = progress_every
-        if not cfg.only_eval:
-            distributed.check_accumulation(cfg.gradient_accumulation_steps, self.world.size, cfg.source)
+        distributed.check_accumulation(cfg.gradient_accumulation_steps, self.world.size, cfg.source)
         distributed.configure_threads(self.world, cfg.threads)
         self.save_dir = cfg.save_dir
-        resume = cfg.resume if resume is None else resume
-        ckpt = None if cfg.only_eval else find_checkpoint(cfg, resume)
-        state = read_state(ckpt, cfg) if ckpt else None
-
-        self.recipe = build_recipe(cfg)
-        self.method = build_method(cfg, method, self.recipe)
         # data is drawn and encoded on every core a lone process has; MPI ranks work alone
         self.data_workers = coconut.get_num_threads() if self.world.size == 1 else 1
-        self.train_set, self.val_set, names = load_data(cfg, self.data_workers)
-        saved_tok = state["tokenization"] if state else saved_tokenization(cfg.load_model_path)
-        self.tok = build_tokenization(cfg, self.method, self.train_set + self.val_set, saved_tok)
-        self.tok.encode_all(self.train_set + self.val_set, self.data_workers)
-        self.method.check_tokenization(self.tok)
-        check_recipe(cfg, self.recipe, self.method, self.tok)
-        n_positions = model_shape(cfg, self.tok, ckpt).n_positions
-        first_epoch = state["epoch"] if state else (0 if cfg.only_eval else cfg.resume)
-        if not cfg.only_eval:
-            check_lengths(self.method, self.tok, self.train_set, names[0], range(first_epoch, cfg.num_epochs),
-                          n_positions)
-        eval_epochs = [cfg.resume] if cfg.only_eval else range(first_epoch, cfg.num_epochs)
-        check_lengths(self.method, self.tok, self.val_set, names[1], eval_epochs, n_positions, cfg.max_new_tokens)
-
-        self.model = build_model(cfg, self.tok, ckpt, self.recipe)
+        run = self.assembled = assemble(cfg, "train", method=method, resume=resume, data_workers=self.data_workers)
+        self.recipe, self.method, self.tok, self.model = run.recipe, run.method, run.tok, run.model
+        self.train_set, self.val_set, self.thoughts = run.train_set, run.val_set, run.thoughts
         self.optimizer = coconut.AdamW(self.model, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8,
                                        weight_decay=cfg.weight_decay)
-        self.epoch, self.step_in_epoch, self.global_step = first_epoch, 0, 0
+        self.epoch, self.step_in_epoch, self.global_step = run.first_epoch, 0, 0
         self.best_accuracy, self.best_epoch = -1.0, None
         self.tokens_trained = 0   # by this process's run(), resumed epochs not counted
+        state = run.state
         if state:
-            self.optimizer.load_state_dict(dict(np.load(os.path.join(ckpt, "optimizer.npz"))))
+            self.optimizer.load_state_dict(dict(np.load(os.path.join(run.checkpoint, "optimizer.npz"))))
             self.model.dropout_calls = state["dropout_calls"]
             self.step_in_epoch, self.global_step = state["step_in_epoch"], state["global_step"]
             self.best_accuracy, self.best_epoch = state["best_accuracy"], state["best_epoch"]
-        elif not cfg.only_eval and not cfg.debug:
+        elif not cfg.debug:
             refuse_to_overwrite(self.save_dir)
-        self.resumed_from = ckpt
+        self.resumed_from = run.checkpoint
         self._stop = False
         if self.world.size > 1:
             self._agree_across_ranks()
@@ -156,18 +138,10 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def run(self, summary: bool = False) -> TrainResult:
-        """Train (or with only_eval, evaluate). summary: also fill `result.summary`
-        (coconut.summary: final and best accuracy, time, tokens, the final model's
-        k-sweep) unless the run was interrupted."""
+        """Train. summary: also fill `result.summary` (coconut.summary: final and best
+        accuracy, time, tokens, the final model's k-sweep) unless the run was interrupted."""
         cfg, result = self.cfg, TrainResult(self.model, save_dir=self.save_dir)
         start = time.perf_counter()
-        if cfg.only_eval:
-            ev = self.accuracy(cfg.resume)
-            result.history.append({"epoch": cfg.resume, "val_accuracy": ev.accuracy,
-                                   "mean_new_tokens": ev.mean_new_tokens})
-            self.say(f"accuracy {ev.accuracy:.4f} on {len(self.val_set)} examples "
-                     f"({ev.mean_new_tokens:.1f} new tokens on average)")
-            return result
         if self.world.is_root:
             os.makedirs(self.save_dir, exist_ok=True)
         if self.cfg.bf16:
@@ -280,8 +254,7 @@ class Trainer:
             # The reference divides each micro-batch's mean loss by the accumulation steps.
             with self.phases("step"):
                 loss, _ = model.loss_and_count(b.input_ids, b.labels, b.attention_mask, b.position_ids,
-                                               thoughts=method.thought_mode, latent_id=tok.latent_id,
-                                               bot_id=tok.bot_id, eot_id=tok.eot_id, grad_scale=1.0 / acc)
+                                               thoughts=self.thoughts, grad_scale=1.0 / acc)
             done.append((j, loss))
         model.dropout_calls = first_call + len(micro_batches) * per_pass
         with self.phases("optimizer"):
@@ -336,9 +309,7 @@ class Trainer:
         for k in ks:
             b = collate(seqs[starts[k]:starts[k] + bs], self.tok.eos_id, self.tok.latent_id)
             loss, n = self.model.loss_and_count(b.input_ids, b.labels, b.attention_mask, b.position_ids,
-                                                backward=False, thoughts=self.method.thought_mode,
-                                                latent_id=self.tok.latent_id, bot_id=self.tok.bot_id,
-                                                eot_id=self.tok.eot_id)
+                                                backward=False, thoughts=self.thoughts)
             mine.append((k, loss, n))
             progress.advance(len(mine), loss=loss, tokens=int(b.attention_mask.sum()))
         progress.close()
@@ -376,7 +347,7 @@ class Trainer:
     def save_checkpoint(self, name: str) -> str:
         state = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
                  "dropout_calls": self.model.dropout_calls, "best_accuracy": self.best_accuracy,
-                 "best_epoch": self.best_epoch, "tokenization": tokenization_dict(self.tok),
+                 "best_epoch": self.best_epoch, "tokenization": self.tok.to_dict(),
                  "method": self.method.name, "config": self.cfg.to_dict(),
                  "rng": f"random.Random('coconut/{self.cfg.seed}/train/<epoch>') per epoch"}
         return save_checkpoint(os.path.join(self.save_dir, name), self.model, self.optimizer, state,

@@ -66,7 +66,7 @@ def train_small_coconut(name, seed=0):
     cfg = config_from_dict(dict(
         name=name, save_path=OUT, debug=True,               # debug: no checkpoints written
         method="coconut", c_thought=1, max_latent_stage=MAX_STAGE, pad_latent_to_max=True,
-        recipe={"first_stage_epochs": LANGUAGE_EPOCHS}, epochs_per_stage=1, num_epochs=NUM_EPOCHS,
+        first_stage_epochs=LANGUAGE_EPOCHS, epochs_per_stage=1, num_epochs=NUM_EPOCHS,
         train_path=train_path, val_path=val_path,
         tokenization="prosqa_edge_tokens", init="scratch",
         n_layer=2, n_head=4, n_embd=32 if SMALL else 128, n_positions=256, dropout=0.0,

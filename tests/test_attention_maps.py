@@ -35,8 +35,8 @@ def test_numpy_forward_equals_core_logits_with_thoughts(setup):
     model, tok, examples = setup
     for ex, k in zip(examples, (1, 3, 6)):
         ids = latent_prompt(tok, ex, k) + tok.answer_ids(ex)
-        logits, thoughts = model.forward(np.array([ids]), thoughts="continuous", latent_id=tok.latent_id,
-                                         bot_id=tok.bot_id, eot_id=tok.eot_id, return_thoughts=True)
+        logits, thoughts = model.forward(np.array([ids]), thoughts=tok.thought_spec("continuous"),
+                                         return_thoughts=True)
         emb = prompt_embeddings(model, tok, ids, thoughts[0])
         ours, maps, hidden = numpy_forward(model.params, model.config, emb)
         assert np.max(np.abs(ours - logits[0])) <= 1e-4

@@ -18,7 +18,7 @@ import coconut
 import torch_reference as tr
 from coconut import _C
 from hf_bridge import hf_twin, padded_batch, small_model
-from test_thoughts import EOS, LAT, THOUGHTS, batch_with, model_for_thoughts
+from test_thoughts import EOS, LAT, SPEC, batch_with, model_for_thoughts
 
 SHAPES = [dict(n_layer=2, n_head=3, n_embd=48, vocab_size=97),
           dict(n_layer=3, n_head=2, n_embd=20, vocab_size=61),
@@ -221,7 +221,7 @@ def thought_model():
     """GPT-2-like weights (model_for_thoughts' larger ones make bf16 chaotic: one rounding
     flip early on changes every later bf16 value by an ulp, for autocast too)."""
     model = small_model(vocab_size=100)
-    model.latent_id, model.bot_id, model.eot_id = LAT, THOUGHTS["bot_id"], THOUGHTS["eot_id"]
+    model.thoughts = SPEC
     return model
 
 
@@ -249,10 +249,9 @@ def test_continuous_thoughts_match_the_reference_under_autocast(counts, kernel):
     for bf16 in (True, False):
         model.bf16 = bf16
         model.zero_grad()
-        loss = model.loss_and_grad(batch[0], batch[3], batch[1], batch[2], thoughts="continuous", **THOUGHTS)
+        loss = model.loss_and_grad(batch[0], batch[3], batch[1], batch[2], thoughts=SPEC)
         grads = {n: g.astype(np.float64) for n, g in model.grads.items()}
-        _, vectors = model.forward(batch[0], batch[1], batch[2], thoughts="continuous", return_thoughts=True,
-                                   **THOUGHTS)
+        _, vectors = model.forward(batch[0], batch[1], batch[2], thoughts=SPEC, return_thoughts=True)
         results[bf16] = loss, grads, np.concatenate(vectors)
     want = np.concatenate([np.asarray(t, np.float32).reshape(-1, model.config.n_embd) for t in thoughts_t])
     (loss, grads, vectors), (_, grads32, vectors32) = results[True], results[False]

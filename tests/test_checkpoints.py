@@ -59,7 +59,7 @@ def test_vocabulary_growth_copies_a_row(tmp_path):
         assert np.array_equal(wte[row], before[16])
     for k, v in others.items():
         assert np.array_equal(model.params[k], v)
-    assert (model.bot_id, model.eot_id, model.latent_id) == (97, 98, 99)
+    assert model.thoughts == coconut.ThoughtSpec("continuous", latent_id=99, bot_id=97, eot_id=98)
     # the grown model still trains: gradients land in the new rows
     ids = np.array([[1, 2, 97, 99, 99, 98, 5, 6]])
     model.zero_grad()

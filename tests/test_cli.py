@@ -189,8 +189,8 @@ def test_eval_adaptive_against_the_stop_classifier(tmp_path, capsys):
 def test_eval_adaptive_needs_continuous_thoughts(tmp_path, capsys):
     cfg = tmp_path / "cot.yaml"
     cfg.write_text("generate: {dataset: prosqa, n: 4, val_n: 2}\ntokenization: prosqa_symbolic\ninit: scratch\n"
-                   "n_layer: 1\nn_head: 2\nn_embd: 16\nn_positions: 256\ncot: true\nthreads: 1\n")
-    assert main(["eval", str(cfg), "--adaptive"]) == 2
+                   "n_layer: 1\nn_head: 2\nn_embd: 16\nn_positions: 256\ncot: true\nthreads: 1\nmax_new_tokens: 32\n")
+    assert main(["eval", str(cfg), "--adaptive", "--untrained"]) == 2
     assert capsys.readouterr().err.strip() == (f"coconut: error: {cfg}: --adaptive: the stop classifier reads "
                                                "continuous thoughts; method cot has none")
 

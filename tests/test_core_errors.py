@@ -9,7 +9,7 @@ import pytest
 from coconut import _C
 from hf_bridge import padded_batch, small_model
 from test_generate import prompts_with
-from test_thoughts import EOS, THOUGHTS, batch_with, model_for_thoughts
+from test_thoughts import EOS, SPEC, THOUGHTS, batch_with, model_for_thoughts
 
 
 def same(a, b):
@@ -50,7 +50,7 @@ def fail_each_allocation(make_model, call):
 def loss_and_grads(model, batch, thoughts="continuous", **kw):
     ids, mask, pos, labels = batch
     model.zero_grad()
-    loss = model.loss_and_grad(ids, labels, mask, pos, thoughts=thoughts, **THOUGHTS, **kw)
+    loss = model.loss_and_grad(ids, labels, mask, pos, thoughts=SPEC.with_mode(thoughts), **kw)
     return loss, model.grad_block.copy()
 
 
@@ -77,20 +77,20 @@ def test_out_of_memory_under_bf16():
     assert fail_each_allocation(bf16_model, lambda m: loss_and_grads(m, batch)) >= 8
     prompts = prompts_with([0, 2, 5], seed=1)
     assert fail_each_allocation(bf16_model, lambda m: m.generate(prompts, max_new_tokens=6, eos_id=EOS,
-                                                                 thoughts="continuous", **THOUGHTS)) >= 9
+                                                                 thoughts=SPEC)) >= 9
 
 
 def test_out_of_memory_in_forward_and_generate():
     ids, mask, pos, _ = batch_with([1, 4])
 
     def forward(model):
-        logits, thoughts = model.forward(ids, mask, pos, thoughts="continuous", return_thoughts=True, **THOUGHTS)
+        logits, thoughts = model.forward(ids, mask, pos, thoughts=SPEC, return_thoughts=True)
         return logits, thoughts
     assert fail_each_allocation(model_for_thoughts, forward) >= 4
     prompts = prompts_with([0, 2, 5], seed=1)
 
     def generate(model):
-        return model.generate(prompts, max_new_tokens=6, eos_id=EOS, thoughts="continuous", **THOUGHTS)
+        return model.generate(prompts, max_new_tokens=6, eos_id=EOS, thoughts=SPEC)
     assert fail_each_allocation(model_for_thoughts, generate) >= 9
 
 
@@ -128,17 +128,17 @@ def test_overflowing_logits_are_a_floating_point_error():
     with pytest.raises(FloatingPointError, match=r"the loss of a 3 x \d+ batch: not finite"):
         loss_and_grads(model, batch)
     with pytest.raises(FloatingPointError, match="not finite"):
-        model.loss(batch[0], batch[3], batch[1], batch[2], thoughts="continuous", **THOUGHTS)
+        model.loss(batch[0], batch[3], batch[1], batch[2], thoughts=SPEC)
     with pytest.raises(FloatingPointError, match=r"next-token logits .*: not finite"):
-        model.generate(prompts_with([0, 2]), max_new_tokens=3, eos_id=EOS, thoughts="continuous", **THOUGHTS)
-    logits = model.forward(batch[0], batch[1], batch[2], thoughts="continuous", **THOUGHTS)
+        model.generate(prompts_with([0, 2]), max_new_tokens=3, eos_id=EOS, thoughts=SPEC)
+    logits = model.forward(batch[0], batch[1], batch[2], thoughts=SPEC)
     assert not np.isfinite(logits).all()  # forward hands the logits back as they are
     model.param_block[...] = saved
     assert same(loss_and_grads(model, batch), want)
 
 
 def test_thought_modes_come_from_the_core():
-    from coconut import model
-    assert model.THOUGHT_MODES == _C.THOUGHT_MODES
+    from coconut import thought_spec
+    assert thought_spec.THOUGHT_MODES == _C.THOUGHT_MODES
     assert sorted(_C.THOUGHT_MODES) == ["continuous", "none", "pause"]
     assert len(set(_C.THOUGHT_MODES.values())) == 3

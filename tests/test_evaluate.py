@@ -14,7 +14,7 @@ EXAMPLES = generate_prosqa(3, 5)
 
 def tiny(tok, seed=0):
     model = coconut.GPT2(coconut.GPT2Config(1, 2, 16, tok.vocab_size, 256, dropout=0.0), seed=seed)
-    model.bot_id, model.eot_id, model.latent_id = tok.bot_id, tok.eot_id, tok.latent_id
+    model.thoughts = tok.thought_spec("continuous")
     return model
 
 
@@ -42,7 +42,7 @@ def test_scoring_records_and_jsonl(tmp_path):
     assert result.accuracy == 1 / 3 and result.mean_new_tokens == 5 / 3
     assert result.records[0].output == "### " + EXAMPLES[0].answer
     assert all(r.n_thoughts == 6 for r in result.records)          # final stage: 6 thoughts
-    assert model.kw["thoughts"] == "continuous" and model.kw["eos_id"] == tok.eos_id
+    assert model.kw["thoughts"] == tok.thought_spec("continuous") and model.kw["eos_id"] == tok.eos_id
     assert model.training is True                                  # training flag restored
     result.write_jsonl(str(tmp_path / "r.jsonl"))
     rows = [json.loads(l) for l in (tmp_path / "r.jsonl").read_text().splitlines()]
@@ -56,7 +56,7 @@ def test_method_prompt_at_an_epoch_and_k_prompts():
              epoch=2)
     assert [p.count(tok.latent_id) for p in model.prompts] == [2, 2, 2]
     evaluate(model, tok, CoT(), EXAMPLES, 8)
-    assert model.prompts[0] == tok.question_ids(EXAMPLES[0]) and model.kw["thoughts"] == "none"
+    assert model.prompts[0] == tok.question_ids(EXAMPLES[0]) and model.kw["thoughts"].mode == "none"
     sweep = k_sweep(model, tok, EXAMPLES, ks=[0, 3], max_new_tokens=8)
     assert sorted(sweep) == [0, 3] and [r.n_thoughts for r in sweep[3].records] == [3, 3, 3]
 
@@ -65,8 +65,7 @@ def test_reference_greedy_decoding_rule():
     tok = ProsQASymbolic()
     model = tiny(tok, seed=3)
     prompt = tok.question_ids(EXAMPLES[0]) + [tok.bot_id, tok.latent_id, tok.eot_id]
-    out = greedy_reference(model, prompt, 5, eos_id=tok.eos_id, thoughts="continuous", latent_id=tok.latent_id,
-                           bot_id=tok.bot_id, eot_id=tok.eot_id)
+    out = greedy_reference(model, prompt, 5, eos_id=tok.eos_id, thoughts=tok.thought_spec("continuous"))
     ids = list(prompt)
     for t in out:   # every token is the argmax after the tokens before it
         logits = model.forward(np.asarray([ids]), thoughts="continuous")

@@ -79,15 +79,13 @@ def test_loss_is_read_by_the_position_before_eot():
     tok, ex = ProsQAEdgeTokens(max_nodes=8), graph()
     model = coconut.GPT2(coconut.GPT2Config(n_layer=2, n_head=2, n_embd=32, vocab_size=tok.vocab_size,
                                             n_positions=128, dropout=0.0), seed=3)
-    ids = {k: getattr(tok, f"{k}_id") for k in ("bot", "eot", "latent")}
+    spec = tok.thought_spec("continuous")
     for stage, node in ((0, 1), (2, 4)):
         seq = FrontierCoconut(max_latent_stage=4).layout(tok, ex, stage)
         x, y = np.array([seq.input_ids]), np.array([seq.labels])
         model.zero_grad()
-        loss = model.loss_and_grad(x, y, thoughts="continuous", latent_id=ids["latent"], bot_id=ids["bot"],
-                                   eot_id=ids["eot"])
-        logits = model.forward(x, thoughts="continuous", latent_id=ids["latent"], bot_id=ids["bot"],
-                               eot_id=ids["eot"])[0, -2].astype(np.float64)
+        loss = model.loss_and_grad(x, y, thoughts=spec)
+        logits = model.forward(x, thoughts=spec)[0, -2].astype(np.float64)
         expected = math.log(np.exp(logits - logits.max()).sum()) + logits.max() - logits[node]
         assert loss == pytest.approx(expected, rel=1e-5)
 

@@ -5,7 +5,7 @@ import pytest
 
 import torch_reference as tr
 from hf_bridge import hf_twin
-from test_thoughts import BOT, EOS, EOT, LAT, THOUGHTS, model_for_thoughts
+from test_thoughts import BOT, EOS, EOT, LAT, SPEC, model_for_thoughts
 
 
 def prompts_with(counts, seed=0):
@@ -27,7 +27,7 @@ def test_tokens_equal_reference_decoding(mode, counts):
     model = model_for_thoughts(seed=11)
     hf = hf_twin(model)
     prompts = prompts_with(counts, seed=len(counts))
-    got = model.generate(prompts, max_new_tokens=12, eos_id=EOS, thoughts=mode, batch_size=2, **THOUGHTS)
+    got = model.generate(prompts, max_new_tokens=12, eos_id=EOS, thoughts=SPEC.with_mode(mode), batch_size=2)
     for prompt, ours in zip(prompts, got):
         ref = tr.reference_generate(hf, prompt, LAT, 12, EOS, mode=mode)
         assert ours == ref
@@ -37,11 +37,11 @@ def test_eos_stops_each_example_on_its_own():
     model = model_for_thoughts(seed=2)
     hf = hf_twin(model)
     prompts = prompts_with([1, 2, 3, 0, 5, 1, 2, 4], seed=3)
-    free = model.generate(prompts, max_new_tokens=20, eos_id=EOS, thoughts="continuous", **THOUGHTS)
+    free = model.generate(prompts, max_new_tokens=20, eos_id=EOS, thoughts=SPEC)
     # take as "eos" the most common token decoded after the first step
     tokens, counts = np.unique(np.concatenate([f[1:] for f in free]), return_counts=True)
     eos = int(tokens[np.argmax(counts)])
-    got = model.generate(prompts, max_new_tokens=20, eos_id=eos, thoughts="continuous", **THOUGHTS)
+    got = model.generate(prompts, max_new_tokens=20, eos_id=eos, thoughts=SPEC)
     assert len({len(g) for g in got}) > 1  # examples stopped at different steps
     for prompt, ours in zip(prompts, got):
         assert ours == tr.reference_generate(hf, prompt, LAT, 20, eos)
@@ -64,7 +64,7 @@ def test_bad_generation_arguments():
     with pytest.raises(ValueError, match="prompt 1 is empty"):
         model.generate([[1], []], max_new_tokens=3, eos_id=EOS, thoughts="none")
     with pytest.raises(ValueError, match="outside a <bot>"):
-        model.generate([[1, LAT, EOT]], max_new_tokens=3, eos_id=EOS, thoughts="continuous", **THOUGHTS)
+        model.generate([[1, LAT, EOT]], max_new_tokens=3, eos_id=EOS, thoughts=SPEC)
 
 
 def test_trained_model_decodes_like_the_reference():
@@ -83,11 +83,11 @@ def test_trained_model_decodes_like_the_reference():
     for _ in range(500):
         ids, labels = zip(*[example() for _ in range(16)])
         model.zero_grad()
-        model.loss_and_grad(np.array(ids), np.array(labels), **THOUGHTS)
+        model.loss_and_grad(np.array(ids), np.array(labels), thoughts=SPEC)
         opt.step()
     hf = hf_twin(model)
     prompts = [example()[0][:8] for _ in range(12)]
-    got = model.generate(prompts, max_new_tokens=6, eos_id=EOS, **THOUGHTS)
+    got = model.generate(prompts, max_new_tokens=6, eos_id=EOS, thoughts=SPEC)
     assert all(len(g) < 6 for g in got)  # eos ended every example
     assert np.mean([g[0] == p[3] for g, p in zip(got, prompts)]) > 0.3  # learned: chance is 0.1
     for prompt, ours in zip(prompts, got):

@@ -24,8 +24,7 @@ def make_model(vocab, n_positions, seed=0):
 def core_probs(model, tok, ex, k):
     """Next-token distributions the core computes at <bot> and at latents 1..k-1."""
     ids = latent_prompt(tok, ex, k)
-    logits = model.forward(np.array([ids]), thoughts="continuous", latent_id=tok.latent_id, bot_id=tok.bot_id,
-                           eot_id=tok.eot_id)
+    logits = model.forward(np.array([ids]), thoughts=tok.thought_spec("continuous"))
     bot = ids.index(tok.bot_id)
     return softmax(logits[0, bot:bot + k])
 

@@ -25,7 +25,6 @@ def test_unknown_options_and_bad_values_are_refused(tmp_path):
     for key, bad, why in (("embedding_std", 0.0, "must be a number > 0"), ("token_init", "sum", "must be one of"),
                           ("shuffle_nodes", "yes", "must be true or false"),
                           ("predict_past_eot", 1, "must be true or false"),
-                          ("first_stage_epochs", 0, "must be an integer >= 1"),
                           ("lr_decay_epochs", 1.5, "must be an integer >= 1")):
         with pytest.raises(ConfigError, match=f"recipe: {key} {why}"):
             Trainer(config(tmp_path, recipe={key: bad}))
@@ -40,11 +39,18 @@ def test_rows_of_a_pretrained_model_are_refused(tmp_path):
 
 
 def test_first_stage_epochs_lengthens_stage_zero_of_methods_with_stages(tmp_path):
-    method = build_method(config(tmp_path, method="coconut", epochs_per_stage=2, recipe={"first_stage_epochs": 7}))
+    method = build_method(config(tmp_path, method="coconut", epochs_per_stage=2, first_stage_epochs=7))
     assert method.first_stage_epochs == 7 and method.stage(6) == 0 and method.stage(7) == 1
-    assert build_method(config(tmp_path, recipe={"first_stage_epochs": 3})).stage(3) == 1   # the reference flags
-    cot = build_method(config(tmp_path, method="cot", recipe={"first_stage_epochs": 3}))
-    assert type(cot) is CoT                                   # no stage schedule: left as it is
+    assert build_method(config(tmp_path, first_stage_epochs=3)).stage(3) == 1   # the reference flags
+    cot = build_method(config(tmp_path, method="cot", first_stage_epochs=3))
+    assert type(cot) is CoT                                   # no stage schedule: not its business
+    with pytest.raises(ConfigError, match="method: first_stage_epochs must be a positive integer"):
+        build_method(config(tmp_path, method="coconut", first_stage_epochs=0))
+    # one way in: not as a recipe option, nor as a method option
+    with pytest.raises(ConfigError, match="'first_stage_epochs' is no recipe option: it is a key of its own"):
+        Trainer(config(tmp_path, recipe={"first_stage_epochs": 3}))
+    with pytest.raises(ConfigError, match="method_options: 'first_stage_epochs' is a key of the config itself"):
+        build_method(config(tmp_path, method="coconut", method_options={"first_stage_epochs": 3}))
 
 
 def test_embedding_std(tmp_path):
@@ -132,7 +138,7 @@ def test_predict_past_eot(tmp_path):
     question_only = type(seq)(seq.input_ids[:eot + 1], [IGNORE] * (eot + 1), seq.n_thoughts)
     assert with_label_past_eot(tok, question_only) is question_only               # nothing trained after <eot>
 
-    kw = dict(thoughts="continuous", latent_id=tok.latent_id, bot_id=tok.bot_id, eot_id=tok.eot_id)
+    kw = dict(thoughts=tok.thought_spec("continuous"))
     ids = np.asarray([seq.input_ids])
     loss, n = model.loss_and_count(ids, np.asarray([seq.labels]), backward=False, **kw)
     loss_past, n_past = model.loss_and_count(ids, np.asarray([past.labels]), backward=False, **kw)

@@ -28,7 +28,7 @@ def setup():
             view *= 4.0
         else:
             view += rng.normal(0, 0.1, view.shape).astype(np.float32)
-    model.bot_id, model.eot_id, model.latent_id = tok.bot_id, tok.eot_id, tok.latent_id
+    model.thoughts = tok.thought_spec("continuous")
     return model.eval(), tok, examples
 
 

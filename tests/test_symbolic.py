@@ -170,7 +170,7 @@ def renamed_example(ex, perm):
                    perm[ex.root], perm[ex.target], perm[ex.neg_target])
 
 
-@pytest.mark.parametrize("tok", [ProsQASymbolic(), ProsQAEdgeTokens()], ids=lambda t: t.KIND)
+@pytest.mark.parametrize("tok", [ProsQASymbolic(), ProsQAEdgeTokens()], ids=lambda t: t.kind)
 def test_relabel_nodes_is_encoding_the_renamed_graph(tok):
     rng = random.Random(3)
     for ex in prosqa()[:20]:
@@ -335,4 +335,4 @@ def test_token_parts_name_each_tokens_pieces():
     assert sentences.token_parts()[sentences.fact_to_id[(s, False, o)]] == (f"subject {s}", f"object {o}", "is")
     edges = ProsQAEdgeTokens(max_nodes=4)
     assert len(edges.token_parts()) == 16 and edges.token_parts()[edges._edge_token(2, 3)] == ("source 2", "target 3")
-    assert not hasattr(ProsQASymbolic(), "token_parts") and not hasattr(ProntoQASymbolic, "token_parts")
+    assert ProsQASymbolic().token_parts() is None and ProntoQASymbolic(["a"]).token_parts() is None

@@ -6,12 +6,14 @@ import pytest
 import torch
 
 import coconut
+from coconut import ThoughtSpec
 import torch_reference as tr
 from hf_bridge import hf_twin
 
 V = 100
 EOS, BOT, EOT, LAT = 96, 97, 98, 99
-THOUGHTS = dict(latent_id=LAT, bot_id=BOT, eot_id=EOT)
+THOUGHTS = dict(latent_id=LAT, bot_id=BOT, eot_id=EOT)   # the core's own keywords
+SPEC = ThoughtSpec("continuous", **THOUGHTS)
 
 
 def model_for_thoughts(seed=0, n_layer=2, n_head=3, n_embd=48):
@@ -52,7 +54,7 @@ def reference(model, batch, dtype=torch.float32, detach=False):
 def ours(model, batch, thoughts="continuous"):
     ids, mask, pos, labels = batch
     model.zero_grad()
-    loss = model.loss_and_grad(ids, labels, mask, pos, thoughts=thoughts, **THOUGHTS)
+    loss = model.loss_and_grad(ids, labels, mask, pos, thoughts=SPEC.with_mode(thoughts))
     return loss, {n: g.astype(np.float64) for n, g in model.grads.items()}
 
 
@@ -83,7 +85,7 @@ def test_float64_reference_shows_fp32_error_is_rounding():
     assert abs(loss - ref_loss) <= 1e-5 * abs(ref_loss)
     assert_grads_close(grads, ref_grads)
     # the vectors fed into the thought slots, example by example
-    _, vectors = model.forward(batch[0], batch[1], batch[2], return_thoughts=True, **THOUGHTS)
+    _, vectors = model.forward(batch[0], batch[1], batch[2], thoughts=SPEC, return_thoughts=True)
     for got, want in zip(vectors, ref_thoughts):
         assert len(got) == len(want)
         if want:
@@ -117,7 +119,7 @@ def test_finite_difference_through_four_thoughts():
     losses = []
     for sign in (1, -1):
         row[...] = base + sign * eps * direction
-        losses.append(model.loss(batch[0], batch[3], batch[1], batch[2], thoughts="continuous", **THOUGHTS))
+        losses.append(model.loss(batch[0], batch[3], batch[1], batch[2], thoughts=SPEC))
     row[...] = base
     fd = (losses[0] - losses[1]) / (2 * eps)
     assert abs(fd - np.linalg.norm(g)) <= 2e-3 * np.linalg.norm(g)
@@ -192,7 +194,7 @@ def test_unaligned_thoughts_are_computed_exactly():
         ids = np.array([ex["input_ids"]])
         lab = np.array([ex["labels"]])
         model.zero_grad()
-        alone.append(model.loss_and_count(ids, lab, backward=False, **THOUGHTS))
+        alone.append(model.loss_and_count(ids, lab, backward=False, thoughts=SPEC))
     T = max(len(e["input_ids"]) for e in exs)
     ids = np.full((2, T), EOS)
     lab = np.full((2, T), -100)
@@ -200,7 +202,7 @@ def test_unaligned_thoughts_are_computed_exactly():
     for i, e in enumerate(exs):  # right padding only: the thoughts stay unaligned
         n = len(e["input_ids"])
         ids[i, :n], lab[i, :n], mask[i, :n] = e["input_ids"], e["labels"], 1
-    both = model.loss(ids, lab, mask, thoughts="continuous", **THOUGHTS)
+    both = model.loss(ids, lab, mask, thoughts=SPEC)
     want = sum(l * n for l, n in alone) / sum(n for _, n in alone)
     assert abs(both - want) <= 1e-5 * want
 
@@ -214,7 +216,7 @@ def test_unaligned_thoughts_are_computed_exactly():
 def test_bad_thought_layouts_raise(ids, message):
     model = model_for_thoughts()
     with pytest.raises(ValueError, match=message):
-        model.loss_and_grad(np.array([ids]), np.array([ids]), thoughts="continuous", **THOUGHTS)
+        model.loss_and_grad(np.array([ids]), np.array([ids]), thoughts=SPEC)
 
 
 def test_continuous_mode_needs_the_thought_ids():

@@ -99,8 +99,7 @@ def prompt_embeddings(model, tok, ids: Sequence[int], thoughts: np.ndarray | Non
     thoughts for this sequence)."""
     ids = [int(t) for t in ids]
     if thoughts is None:
-        _, per_example = model.forward(np.asarray([ids], dtype=np.int64), thoughts="continuous",
-                                       latent_id=tok.latent_id, bot_id=tok.bot_id, eot_id=tok.eot_id,
+        _, per_example = model.forward(np.asarray([ids], dtype=np.int64), thoughts=tok.thought_spec("continuous"),
                                        return_thoughts=True)
         thoughts = per_example[0]
     slots = [i for i, t in enumerate(ids) if t == tok.latent_id]
@@ -180,9 +179,9 @@ def edge_token_spans(tok, example) -> list:
     """Token spans ``(start, end, edge)`` (end exclusive, positions in the prompt, which
     starts with the question) of the question's sentences; ``edge`` None for a
     sentence that states no edge."""
-    if hasattr(tok, "max_nodes") and hasattr(tok, "sep_id"):
+    if tok.kind in ("prosqa_symbolic", "prosqa_edge_tokens"):
         return _symbolic_spans(tok, example)
-    if hasattr(tok, "tokenizer"):
+    if tok.kind == "gpt2":
         return _bpe_spans(tok, example)
     raise ValueError(f"edge spans are defined for the ProsQA symbolic and the GPT-2 BPE tokenizations, "
                      f"not {type(tok).__name__}")

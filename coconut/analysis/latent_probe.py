@@ -27,22 +27,16 @@ import numpy as np
 from coconut.curriculum.sequence import latent_prompt
 
 from .probe import (aggregate_depth_profiles, aggregate_value_summaries, depth_profile, frontier_value_summary,
-                    node_token_map, node_values)
+                    node_values)
 
 __all__ = ["node_tokens", "thought_vectors", "probe_values", "probe_example", "probe_dataset", "depth_dataset"]
 
 
 def node_tokens(tok, example) -> dict[int, list[int]]:
     """node id -> the token ids whose first one carries that node's value."""
-    names = example.idx_to_symbol
-    if names is None:
+    if example.idx_to_symbol is None:
         raise ValueError("the latent value probe needs a ProsQA example (idx_to_symbol)")
-    if hasattr(tok, "max_nodes"):                      # symbolic: token id = node id
-        if len(names) > tok.max_nodes:
-            raise ValueError(f"example has {len(names)} nodes, the tokenization {tok.max_nodes}")
-        return {i: [i] for i in range(len(names))}
-    encode = tok.tokenizer.encode if hasattr(tok, "tokenizer") else tok.encode
-    return node_token_map(example, encode, leading_space=True)
+    return tok.node_name_ids(example)
 
 
 def thought_vectors(model, tok, example, k: int) -> np.ndarray:
@@ -50,8 +44,7 @@ def thought_vectors(model, tok, example, k: int) -> np.ndarray:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     ids = np.asarray([latent_prompt(tok, example, k)], dtype=np.int64)
-    _, thoughts = model.forward(ids, thoughts="continuous", latent_id=tok.latent_id, bot_id=tok.bot_id,
-                                eot_id=tok.eot_id, return_thoughts=True)
+    _, thoughts = model.forward(ids, thoughts=tok.thought_spec("continuous"), return_thoughts=True)
     return thoughts[0]
 
 

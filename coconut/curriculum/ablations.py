@@ -12,7 +12,7 @@ class NoThought(StageCurriculum):
     """"w/o thought": the same step removal with no <bot>, <latent> or <eot> at all.
     The reference (`no_thoughts`) sets c_thought = 0 and drops the markers, so stage s
     is `question steps[s:] "### answer" eos`, and the prompt is the question alone.
-    `c_thought` is ignored."""
+    `c_thought` is set to 0 whatever it is given."""
 
     name: ClassVar[str] = "no_thought"
     thought_mode: ClassVar[str] = "none"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from coconut.curriculum.method import Method, normalise_reset_rule
+from coconut.curriculum.method import Method
 from coconut.curriculum.sequence import TrainingSequence, steps_from
 
 
@@ -18,9 +18,6 @@ class CoT(Method):
 
     reset_optimizer: object = "never"
     name: ClassVar[str] = "cot"
-
-    def __post_init__(self):
-        normalise_reset_rule(self.reset_optimizer)
 
     def sequence(self, tok, example, epoch: int, rng=None) -> TrainingSequence:
         return TrainingSequence.from_parts(
@@ -33,9 +30,6 @@ class NoCoT(Method):
 
     reset_optimizer: object = "never"
     name: ClassVar[str] = "no_cot"
-
-    def __post_init__(self):
-        normalise_reset_rule(self.reset_optimizer)
 
     def sequence(self, tok, example, epoch: int, rng=None) -> TrainingSequence:
         return TrainingSequence.from_parts(tok.question_ids(example), tok.answer_ids(example))

@@ -55,7 +55,7 @@ class FrontierCoconut(StageCurriculum):
 
     def check_tokenization(self, tok) -> None:
         super().check_tokenization(tok)
-        if not hasattr(tok, "node_token"):
+        if tok.node_token(0) is None:
             raise ValueError(f"method {self.name!r} labels thoughts with graph nodes: it needs a tokenization "
                              "with one token per node (prosqa_symbolic or prosqa_edge_tokens)")
 

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from coconut.curriculum.method import Method, normalise_reset_rule, random_unit
+from coconut.curriculum.method import Method, random_unit
 from coconut.curriculum.sequence import TrainingSequence, steps_from
 
 SMOOTHING_SUPPORT = 100
@@ -41,7 +41,7 @@ class ICoT(Method):
                              f"got {self.tokens_removed_per_epoch!r}")
         if not self.removal_smoothing_lambda > 0:
             raise ValueError("removal_smoothing_lambda must be > 0 (inf: off)")
-        normalise_reset_rule(self.reset_optimizer)
+        super().__post_init__()
         self._cdf = None
         if self.removal_smoothing_lambda != math.inf:
             lam = self.removal_smoothing_lambda

@@ -39,6 +39,11 @@ class Method:
     thought_mode: ClassVar[str] = "none"
     needs_pause_token: ClassVar[bool] = False
     reset_optimizer = "never"   # overridden by a dataclass field in concrete methods
+    max_thoughts: ClassVar[int] = 0   # the most <latent> slots a prompt gets (a property where it varies)
+
+    def __post_init__(self):
+        """A subclass that checks fields of its own calls this first."""
+        self.reset_optimizer = normalise_reset_rule(self.reset_optimizer)
 
     def sequence(self, tok, example, epoch: int, rng=None) -> TrainingSequence:
         raise NotImplementedError
@@ -56,17 +61,15 @@ class Method:
         True (training starts with one). Rules: "epoch" (the reference code), "stage"
         (when the scheduled stage changes: what the reference README describes),
         "never"."""
-        rule = normalise_reset_rule(self.reset_optimizer)
-        if epoch == 0:
-            return True
-        if rule == "epoch":
+        rule = self.reset_optimizer
+        if epoch == 0 or rule == "epoch":
             return True
         if rule == "stage":
             return self.stage(epoch) != self.stage(epoch - 1)
         return False
 
     def check_tokenization(self, tok) -> None:
-        if self.needs_pause_token and getattr(tok, "pause_id", None) is None:
+        if self.needs_pause_token and tok.pause_id is None:
             raise ValueError(
                 f"method {self.name!r} needs a <pause> token: build the tokenization "
                 "with one (TextTokenization(..., with_pause=True))")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from coconut.curriculum.method import Method, normalise_reset_rule
+from coconut.curriculum.method import Method
 from coconut.curriculum.sequence import TrainingSequence
 
 
@@ -28,7 +28,7 @@ class PauseToken(Method):
     def __post_init__(self):
         if int(self.n_pause) != self.n_pause or self.n_pause < 0:
             raise ValueError(f"n_pause must be a non-negative integer, got {self.n_pause!r}")
-        normalise_reset_rule(self.reset_optimizer)
+        super().__post_init__()
 
     def _prefix(self, tok, example) -> list[int]:
         self.check_tokenization(tok)

@@ -1,6 +1,8 @@
 """Names of the methods, and the reference's YAML flags mapped onto them."""
 from __future__ import annotations
 
+import dataclasses
+
 from coconut.curriculum.ablations import NoThought, PauseAsThought
 from coconut.curriculum.coconut import Coconut, NoCurriculum
 from coconut.curriculum.cot import CoT, NoCoT
@@ -22,6 +24,13 @@ METHODS: dict[str, type[Method]] = {
 }
 
 
+# The reference's keys that shape a method (besides the flags that choose it), and
+# first_stage_epochs beside epochs_per_stage. Each reaches the method as given, when
+# the method has a field of that name; the method checks it and has its default.
+METHOD_KEYS = ("c_thought", "epochs_per_stage", "first_stage_epochs", "max_latent_stage", "pad_latent_to_max",
+               "uniform_prob", "reset_optimizer")
+
+
 def make_method(name: str, **params) -> Method:
     try:
         cls = METHODS[name]
@@ -30,28 +39,31 @@ def make_method(name: str, **params) -> Method:
     return cls(**params)
 
 
-def method_from_reference_config(cfg: dict) -> Method:
+def reference_method_class(flags: dict) -> type[Method]:
     """The method a reference run.py config trains. Its flags take effect in this
     order: no_cot (no steps, no markers) > cot (stage 0, no markers) > no_thoughts
-    (c_thought forced to 0, no markers) > coconut > none of them (the model is not
-    wrapped: `<latent>` slots are plain tokens, i.e. pause as thought).
-    `reset_optimizer` (bool) carries over: True = fresh optimizer every epoch."""
-    flag = lambda key: bool(cfg.get(key, False))
-    reset = {} if "reset_optimizer" not in cfg else {"reset_optimizer": bool(cfg["reset_optimizer"])}
-    if flag("no_cot"):
-        return NoCoT(**reset)
-    if flag("cot"):
-        if float(cfg.get("uniform_prob", 0.0) or 0.0) > 0:
-            raise NotImplementedError("uniform_prob > 0 together with cot is not supported")
-        return CoT(**reset)
-    stages = dict(
-        epochs_per_stage=int(cfg.get("epochs_per_stage", 5)),
-        max_latent_stage=int(cfg.get("max_latent_stage", 6)),
-        pad_latent_to_max=flag("pad_latent_to_max"),
-        uniform_prob=float(cfg.get("uniform_prob", 0.0) or 0.0),
-        **reset,
-    )
-    if flag("no_thoughts"):
-        return NoThought(**stages)
-    cls = Coconut if flag("coconut") else PauseAsThought
-    return cls(c_thought=int(cfg.get("c_thought", 1)), **stages)
+    (no markers, no thoughts) > coconut > none of them (the model is not wrapped:
+    `<latent>` slots are plain tokens, i.e. pause as thought)."""
+    if flags.get("no_cot"):
+        return NoCoT
+    if flags.get("cot"):
+        return CoT
+    if flags.get("no_thoughts"):
+        return NoThought
+    return Coconut if flags.get("coconut") else PauseAsThought
+
+
+def method_with_keys(cls: type[Method], keys: dict) -> Method:
+    """`cls` made with those of `keys` (METHOD_KEYS given, None = left out) that are its
+    fields; a key the method does not have is not its business (CoT has no stages)."""
+    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    given = {k: v for k, v in keys.items() if k in METHOD_KEYS and v is not None}
+    return cls(**{k: v for k, v in given.items() if k in fields})
+
+
+def method_from_reference_config(cfg: dict) -> Method:
+    """The method of a reference config's keys (flags and METHOD_KEYS)."""
+    cls = reference_method_class(cfg)
+    if cls is CoT and (cfg.get("uniform_prob") or 0) > 0:
+        raise NotImplementedError("uniform_prob > 0 together with cot is not supported")
+    return method_with_keys(cls, cfg)

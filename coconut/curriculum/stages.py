@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
-from coconut.curriculum.method import Method, normalise_reset_rule, random_below, random_unit
+from coconut.curriculum.method import Method, random_below, random_unit
 from coconut.curriculum.sequence import TrainingSequence, steps_from, thought_block
 
 
@@ -46,6 +46,8 @@ class StageCurriculum(Method):
     with_thoughts: ClassVar[bool] = True   # False: no <bot>/<latent>/<eot> at all
 
     def __post_init__(self):
+        if not self.with_thoughts:
+            self.c_thought = 0   # as the reference's no_thoughts: whatever the config said
         if int(self.c_thought) != self.c_thought or self.c_thought < 0:
             raise ValueError(f"c_thought must be a non-negative integer, got {self.c_thought!r}")
         if self.with_thoughts and self.c_thought == 0:
@@ -59,7 +61,7 @@ class StageCurriculum(Method):
             raise ValueError(f"max_latent_stage must be a non-negative integer, got {self.max_latent_stage!r}")
         if not 0.0 <= self.uniform_prob <= 1.0:
             raise ValueError(f"uniform_prob must lie in [0, 1], got {self.uniform_prob!r}")
-        normalise_reset_rule(self.reset_optimizer)
+        super().__post_init__()
 
     # -- which stage ------------------------------------------------------------
 
@@ -88,7 +90,7 @@ class StageCurriculum(Method):
 
     @property
     def thoughts_per_step(self) -> int:
-        return self.c_thought if self.with_thoughts else 0
+        return self.c_thought
 
     @property
     def max_thoughts(self) -> int:

@@ -4,9 +4,10 @@ answer) and the protocol methods read from that."""
 from __future__ import annotations
 
 from coconut.forked import map_spans
+from coconut.tokenizer.base import Tokenization
 
 
-class CachedPieces:
+class CachedPieces(Tokenization):
     """Subclasses define `_encode(example) -> (question ids, tuple of step ids, answer ids)`."""
 
     def __init__(self):

@@ -63,7 +63,7 @@ class ProntoQASymbolic(CachedPieces):
     """Ids 0..6: eos, `<bot>`, `<eot>`, `<latent>`, `<pause>`, newline, `###`; then one id per
     word or punctuation mark seen when the vocabulary was built, sorted."""
 
-    KIND = "prontoqa_symbolic"
+    kind = "prontoqa_symbolic"
 
     def __init__(self, words: Sequence[str]):
         super().__init__()
@@ -98,12 +98,12 @@ class ProntoQASymbolic(CachedPieces):
         return "".join(pieces)
 
     def to_dict(self) -> dict:
-        return {"kind": self.KIND, "words": self.words[len(PRONTOQA_FIXED):]}
+        return {"kind": self.kind, "words": self.words[len(PRONTOQA_FIXED):]}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ProntoQASymbolic":
-        if not isinstance(data, dict) or data.get("kind") != cls.KIND or not isinstance(data.get("words"), list):
-            raise ValueError(f"ProntoQASymbolic.from_dict: expected kind {cls.KIND!r} with a word list, got {data!r:.80}")
+        if not isinstance(data, dict) or data.get("kind") != cls.kind or not isinstance(data.get("words"), list):
+            raise ValueError(f"ProntoQASymbolic.from_dict: expected kind {cls.kind!r} with a word list, got {data!r:.80}")
         return cls(data["words"])
 
     def _word_ids(self, text: str, example, what: str) -> list[int]:
@@ -137,7 +137,8 @@ class ProntoQAFactSentences(ProntoQASymbolic):
     that end with it train; `token_init: compositional` starts its row as the sum of its
     parts (`token_parts`) so that it shares them with the common facts."""
 
-    KIND = "prontoqa_fact_sentences"
+    kind = "prontoqa_fact_sentences"
+    renames_nodes = True
 
     def __init__(self, words: Sequence[str], facts: Sequence):
         super().__init__(words)
@@ -171,9 +172,9 @@ class ProntoQAFactSentences(ProntoQASymbolic):
 
     @classmethod
     def from_dict(cls, data: dict) -> "ProntoQAFactSentences":
-        if (not isinstance(data, dict) or data.get("kind") != cls.KIND or not isinstance(data.get("words"), list)
+        if (not isinstance(data, dict) or data.get("kind") != cls.kind or not isinstance(data.get("words"), list)
                 or not isinstance(data.get("facts"), list)):
-            raise ValueError(f"{cls.__name__}.from_dict: expected kind {cls.KIND!r} with word and fact lists, "
+            raise ValueError(f"{cls.__name__}.from_dict: expected kind {cls.kind!r} with word and fact lists, "
                              f"got {data!r:.80}")
         return cls(data["words"], data["facts"])
 

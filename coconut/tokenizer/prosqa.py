@@ -39,7 +39,8 @@ class ProsQASymbolic(CachedPieces):
     """Node tokens 0..max_nodes-1 (token id = node index), then `|`, `[Q]`, `[R]`, `[A]`,
     eos, `<bot>`, `<eot>`, `<latent>`, `<pause>`."""
 
-    KIND = "prosqa_symbolic"
+    kind = "prosqa_symbolic"
+    renames_nodes = True
 
     def __init__(self, max_nodes: int = 32):
         super().__init__()
@@ -65,6 +66,12 @@ class ProsQASymbolic(CachedPieces):
             raise ValueError(f"{type(self).__name__}: node {node} is outside 0..{self.max_nodes - 1}")
         return node
 
+    def node_name_ids(self, example) -> dict[int, list[int]]:
+        names = example.idx_to_symbol
+        if len(names) > self.max_nodes:
+            raise ValueError(f"example has {len(names)} nodes, the tokenization {self.max_nodes}")
+        return {i: [i] for i in range(len(names))}   # token id = node index
+
     def relabel_nodes(self, ids: Sequence[int], perm: Sequence[int]) -> list[int]:
         """`ids` with node i renamed perm[i] in every node and edge token: the same graph
         under other names (`shuffle_nodes`). Other ids, IGNORE labels included, pass."""
@@ -83,12 +90,12 @@ class ProsQASymbolic(CachedPieces):
     # -- checkpoints ------------------------------------------------------------
 
     def to_dict(self) -> dict:
-        return {"kind": self.KIND, "max_nodes": self.max_nodes}
+        return {"kind": self.kind, "max_nodes": self.max_nodes}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ProsQASymbolic":
-        if not isinstance(data, dict) or data.get("kind") != cls.KIND:
-            raise ValueError(f"{cls.__name__}.from_dict: expected kind {cls.KIND!r}, got {data!r:.80}")
+        if not isinstance(data, dict) or data.get("kind") != cls.kind:
+            raise ValueError(f"{cls.__name__}.from_dict: expected kind {cls.kind!r}, got {data!r:.80}")
         return cls(max_nodes=data.get("max_nodes"))
 
     # -- encoding ---------------------------------------------------------------
@@ -148,7 +155,7 @@ class ProsQAEdgeTokens(ProsQASymbolic):
     """ProsQASymbolic's ids, then one token per ordered node pair: edge (src, dst) of
     the question is id `edge_base + src * max_nodes + dst`."""
 
-    KIND = "prosqa_edge_tokens"
+    kind = "prosqa_edge_tokens"
 
     def __init__(self, max_nodes: int = 32):
         super().__init__(max_nodes)

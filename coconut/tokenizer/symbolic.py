@@ -3,5 +3,5 @@ runs) by the name a run config gives them (`tokenization:`)."""
 from .prontoqa import ProntoQAFactSentences, ProntoQASymbolic
 from .prosqa import ProsQAEdgeTokens, ProsQASymbolic
 
-PROSQA_TOKENIZATIONS = {cls.KIND: cls for cls in (ProsQASymbolic, ProsQAEdgeTokens)}
-PRONTOQA_TOKENIZATIONS = {cls.KIND: cls for cls in (ProntoQASymbolic, ProntoQAFactSentences)}
+PROSQA_TOKENIZATIONS = {cls.kind: cls for cls in (ProsQASymbolic, ProsQAEdgeTokens)}
+PRONTOQA_TOKENIZATIONS = {cls.kind: cls for cls in (ProntoQASymbolic, ProntoQAFactSentences)}

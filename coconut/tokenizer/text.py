@@ -31,6 +31,8 @@ class TextTokenization(CachedPieces):
     example object, because the curriculum re-lays every example out every epoch.
     """
 
+    kind = "gpt2"
+
     def __init__(self, tokenizer=None, *, with_pause: bool = False):
         super().__init__()
         if tokenizer is None:
@@ -55,6 +57,13 @@ class TextTokenization(CachedPieces):
 
     def decode(self, ids: Sequence[int], example=None) -> str:
         return self.tokenizer.decode([int(i) for i in ids])
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "with_pause": self.pause_id is not None}
+
+    def node_name_ids(self, example) -> dict[int, list[int]]:
+        from coconut.analysis.probe import node_token_map
+        return node_token_map(example, self.tokenizer.encode, leading_space=True)
 
     def _encode(self, example) -> tuple:
         enc = self.tokenizer.encode
