@@ -225,7 +225,7 @@ def _scan(save_dir: str) -> tuple[list, list]:
                     s = json.load(f)
                 found.append((s["epoch"], s["step_in_epoch"], path))
             except (OSError, ValueError, KeyError, TypeError) as e:
-                why = e.strerror if isinstance(e, OSError) else f"not a checkpoint's state ({type(e).__name__}: {e})"
+                why = e.strerror if isinstance(e, OSError) else f"{type(e).__name__}: {e}"
                 place = (int(match.group(1)), int(match.group(2) or 0)) if match else None
                 damaged.append((place, state, why))
     return sorted(found), damaged
@@ -322,5 +322,9 @@ def best_checkpoint(save_dir: str) -> str | None:
     path = os.path.join(save_dir, "best.json")
     if not os.path.isfile(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return os.path.join(save_dir, json.load(f)["checkpoint"])
+    try:
+        with open(path, encoding="utf-8") as f:
+            return os.path.join(save_dir, json.load(f)["checkpoint"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: unreadable ({type(e).__name__}: {e}); `coconut eval --checkpoint` "
+                              "names one instead") from None

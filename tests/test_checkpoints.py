@@ -14,9 +14,9 @@ import torch
 import transformers
 
 import coconut
-from coconut.checkpoints import (CHECKSUMS, CheckpointError, SaveError, append_jsonl, clean_stale_temporaries,
-                                 find_checkpoint, load_optimizer_state, read_state, refuse_to_overwrite,
-                                 save_checkpoint, verify_checkpoint, write_json_atomic)
+from coconut.checkpoints import (CHECKSUMS, CheckpointError, SaveError, append_jsonl, best_checkpoint,
+                                 clean_stale_temporaries, find_checkpoint, load_optimizer_state, read_state,
+                                 refuse_to_overwrite, save_checkpoint, verify_checkpoint, write_json_atomic)
 from coconut.run_config import ConfigError, RunConfig
 from coconut.safetensors_io import load_safetensors, save_safetensors
 from hf_bridge import padded_batch, small_model
@@ -182,6 +182,17 @@ def test_a_damaged_latest_state_is_named_not_skipped(tmp_path):
     shutil.rmtree(os.path.join(str(tmp_path), "run", "checkpoint_1"))
     with pytest.raises(ConfigError, match=r"already holds checkpoints \(checkpoint_2"):   # only a damaged one left
         refuse_to_overwrite(cfg.save_dir)
+
+
+def test_a_damaged_best_json_is_named(tmp_path):
+    run = tmp_path / "run"
+    os.makedirs(run)
+    assert best_checkpoint(str(run)) is None
+    (run / "best.json").write_text('{"epoch": 2, "checkpoint": "checkpoint_2"}')
+    assert best_checkpoint(str(run)) == str(run / "checkpoint_2")
+    (run / "best.json").write_text('{"epoch": 2, "check')
+    with pytest.raises(CheckpointError, match=re.escape(str(run / "best.json")) + ": unreadable"):
+        best_checkpoint(str(run))
 
 
 def test_stale_temporaries_are_cleaned(tmp_path):
