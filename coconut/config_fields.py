@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from typing import Literal, Union
@@ -79,15 +80,20 @@ def check_type(key, value, hint, where):
             raise ConfigError(f"{where} must be an integer, got {_describe(value)}")
         return value
     if hint is float:
+        number = None
         if isinstance(value, str):
             # PyYAML reads `1e-4` (no dot) as a string: accept number literals written so.
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        elif not isinstance(value, bool) and isinstance(value, (int, float)):
+            number = float(value)
+        if number is None:
             raise ConfigError(f"{where} must be a number, got {_describe(value)}")
-        return float(value)
+        if not math.isfinite(number):   # `.nan` / `.inf` would train to nan or stop nothing
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+        return number
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, got {_describe(value)}")

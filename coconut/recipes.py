@@ -72,8 +72,8 @@ class EmbeddingStd(Option):
     key, default = "embedding_std", INIT_STD
 
     def check_value(self) -> None:
-        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)) or not self.value > 0:
-            raise ValueError(f"embedding_std must be a number > 0, got {self.value!r}")
+        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)) or not 0 < self.value < math.inf:
+            raise ValueError(f"embedding_std must be a finite number > 0, got {self.value!r}")
 
     def fits(self, method, tok, from_scratch: bool) -> None:
         if self.value != self.default:

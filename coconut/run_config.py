@@ -265,9 +265,13 @@ def _check_values(cfg: RunConfig, where) -> None:
     for key in positive:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{where(key)} must be >= 1, got {getattr(cfg, key)}")
-    for key in ("num_epochs", "resume", "log_every_steps"):
+    for key in ("resume", "log_every_steps"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{where(key)} must be >= 0, got {getattr(cfg, key)}")
+    least = 0 if cfg.only_eval else 1   # a training run of no epochs would write and report nothing
+    if cfg.num_epochs < least:
+        raise ConfigError(f"{where('num_epochs')} must be >= {least}{'' if cfg.only_eval else ' for training'}, "
+                          f"got {cfg.num_epochs}")
     for key in ("train_size", "val_size", "threads"):
         if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
             raise ConfigError(f"{where(key)} must be >= 1 (or null), got {getattr(cfg, key)}")

@@ -22,7 +22,10 @@ def test_unknown_options_and_bad_values_are_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"test.yaml: recipe: unknown option 'shufle_nodes' \(did you mean "
                                           r"'shuffle_nodes'\?\)"):
         Trainer(config(tmp_path, recipe={"shufle_nodes": True}))
-    for key, bad, why in (("embedding_std", 0.0, "must be a number > 0"), ("token_init", "sum", "must be one of"),
+    for key, bad, why in (("embedding_std", 0.0, "must be a finite number > 0"),
+                          ("embedding_std", float("inf"), "must be a finite number > 0"),
+                          ("embedding_std", float("nan"), "must be a finite number > 0"),
+                          ("token_init", "sum", "must be one of"),
                           ("shuffle_nodes", "yes", "must be true or false"),
                           ("predict_past_eot", 1, "must be true or false"),
                           ("lr_decay_epochs", 1.5, "must be an integer >= 1")):
@@ -56,7 +59,7 @@ def test_first_stage_epochs_lengthens_stage_zero_of_methods_with_stages(tmp_path
 def test_embedding_std(tmp_path):
     """embedding_std scales the token and position rows from GPT-2's 0.02 (the same draws,
     rescaled), the compositional rows with them; other weights are untouched."""
-    kw = dict(tokenization="prosqa_edge_tokens", num_epochs=0)
+    kw = dict(tokenization="prosqa_edge_tokens", num_epochs=1)
     plain = Trainer(config(tmp_path, "plain", **kw)).model.params
     wide = Trainer(config(tmp_path, "wide", recipe={"embedding_std": 0.1}, **kw)).model.params
     for name in ("transformer.wte.weight", "transformer.wpe.weight"):
@@ -77,7 +80,7 @@ def test_compositional_token_init(tmp_path):
     target vector (so any two sources differ by the same vector whatever the target),
     with GPT-2's spread; other rows and the seed's other weights are those of the
     default init."""
-    kw = dict(tokenization="prosqa_edge_tokens", num_epochs=0)
+    kw = dict(tokenization="prosqa_edge_tokens", num_epochs=1)
     trainer = Trainer(config(tmp_path, recipe={"token_init": "compositional"}, **kw))
     tok, wte = trainer.tok, trainer.model.params["transformer.wte.weight"].astype(np.float64)
     row = lambda a, b: wte[tok._edge_token(a, b)]
@@ -128,7 +131,7 @@ def test_predict_past_eot(tmp_path):
     last thought's, whose state the next stage feeds back) on that token."""
     from coconut.curriculum.sequence import IGNORE
     from coconut.recipes import with_label_past_eot
-    trainer = Trainer(config(tmp_path, num_epochs=0, dropout=0.0))
+    trainer = Trainer(config(tmp_path, num_epochs=1, dropout=0.0))
     tok, model, method = trainer.tok, trainer.model, trainer.method
     seq = method.sequence(tok, trainer.train_set[0], 1, random.Random(0))       # stage 1: one thought
     eot = seq.input_ids.index(tok.eot_id)

@@ -102,6 +102,30 @@ def test_pyyaml_string_floats_are_numbers(tmp_path):
     assert cfg.lr == 1e-3
 
 
+@pytest.mark.parametrize("key, value", [("lr", ".nan"), ("lr", ".inf"), ("lr", "-.inf"), ("weight_decay", ".inf"),
+                                        ("uniform_prob", ".nan"), ("dropout", ".nan"), ("lr", "nan"),
+                                        ("lr", "'inf'")])
+def test_non_finite_numbers_are_refused(tmp_path, key, value):
+    msg = error(tmp_path, small(f"{key}: {value}\n"))
+    assert f"run.yaml: line 4: key '{key}' must be a finite number" in msg
+
+
+def test_non_finite_numbers_are_refused_in_overrides_and_by_check_type(tmp_path):
+    path = write(tmp_path, small())
+    with pytest.raises(ConfigError, match="key 'lr' must be a finite number, got nan"):
+        load_config(path, ["lr=.nan"])
+    from coconut.config_fields import check_type
+    with pytest.raises(ConfigError, match="x.yaml: key 'k' must be a finite number, got inf"):
+        check_type("k", float("inf"), float, "x.yaml: key 'k'")
+
+
+def test_num_epochs_zero_is_refused_for_training(tmp_path):
+    msg = error(tmp_path, small("num_epochs: 0\n"))
+    assert "run.yaml: line 4: key 'num_epochs' must be >= 1 for training, got 0" in msg
+    assert "key 'num_epochs' must be >= 0" in error(tmp_path, small("only_eval: true\nnum_epochs: -1\n"))
+    assert load_config(write(tmp_path, small("only_eval: true\nnum_epochs: 0\n"))).num_epochs == 0
+
+
 def test_malformed_yaml_names_file_and_line(tmp_path):
     msg = error(tmp_path, "lr: 0.1\nmethod: [cot\nseed: 1\n")
     assert "run.yaml: line 3" in msg and "malformed YAML" in msg

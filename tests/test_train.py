@@ -55,7 +55,7 @@ def test_end_to_end_run_writes_metrics_and_checkpoints(tmp_path):
     assert best["accuracy"] == max(l["val_accuracy"] for l in lines) == result.best_accuracy
     for n in (1, 2, 3):
         ckpt = os.path.join(result.save_dir, f"checkpoint_{n}")
-        assert sorted(os.listdir(ckpt)) == ["config.json", "model.safetensors", "optimizer.npz",
+        assert sorted(os.listdir(ckpt)) == ["SHA256SUMS", "config.json", "model.safetensors", "optimizer.npz",
                                             "trainer_state.json"]
     state = json.load(open(os.path.join(result.save_dir, "checkpoint_3", "trainer_state.json")))
     assert state["epoch"] == 3 and state["step_in_epoch"] == 0 and state["global_step"] == 15
