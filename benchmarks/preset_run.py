@@ -3,7 +3,7 @@ data, collation, the core's step, the optimizer, validation loss, generation,
 checkpoints), for the CPU presets' Coconut and CoT rows.
 
     python benchmarks/preset_run.py [--rows prosqa-cpu:coconut,prontoqa-cpu:cot] [--epochs 4] [--threads 2]
-    python benchmarks/preset_run.py --checkout /path/to/other/clone --record preset_run_before
+    python benchmarks/preset_run.py --checkout /path/to/other/clone --record preset_run_full_grid_core
     python benchmarks/preset_run.py --against /path/to/earlier/clone --rounds 2
 
 Each row is `coconut train PRESET` in a fresh process for --epochs epochs, on the
@@ -13,7 +13,7 @@ passes of several stages as well as the language stage. --checkout runs another 
 of the repository (built in place) the same way: a before/after comparison on the same
 machine in the same hour. --against runs each row in that copy and in --checkout in
 turn, --rounds times, so that both see the same drift of a shared machine; each
-checkout's row keeps its fastest round, and the record (preset_run_against.json) gives
+checkout's row keeps its fastest round, and the record (by default preset_run_against.json) gives
 the ratio. Results: benchmarks/results/preset_run.json.
 """
 from __future__ import annotations

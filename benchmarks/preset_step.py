@@ -11,7 +11,7 @@ given stages, collated as training collates them. The core runs only the cells w
 output something reads (the loss's packed rows, csrc/rows.h); "performed" counts the
 FLOPs it then does (rows kept, attention pairs per pass), set against the same run's
 one-thread sgemm rate; "full grid" times the same core on every cell of the batches
-(loss(packed=False)), as the core computed before its row maps. Results:
+(loss(packed=False)), the full-grid computation. Results:
 benchmarks/results/preset_step.json.
 """
 from __future__ import annotations
@@ -80,7 +80,7 @@ def performed_flops(batch, config, latent_id: int, continuous: bool) -> float:
 
 
 def ours_step(trainer, batches, continuous: bool, packed: bool = True):
-    """packed=False: the core on the whole (B, T) grid, as before its row maps."""
+    """packed=False: the core on the whole (B, T) grid, the full-grid computation."""
     model, tok = trainer.model, trainer.tok
     opt = coconut.AdamW(model)
     targs = model._thought_args("continuous" if continuous else "none", tok.latent_id, tok.bot_id, tok.eot_id)

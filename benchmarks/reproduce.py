@@ -15,7 +15,7 @@ finished row's final checkpoint with k = 0..6 thoughts and, for Coconut-like row
 ProsQA, runs the latent value probe (PRESET-M[-seedS].analysis.json). `report` reads
 each row's metrics.jsonl (and analysis, where there is one) and writes
 benchmarks/results/reproduce.json, the table benchmarks/results/reproduce.md (copied
-into docs/reproduction.md) and the plots benchmarks/results/reproduce_*.png. A row is reported
+into docs/results.md) and the plots benchmarks/results/reproduce_*.png. A row is reported
 with its final epoch's validation accuracy and mean generated tokens; the best epoch is
 shown next to it; a row run with several seeds with their mean and standard deviation.
 Validation is the official split, the only data anything is chosen on.
@@ -105,7 +105,7 @@ def row_overrides(row: str) -> list[str]:
 
 
 def row_command(row: str) -> list[str]:
-    """The `coconut train` arguments of a row (what docs/reproduction.md lists)."""
+    """The `coconut train` arguments of a row (what docs/results.md lists)."""
     return ["coconut", "train", split_row(row)[0], *[a for o in row_overrides(row) for a in ("--set", o)]]
 
 

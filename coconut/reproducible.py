@@ -8,8 +8,8 @@ product's sums its own way. The rounding differences grow over thousands of opti
 steps until validation answers change: on one AVX-512 machine, one thread, the same
 build, the prosqa-cpu Coconut row's epochs differ by up to 25 of 300 answers between
 Haswell's, SkylakeX's (its default) and Sandybridge's kernels, and it ended at 66.3%,
-62.0% and 66.3% (with the core before its packed rows; tests/test_reproduce_slow.py
-pins every epoch of the present core's run).
+62.0% and 66.3% (with the full-grid core; tests/test_reproduce_slow.py pins every
+epoch of the present core's run).
 
 The mode sets OPENBLAS_CORETYPE=Haswell for this process before coconut loads OpenBLAS
 (coconut/__init__.py calls `apply` first), so every CPU with AVX2 and FMA runs the same
@@ -30,8 +30,8 @@ benchmarks/results/train_step_prosqa_cpu_{default,reproducible}.json; medians of
 runs each): sgemm 2048^3 at 0.62x (71 against 113 GFLOP/s), the prosqa-cpu train step
 (2 layers, 128 wide, 1065 symbols, batch 16, T = 60) at 0.73x (14,050 against 19,140
 tokens/s). On an AMD EPYC with AVX-512, SkylakeX's kernels run sgemm at twice
-Haswell's rate, and the presets' step 1.28-1.54x faster (docs/reproduction.md, round
-13). Where OpenBLAS picks Haswell's kernels itself (Intel CPUs with AVX2 and no
+Haswell's rate, and the presets' step 1.28-1.54x faster (docs/results.md, where a
+run's time goes). Where OpenBLAS picks Haswell's kernels itself (Intel CPUs with AVX2 and no
 AVX-512) the mode costs nothing.
 """
 from __future__ import annotations

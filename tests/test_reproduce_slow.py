@@ -8,15 +8,15 @@ Why exact: with COCONUT_REPRODUCIBLE=1 OpenBLAS runs its Haswell kernels on any 
 with AVX2 and FMA, and on one thread the run is then the same sequence of rounded
 operations everywhere (coconut.reproducible). The recorded run
 (benchmarks/results/regression_prosqa_cpu.json) was made on an AVX-512 machine; builds
-for -march=native and -march=x86-64-v3 trained to the same bits in every epoch (an
-earlier core's recorded run, made on an AVX2 machine, repeated on AVX-512 ones to the
+for -march=native and -march=x86-64-v3 trained to the same bits in every epoch (the
+full-grid core's recorded run, made on an AVX2 machine, repeated on AVX-512 ones to the
 last digit). The figures belong to the core that made them: a change to the core's
 summation order (such as its packed rows) makes another run, to be recorded anew.
 
 Needs: an x86-64 CPU with AVX2 and FMA (the mode refuses others; the test is skipped).
 The preset reads the official ProsQA validation split shipped with the package.
 
-Without the mode the figures depend on the CPU: with the earlier core, the same run on
+Without the mode the figures depend on the CPU: with the full-grid core, the same run on
 one AVX-512 machine with each OpenBLAS kernel set parted at the first epoch and then
 differed by 6 to 25 answers of 300 per epoch, 62.0-66.3% at the end
 (benchmarks/results/reproduce_kernel_sets.json). That is as much as separates several

@@ -9,7 +9,7 @@ against.  It re-enacts, on a ``transformers.GPT2LMHeadModel`` called ``hf``:
 * ``reference_generate``-- greedy decoding for one example (reference
   ``Coconut.generate`` in coconut.py).
 
-Facts taken from the reference code (see docs/coconut-semantics.md sections 2 and 4):
+Facts taken from the reference code (its coconut.py and dataset.py):
 
 * Pass ranges: ``[0, f)`` where ``f`` is the smallest ``<latent>`` column of the whole
   batch, then one column per pass (``[f+j-1, f+j)``) for passes ``1 .. n-1`` where ``n``

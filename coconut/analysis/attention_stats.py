@@ -11,7 +11,7 @@ Inputs are produced elsewhere:
   gives the character spans; a tokenizer's offsets turn them into token spans.
 
 Thought ``t`` is expected to expand the search one layer deeper: its frontier edges are
-``graph.frontier_edges(example, t + depth_offset)`` (default offset 1: the first thought
+``prosqa_graph.frontier_edges(example, t + depth_offset)`` (default offset 1: the first thought
 expands the root, so its frontier edges are the root's out-edges). Optimal edges are those
 on any shortest root -> target path.
 

@@ -141,7 +141,7 @@ def frontier_value_summary(values_per_thought: np.ndarray, example, mode: str = 
     With the default 1 the first thought should hold the root's children, the second the
     next layer, and so on; with 0, the layer the search has reached (the first thought
     the root), which is what a thought trained to name the next step's first node holds
-    (recipe option predict_past_eot). ``mode`` as in ``graph.frontier``: "shortest" =
+    (recipe option predict_past_eot). ``mode`` as in ``prosqa_graph.frontier``: "shortest" =
     shortest distance exactly that depth; "walk" = reachable by a path of exactly that
     many edges.
 

@@ -17,7 +17,7 @@ IGNORE = -100  # label of a position that is not trained
 @dataclass
 class TrainingSequence:
     input_ids: list[int]
-    labels: list[int]      # IGNORE or the input id itself (see train.with_label_past_eot), same length
+    labels: list[int]      # IGNORE or the input id itself (see recipes.with_label_past_eot), same length
     n_thoughts: int        # number of <latent> slots in input_ids
 
     def __post_init__(self):
