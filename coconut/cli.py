@@ -90,6 +90,8 @@ def main(argv=None) -> int:
         return _generate(args)
     except (ValueError, OSError, NotImplementedError, DistributedError) as e:   # ConfigError is a ValueError
         return _fail(f"coconut: error: {e}", EXIT_BAD_INPUT)
+    except ArithmeticError as e:   # coconut.train.TrainingDiverged: one line, not the core's traceback
+        return _fail(f"coconut: error: {e}", 1)
     except KeyboardInterrupt:   # a second Ctrl-C during training, or one outside it
         return _fail("coconut: interrupted", 130)
 

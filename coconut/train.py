@@ -26,7 +26,6 @@ output; Ctrl-C under mpirun ends the job (resume from the last epoch's checkpoin
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -45,7 +44,9 @@ import coconut
 from coconut import distributed
 from coconut.assembly import assemble
 from coconut.build import check_lengths
-from coconut.checkpoints import refuse_to_overwrite, save_checkpoint, write_json_atomic
+from coconut.checkpoints import (append_jsonl, clean_stale_temporaries, list_checkpoints, load_optimizer_state,
+                                 refuse_to_overwrite, save_checkpoint, write_json_atomic, writing)
+from coconut.run_lock import RunLock
 from coconut.collate import collate
 from coconut.data import generate
 from coconut.evaluate import EvalResult, evaluate
@@ -53,6 +54,11 @@ from coconut.phases import PhaseClock
 from coconut.progress import Progress
 from coconut.run_config import ConfigError, RunConfig
 from coconut.summary import summarize
+
+
+class TrainingDiverged(ArithmeticError):
+    """A loss or activation overflowed: the run stops, naming where and the checkpoint
+    to go back to (with a lower lr, say)."""
 
 
 @dataclass
@@ -102,7 +108,7 @@ class Trainer:
         self.tokens_trained = 0   # by this process's run(), resumed epochs not counted
         state = run.state
         if state:
-            self.optimizer.load_state_dict(dict(np.load(os.path.join(run.checkpoint, "optimizer.npz"))))
+            self.optimizer.load_state_dict(load_optimizer_state(run.checkpoint))
             self.model.dropout_calls = state["dropout_calls"]
             self.step_in_epoch, self.global_step = state["step_in_epoch"], state["global_step"]
             self.best_accuracy, self.best_epoch = state["best_accuracy"], state["best_epoch"]
@@ -140,10 +146,19 @@ class Trainer:
     def run(self, summary: bool = False) -> TrainResult:
         """Train. summary: also fill `result.summary` (coconut.summary: final and best
         accuracy, time, tokens, the final model's k-sweep) unless the run was interrupted."""
+        # rank 0 owns the run folder while it trains: a second run there is refused
+        lock = RunLock(self.save_dir).acquire() if self.world.is_root else None
+        try:
+            return self._run(summary)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _run(self, summary: bool) -> TrainResult:
         cfg, result = self.cfg, TrainResult(self.model, save_dir=self.save_dir)
         start = time.perf_counter()
         if self.world.is_root:
-            os.makedirs(self.save_dir, exist_ok=True)
+            clean_stale_temporaries(self.save_dir)   # left by a run that was killed while it saved
         if self.cfg.bf16:
             self.say(f"mixed precision: {self.precision}")
         if self.world.size > 1:
@@ -198,7 +213,11 @@ class Trainer:
                                  len(steps), "step", initial=self.step_in_epoch)
         for step in range(self.step_in_epoch, len(steps)):
             self.optimizer.lr = cfg.lr * self.recipe.lr_scale(epoch + step / len(steps), cfg.num_epochs)
-            losses += [(step, j, loss) for j, loss in self.train_step(steps[step])]
+            try:
+                losses += [(step, j, loss) for j, loss in self.train_step(steps[step])]
+            except FloatingPointError as e:
+                progress.close()
+                raise self.diverged(f"epoch {epoch + 1}, step {step + 1} of {len(steps)}", e) from None
             # tokens of the whole step (every rank's micro-batches): the padding-free lengths
             step_tokens = sum(len(s.input_ids) for seqs in steps[step] for s in seqs)
             tokens += step_tokens
@@ -243,7 +262,7 @@ class Trainer:
         the dropout seed of its place in the run (`dropout_calls` = the step's first call
         + j). One in-place all-reduce sums the gradient block over the ranks; every rank
         then takes the same AdamW step. Returns this rank's (j, loss)."""
-        model, tok, method, world = self.model, self.tok, self.method, self.world
+        model, tok, world = self.model, self.tok, self.world
         acc = self.cfg.gradient_accumulation_steps
         first_call, per_pass = model.dropout_calls, model.dropout_calls_per_pass
         done = []
@@ -265,7 +284,10 @@ class Trainer:
 
     def end_of_epoch(self, epoch: int, train_loss: float, tokens_per_s: float, phases_before: dict) -> dict:
         with self.phases("validation_loss"):
-            val_loss = self.validation_loss(epoch)
+            try:
+                val_loss = self.validation_loss(epoch)
+            except FloatingPointError as e:
+                raise self.diverged(f"the validation loss after epoch {epoch + 1}", e) from None
         with self.phases("generation"):
             ev = self.accuracy(epoch)
         improved = ev.accuracy > self.best_accuracy
@@ -340,9 +362,14 @@ class Trainer:
     def log(self, line: dict) -> None:
         if not self.world.is_root:
             return
-        os.makedirs(self.save_dir, exist_ok=True)
-        with open(os.path.join(self.save_dir, "metrics.jsonl"), "a", encoding="utf-8") as f:
-            f.write(json.dumps(line) + "\n")
+        with writing(self.save_dir):
+            os.makedirs(self.save_dir, exist_ok=True)
+        append_jsonl(os.path.join(self.save_dir, "metrics.jsonl"), line)
+
+    def diverged(self, where: str, error: FloatingPointError) -> TrainingDiverged:
+        found = list_checkpoints(self.save_dir)
+        last = f"the last good checkpoint is {found[-1][2]}" if found else "no checkpoint was written yet"
+        return TrainingDiverged(f"training diverged at {where} ({error}); {last}")
 
     def save_checkpoint(self, name: str) -> str:
         state = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
