@@ -5,6 +5,7 @@
 
 #include "alloc.h"
 #include "kernels.h"
+#include "parallel.h"
 
 /* Greedy choice for the B rows of column t: logits = ln_f output @ wte^T (the layer-0
  * inputs, emb, are free scratch between passes: inference keeps nothing for a backward). Returns the number of rows still decoding (not done)

@@ -8,6 +8,8 @@
 #include "bf16.h"
 #include "bf16_gemm.h"
 #include "blas.h"
+#include "cpu.h"
+#include "parallel.h"
 
 /* exp(x) for float, written so the compiler vectorises the loops that call it (libm's
  * expf is an opaque call): 2^n * p(r) with x = n ln2 + r, |r| <= ln2/2, a degree-6

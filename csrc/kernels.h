@@ -9,11 +9,6 @@
 #include "rows.h"
 #include "status.h"
 
-/* Loops over fewer elements than this run on one thread: waking a second thread costs
- * more than it saves, and far more when another process holds the other core. */
-#define PAR_GRAIN 32768
-#define PAR_IF(work) if ((size_t)(work) >= PAR_GRAIN)
-
 /* C (M,N) = alpha * op(A) op(B) + beta * C, row-major, split over the OpenMP threads
  * (each thread calls a single-threaded sgemm on its share of the output). */
 void matmul(int transA, int transB, int M, int N, int K, float alpha,

@@ -13,6 +13,7 @@
 #include "alloc.h"
 #include "bf16.h"
 #include "blas.h"
+#include "cpu.h"
 #include "generate.h"
 #include "gpt2.h"
 #include "kernels.h"

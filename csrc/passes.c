@@ -17,6 +17,7 @@
 #include "bf16.h"
 #include "gpt2.h"
 #include "kernels.h"
+#include "parallel.h"
 
 static void to_bf16(const Ctx *c, float *x, size_t n) {
     if (c->bf16) bf16_round_copy(x, x, n);
