@@ -17,6 +17,7 @@
 #include "generate.h"
 #include "gpt2.h"
 #include "kernels.h"
+#include "row_plan.h"
 #include "status.h"
 #include "thoughts.h"
 
@@ -246,10 +247,7 @@ static PyObject *Core_bind(CoreObject *self, PyObject *args) {
  * arena. */
 typedef struct {
     Batch bt;
-    uint8_t *is_thought;
-    int *bounds;
-    int n_pass;
-    int32_t *packed_rows;  /* the packed row maps' arrays, if pack_rows made them */
+    RowPlan plan;
 } Prepared;
 
 /* Optional extra pass boundaries: a sequence of ints (tests split passes at will). */
@@ -297,22 +295,15 @@ static int prepare(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *po
     }
     if (parse_batch(self, ids, mask, pos, labels, &pr->bt)) return -1;
     int B = pr->bt.B, T = pr->bt.T;
-    pr->is_thought = core_malloc((size_t)B * T);
-    pr->bounds = core_malloc(sizeof(int) * (size_t)(T + 1));
-    if (!pr->is_thought || !pr->bounds) {
-        raise_status(CORE_OUT_OF_MEMORY, "the thought slots and passes", NULL);
-        return -1;
-    }
     char err[256];
-    CoreStatus st = find_thoughts(&pr->bt, spec, pr->is_thought, err, sizeof err);
+    CoreStatus st = plan_thoughts(&pr->plan, &pr->bt, spec, err, sizeof err);
     if (st != CORE_OK) {
-        raise_status(st, "the thought slots", err);
+        raise_status(st, "the thought slots and passes", err);
         return -1;
     }
-    pr->bt.is_thought = pr->is_thought;
     int *extra, n_extra;
     if (parse_splits(splits, T, &extra, &n_extra)) return -1;
-    pr->n_pass = pass_bounds(&pr->bt, extra, n_extra, pr->bounds);
+    plan_passes(&pr->plan, &pr->bt, extra, n_extra);
     core_free(extra);
     st = acts_reserve(&self->acts, &self->shape, B, T + extra_columns, need_backward, g_threads, bf16);
     if (st != CORE_OK) {
@@ -324,42 +315,12 @@ static int prepare(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *po
     return 0;
 }
 
-static void release(Prepared *pr) {
-    core_free(pr->is_thought);
-    core_free(pr->bounds);
-    core_free(pr->packed_rows);
-}
+static void release(Prepared *pr) { plan_free(&pr->plan); }
 
-/* Gives the loss's batch its packed row maps. A cell's output is read if the label after
- * it is supervised (its logits) or the input after it is a thought (its hidden state):
- * those cells are out_rows. A cell keeps a row (rows) if its output is read, or if it is
- * a real token at or before a read output of its example (that query reads its keys and
- * values); the tokens after an example's last read output feed nothing. With no layers
- * ln_f reads the embeddings' rows: out_rows are then rows. */
-static int pack_rows(Prepared *pr, int n_layer) {
-    int B = pr->bt.B, T = pr->bt.T;
-    size_t n = (size_t)B * T, one_map = 2 * n + T + 1;
-    int32_t *buf = core_malloc(sizeof(int32_t) * 2 * one_map);
-    if (!buf) {
-        raise_status(CORE_OUT_OF_MEMORY, "the packed row maps", NULL);
-        return -1;
-    }
-    int32_t *keep = buf, *read = buf + one_map;  /* flags in the maps' row arrays, see rows_pack */
-    const int64_t *mask = pr->bt.mask, *labels = pr->bt.labels;
-    for (int b = 0; b < B; b++) {
-        int later = 0;
-        for (int t = T - 1; t >= 0; t--) {
-            size_t i = (size_t)b * T + t;
-            read[i] = t + 1 < T && ((labels && labels[i + 1] != -100) || pr->is_thought[i + 1]);
-            later |= read[i];
-            keep[i] = read[i] || (mask[i] && later);
-        }
-    }
-    rows_pack(&pr->bt.rows, B, T, keep, keep + n, keep + n + T + 1);
-    if (n_layer > 0) rows_pack(&pr->bt.out_rows, B, T, read, read + n, read + n + T + 1);
-    else pr->bt.out_rows = pr->bt.rows;
-    pr->packed_rows = buf;
-    return 0;
+static int plan_rows_or_raise(Prepared *pr, int n_layer) {
+    CoreStatus st = plan_rows(&pr->plan, &pr->bt, n_layer);
+    if (st != CORE_OK) raise_status(st, "the packed row maps", NULL);
+    return st == CORE_OK ? 0 : -1;
 }
 
 static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
@@ -387,13 +348,13 @@ static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
     Prepared pr;
     PyObject *result = NULL;
     if (prepare(self, ids, mask, pos, labels, splits, &spec, backward, 0, bf16, &pr) == 0 &&
-        (!packed || pack_rows(&pr, self->shape.n_layer) == 0)) {
+        (!packed || plan_rows_or_raise(&pr, self->shape.n_layer) == 0)) {
         Ctx c;
         make_ctx(self, &c, p_drop, seed, bf16);
         double loss = 0.0;
         long n_sup = 0;
         CoreStatus st;
-        WITHOUT_GIL(product_weights(&c, &self->lay); st = run_loss(&c, &pr.bt, pr.bounds, pr.n_pass, backward, grad_scale, &loss, &n_sup));
+        WITHOUT_GIL(product_weights(&c, &self->lay); st = run_loss(&c, &pr.bt, pr.plan.bounds, pr.plan.n_pass, backward, grad_scale, &loss, &n_sup));
         if (st == CORE_OK) {
             result = Py_BuildValue("(dl)", loss, n_sup);
         } else {
@@ -412,7 +373,7 @@ static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
 static int collect_thoughts(CoreObject *self, const Prepared *pr, PyObject **thoughts, PyObject **where) {
     int B = pr->bt.B, T = pr->bt.T, C = self->shape.n_embd;
     npy_intp n = 0;
-    for (size_t i = 0; i < (size_t)B * T; i++) n += pr->is_thought[i];
+    for (size_t i = 0; i < (size_t)B * T; i++) n += pr->plan.is_thought[i];
     npy_intp d1[2] = {n, C}, d2[2] = {n, 2};
     *thoughts = PyArray_SimpleNew(2, d1, NPY_FLOAT32);
     *where = PyArray_SimpleNew(2, d2, NPY_INT64);
@@ -422,7 +383,7 @@ static int collect_thoughts(CoreObject *self, const Prepared *pr, PyObject **tho
     npy_intp k = 0;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
-            if (pr->is_thought[(size_t)b * T + t]) {
+            if (pr->plan.is_thought[(size_t)b * T + t]) {
                 memcpy(tv + k * C, self->acts.lnf + (size_t)rows_of(&pr->bt.out_rows, b, t - 1) * C, sizeof(float) * C);
                 wv[2 * k] = b;
                 wv[2 * k + 1] = t;
@@ -453,7 +414,7 @@ static PyObject *Core_forward(CoreObject *self, PyObject *args, PyObject *kw) {
     Ctx c;
     make_ctx(self, &c, 0.0f, 0, bf16);
     float *lp = logits ? (float *)PyArray_DATA((PyArrayObject *)logits) : NULL;
-    WITHOUT_GIL(product_weights(&c, &self->lay); run_forward(&c, &pr.bt, pr.bounds, pr.n_pass, lp));
+    WITHOUT_GIL(product_weights(&c, &self->lay); run_forward(&c, &pr.bt, pr.plan.bounds, pr.plan.n_pass, lp));
     if (want_thoughts && collect_thoughts(self, &pr, &thoughts, &where)) goto cleanup;
     result = Py_BuildValue("(OOO)", logits ? logits : Py_None, thoughts ? thoughts : Py_None,
                            where ? where : Py_None);
@@ -486,7 +447,7 @@ static int decoding_batch(const Prepared *pr, int max_new, int64_t eos, int64_t 
             ids[i] = in ? pr->bt.ids[j] : eos;
             mask[i] = in ? pr->bt.mask[j] : 0;
             pos[i] = in ? pr->bt.pos[j] : 0;
-            (*thought)[i] = in ? pr->is_thought[j] : 0;
+            (*thought)[i] = in ? pr->plan.is_thought[j] : 0;
         }
     return 0;
 }
@@ -524,7 +485,7 @@ static PyObject *Core_generate(CoreObject *self, PyObject *args, PyObject *kw) {
     Ctx c;
     make_ctx(self, &c, 0.0f, 0, bf16);
     CoreStatus st;
-    WITHOUT_GIL(product_weights(&c, &self->lay); st = run_generate(&c, &ext, pr.bt.T, pr.bounds, pr.n_pass, max_new, eos,
+    WITHOUT_GIL(product_weights(&c, &self->lay); st = run_generate(&c, &ext, pr.bt.T, pr.plan.bounds, pr.plan.n_pass, max_new, eos,
                                   PyArray_DATA((PyArrayObject *)out), PyArray_DATA((PyArrayObject *)counts)));
     if (st != CORE_OK) {
         char what[96];
