@@ -427,31 +427,6 @@ cleanup:
     return result;
 }
 
-/* The batch decoding runs on: the prompts in columns [0, Tp), then max_new - 1 empty
- * columns, in one block (ids, mask, pos) and is_thought, owned by the caller. */
-static int decoding_batch(const Prepared *pr, int max_new, int64_t eos, int64_t **buf, uint8_t **thought,
-                          Batch *ext) {
-    int B = pr->bt.B, Tp = pr->bt.T, T = Tp + max_new - 1;
-    *buf = core_malloc(sizeof(int64_t) * (size_t)B * T * 3);
-    *thought = core_calloc((size_t)B * T, 1);
-    if (!*buf || !*thought) {
-        raise_status(CORE_OUT_OF_MEMORY, "the decoding columns", NULL);
-        return -1;
-    }
-    int64_t *ids = *buf, *mask = ids + (size_t)B * T, *pos = mask + (size_t)B * T;
-    *ext = (Batch){B, T, ids, mask, pos, NULL, *thought, rows_full(B, T), rows_full(B, T)};
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            size_t i = (size_t)b * T + t, j = (size_t)b * Tp + t;
-            int in = t < Tp;
-            ids[i] = in ? pr->bt.ids[j] : eos;
-            mask[i] = in ? pr->bt.mask[j] : 0;
-            pos[i] = in ? pr->bt.pos[j] : 0;
-            (*thought)[i] = in ? pr->plan.is_thought[j] : 0;
-        }
-    return 0;
-}
-
 static PyObject *Core_generate(CoreObject *self, PyObject *args, PyObject *kw) {
     static char *kws[] = {"input_ids", "attention_mask", "position_ids", "max_new_tokens", "eos_id",
                           "mode", "latent_id", "bot_id", "eot_id", "bf16", NULL};
@@ -473,23 +448,24 @@ static PyObject *Core_generate(CoreObject *self, PyObject *args, PyObject *kw) {
     if (enter(self, 0)) return NULL;
     Prepared pr;
     PyObject *out = NULL, *counts = NULL, *result = NULL;
-    int64_t *buf = NULL;
-    uint8_t *thought = NULL;
-    Batch ext;
+    DecodingBatch dec = {0};
     if (prepare(self, ids, mask, pos, Py_None, NULL, &spec, 0, max_new - 1, bf16, &pr)) goto cleanup;
-    if (decoding_batch(&pr, max_new, eos, &buf, &thought, &ext)) goto cleanup;
-    npy_intp d2[2] = {ext.B, max_new}, d1[1] = {ext.B};
+    if (decoding_batch(&dec, &pr.bt, max_new, eos) != CORE_OK) {
+        raise_status(CORE_OUT_OF_MEMORY, "the decoding columns", NULL);
+        goto cleanup;
+    }
+    npy_intp d2[2] = {dec.bt.B, max_new}, d1[1] = {dec.bt.B};
     out = PyArray_SimpleNew(2, d2, NPY_INT64);
     counts = PyArray_SimpleNew(1, d1, NPY_INT64);
     if (!out || !counts) goto cleanup;
     Ctx c;
     make_ctx(self, &c, 0.0f, 0, bf16);
     CoreStatus st;
-    WITHOUT_GIL(product_weights(&c, &self->lay); st = run_generate(&c, &ext, pr.bt.T, pr.plan.bounds, pr.plan.n_pass, max_new, eos,
+    WITHOUT_GIL(product_weights(&c, &self->lay); st = run_generate(&c, &dec.bt, pr.bt.T, pr.plan.bounds, pr.plan.n_pass, max_new, eos,
                                   PyArray_DATA((PyArrayObject *)out), PyArray_DATA((PyArrayObject *)counts)));
     if (st != CORE_OK) {
         char what[96];
-        snprintf(what, sizeof what, "the next-token logits of a %d x %d decoding batch", ext.B, ext.T);
+        snprintf(what, sizeof what, "the next-token logits of a %d x %d decoding batch", dec.bt.B, dec.bt.T);
         raise_status(st, what, NULL);
         goto cleanup;
     }
@@ -497,8 +473,7 @@ static PyObject *Core_generate(CoreObject *self, PyObject *args, PyObject *kw) {
 cleanup:
     Py_XDECREF(out);
     Py_XDECREF(counts);
-    core_free(buf);
-    core_free(thought);
+    decoding_batch_free(&dec);
     release(&pr);
     self->busy = 0;
     return result;
