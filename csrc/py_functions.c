@@ -189,6 +189,60 @@ static PyObject *py_blas_info(PyObject *m, PyObject *unused) {
                          "cpu_amx_bf16", PyBool_FromLong(cpu_has_amx_bf16()));
 }
 
+/* The row plan of a loss batch (row_plan.h) as counts: its pass bounds, the rows the
+ * loss keeps and those whose output is read, and attention's keys and queries per pass
+ * and example. For the benchmarks' FLOP counts and the tests' oracle. */
+static PyObject *py_row_plan(PyObject *m, PyObject *args, PyObject *kw) {
+    static char *kws[] = {"input_ids", "attention_mask", "labels", "mode", "latent_id", "bot_id",
+                          "eot_id", "n_layer", NULL};
+    PyObject *ids, *mask, *labels = Py_None;
+    ThoughtSpec spec = {-1, -1, -1, MODE_NONE};
+    int n_layer = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OiLLLi", kws, &ids, &mask, &labels, &spec.mode,
+                                     &spec.latent_id, &spec.bot_id, &spec.eot_id, &n_layer))
+        return NULL;
+    Batch bt = {0};
+    int B = -1, T = -1;
+    if (!(bt.ids = check_bt(ids, "input_ids", &B, &T)) || !(bt.mask = check_bt(mask, "attention_mask", &B, &T)) ||
+        (labels != Py_None && !(bt.labels = check_bt(labels, "labels", &B, &T))))
+        return NULL;
+    if (B < 1 || T < 1) {
+        PyErr_Format(PyExc_ValueError, "input_ids has an empty shape (%d, %d)", B, T);
+        return NULL;
+    }
+    if (check_range(bt.mask, B, T, 0, 2, 0, "attention_mask", "the values")) return NULL;
+    bt.B = B;
+    bt.T = T;
+    RowPlan plan = {0};
+    PyObject *counts[3] = {NULL, NULL, NULL}, *bounds = NULL, *result = NULL;
+    char err[256];
+    CoreStatus st = plan_thoughts(&plan, &bt, &spec, err, sizeof err);
+    if (st == CORE_OK) {
+        plan_passes(&plan, &bt, NULL, 0);
+        st = plan_rows(&plan, &bt, n_layer);
+    }
+    if (st != CORE_OK) {
+        raise_status(st, "the row plan", err);
+        goto cleanup;
+    }
+    npy_intp dims[2] = {plan.n_pass, B}, nb = plan.n_pass + 1;
+    for (int i = 0; i < 3; i++)
+        if (!(counts[i] = PyArray_SimpleNew(2, dims, NPY_INT64))) goto cleanup;
+    if (!(bounds = PyArray_SimpleNew(1, &nb, NPY_INT64))) goto cleanup;
+    for (int i = 0; i <= plan.n_pass; i++) ((int64_t *)PyArray_DATA((PyArrayObject *)bounds))[i] = plan.bounds[i];
+    plan_attention_counts(&plan, &bt, PyArray_DATA((PyArrayObject *)counts[0]),
+                          PyArray_DATA((PyArrayObject *)counts[1]), PyArray_DATA((PyArrayObject *)counts[2]));
+    result = Py_BuildValue("{s:O,s:n,s:n,s:O,s:O,s:O}", "bounds", bounds,
+                           "rows", (Py_ssize_t)rows_first(&bt.rows, T), "out_rows",
+                           (Py_ssize_t)rows_first(&bt.out_rows, T), "keys", counts[0], "queries", counts[1],
+                           "out_queries", counts[2]);
+cleanup:
+    for (int i = 0; i < 3; i++) Py_XDECREF(counts[i]);
+    Py_XDECREF(bounds);
+    plan_free(&plan);
+    return result;
+}
+
 PyMethodDef py_functions[] = {
     {"adamw", py_adamw, METH_VARARGS,
      "adamw(params, grads, exp_avg, exp_avg_sq, start, end, lr, b1, b2, eps, wd, bc1, bc2)"},
@@ -209,4 +263,8 @@ PyMethodDef py_functions[] = {
      "_bf16_round(array): float32 values rounded to bf16 (kept in float32) as the core does. For tests."},
     {"_live_allocations", py_live_allocations, METH_NOARGS,
      "Blocks the core has allocated and not freed. For tests."},
+    {"row_plan", (PyCFunction)(void (*)(void))py_row_plan, METH_VARARGS | METH_KEYWORDS,
+     "row_plan(input_ids, attention_mask, labels=None, mode, latent_id, bot_id, eot_id, n_layer=1) -> "
+     "{bounds, rows, out_rows, keys, queries, out_queries}: the loss's row plan of a batch; keys, "
+     "queries (layers before the last) and out_queries (the last layer) are attention's (pass, example) counts"},
     {NULL}};
