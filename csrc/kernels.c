@@ -86,15 +86,23 @@ void matmul_bf16(int transA, int transB, int M, int N, int K, float alpha,
 
 /* ---------------------------------------------------------------- linear */
 
+/* a bf16 kernel's output, rounded in place */
+static void round_output(int bf16, float *x, size_t n) {
+    if (bf16) bf16_round_copy(x, x, n);
+}
+
 void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int IC, int OC, int bf16) {
     if (N <= 0) return;
     #pragma omp parallel for PAR_IF((size_t)N * OC)
     for (int i = 0; i < N; i++) memcpy(y + (size_t)i * OC, b, sizeof(float) * OC);
     (bf16 ? matmul_bf16 : matmul)(0, 0, N, OC, IC, 1.0f, x, IC, w, OC, 1.0f, y, OC);
+    round_output(bf16, y, (size_t)N * OC);
 }
 
 void linear_backward_input(float *dx, const float *dy, const float *w, int N, int IC, int OC, int bf16) {
-    if (N > 0) (bf16 ? matmul_bf16 : matmul)(0, 1, N, IC, OC, 1.0f, dy, OC, w, OC, 0.0f, dx, IC);
+    if (N <= 0) return;
+    (bf16 ? matmul_bf16 : matmul)(0, 1, N, IC, OC, 1.0f, dy, OC, w, OC, 0.0f, dx, IC);
+    round_output(bf16, dx, (size_t)N * IC);
 }
 
 /* db (OC) += column sums of dy (N,OC), each rounded to bf16 first when bf16 is set */
@@ -129,7 +137,7 @@ void linear_backward_weights_bf16(float *dw, float *db, float *scratch, const fl
 /* ---------------------------------------------------------------- layernorm */
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *x,
-                       const float *w, const float *b, int N, int C) {
+                       const float *w, const float *b, int N, int C, int bf16) {
     #pragma omp parallel for schedule(static) PAR_IF((size_t)N * C)
     for (int i = 0; i < N; i++) {
         const float *xi = x + (size_t)i * C;
@@ -145,6 +153,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *x,
         mean[i] = m;
         rstd[i] = s;
     }
+    round_output(bf16, out, (size_t)N * C);
 }
 
 void layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
@@ -187,15 +196,16 @@ void layernorm_backward(float *dx, float *dw, float *db, const float *dout, cons
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 
-void gelu_forward(float *out, const float *x, size_t n) {
+void gelu_forward(float *out, const float *x, size_t n, int bf16) {
     #pragma omp parallel for schedule(static) PAR_IF(n)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
         out[i] = 0.5f * v * (1.0f + tanh_approx(GELU_K * (v + 0.044715f * v * v * v)));
     }
+    round_output(bf16, out, n);
 }
 
-void gelu_backward(float *dx, const float *x, const float *dout, size_t n) {
+void gelu_backward(float *dx, const float *x, const float *dout, size_t n, int bf16) {
     #pragma omp parallel for schedule(static) PAR_IF(n)
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
@@ -204,6 +214,7 @@ void gelu_backward(float *dx, const float *x, const float *dout, size_t n) {
         float du = GELU_K * (1.0f + 3.0f * 0.044715f * v * v);
         dx[i] = dout[i] * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du);
     }
+    round_output(bf16, dx, n);
 }
 
 /* ---------------------------------------------------------------- dropout */
@@ -440,6 +451,8 @@ void attention_forward(float *out, float *lse, float *scratch, const float *qkv,
                 scatter_rows(out + (size_t)h * hd, C, cells.qrow, nq, Og, hd, 0);
             }
     }
+    size_t q0 = rows_first(qm, t0), q1 = rows_first(qm, t1);
+    round_output(bf16, out + q0 * C, (q1 - q0) * C);
 }
 
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
@@ -511,6 +524,9 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
                 scatter_rows(dqkv + v_col, ld3, cells.krow, nk, dV, hd, 1);
             }
     }
+    /* autocast adds each pass's bf16 key/value gradient into a bf16 tensor: rounding the
+     * running sum of [0, t1) after every pass reproduces it (up to a double rounding) */
+    round_output(bf16, dqkv, rows_first(km, t1) * ld3);
 }
 
 /* ---------------------------------------------------------------- small helpers */

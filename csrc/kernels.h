@@ -18,7 +18,10 @@ void matmul(int transA, int transB, int M, int N, int K, float alpha,
 void matmul_bf16(int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/* y (N,OC) = x (N,IC) @ w (IC,OC) + b (OC); bf16: the product is matmul_bf16 */
+/* bf16 (the bf16 flag of the kernels below): their output is a bf16 tensor in autocast,
+ * so they round it to bf16 themselves, in place (bf16.h). */
+
+/* y (N,OC) = x (N,IC) @ w (IC,OC) + b (OC); bf16: the product is matmul_bf16, y rounded */
 void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int IC, int OC, int bf16);
 /* The backward of linear_forward in its two halves, which the thought schedule runs at
  * different times: dx (N,IC) = dy @ w^T per pass; dw (IC,OC) += x^T @ dy and
@@ -34,15 +37,17 @@ void linear_backward_weights_bf16(float *dw, float *db, float *scratch, const fl
 /* y (n) += bf16_round(x (n)) */
 void add_rounded(float *y, const float *x, size_t n);
 
+/* bf16: out rounded (autocast casts it for the next product; ln_f's stays fp32) */
 void layernorm_forward(float *out, float *mean, float *rstd, const float *x,
-                       const float *w, const float *b, int N, int C);
+                       const float *w, const float *b, int N, int C, int bf16);
 /* dx (N,C) += ..., dw, db (C) += ... */
 void layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
                         const float *w, const float *mean, const float *rstd, int N, int C);
 
-void gelu_forward(float *out, const float *x, size_t n);
-/* dx = dout * gelu'(x) (overwrites) */
-void gelu_backward(float *dx, const float *x, const float *dout, size_t n);
+/* bf16: out rounded (the next product's operand) */
+void gelu_forward(float *out, const float *x, size_t n, int bf16);
+/* dx = dout * gelu'(x) (overwrites); bf16: rounded */
+void gelu_backward(float *dx, const float *x, const float *dout, size_t n, int bf16);
 
 /* Counter-based dropout masks: keep(seed, site, index) is a pure function, so masks
  * never depend on how the positions were split into passes. */
@@ -87,7 +92,7 @@ static inline size_t attention_scratch_floats(int T, int hd, int backward) {
  * attention_scratch_floats(T, C/NH, 0). bf16: qkv holds bf16 values; as PyTorch's CPU
  * flash attention does (for rows within one key block), exp(score - row max) is rounded
  * to bf16 for the product with V and the fp32 row sum divides the result (scores,
- * softmax and log-sum-exp stay fp32). */
+ * softmax and log-sum-exp stay fp32), and out is rounded. */
 void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const RowMap *km,
                        const RowMap *qm, const int64_t *mask, int t0, int t1, int C, int NH, int n_threads,
                        uint64_t site_key, float p_drop, int bf16);
@@ -95,7 +100,7 @@ void attention_forward(float *out, float *lse, float *scratch, const float *qkv,
  * and out are in qm's rows, dout only those of [t0, t1). Slots of attention_scratch_floats(T, C/NH, 1) floats. bf16:
  * dout holds bf16 values; the probabilities and the score gradient (before the
  * 1/sqrt(hd) scale, which the products apply) are rounded to bf16 before their
- * products. */
+ * products, and the rows of [0, t1) of dqkv are rounded after this pass's sums. */
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                         const float *out, const float *lse, const RowMap *km, const RowMap *qm,
                         const int64_t *mask, int t0, int t1, int C, int NH, int n_threads, uint64_t site_key,
