@@ -14,6 +14,7 @@
  * rounded before it is added into the fp32 gradients (autocast's bf16 .grad parts). */
 #include <string.h>
 
+#include "attention.h"
 #include "bf16.h"
 #include "gpt2.h"
 #include "kernels.h"
