@@ -29,8 +29,7 @@ CoreStatus decoding_batch(DecodingBatch *d, const Batch *prompts, int max_new, i
 void decoding_batch_free(DecodingBatch *d) {
     core_free(d->cols);
     core_free(d->is_thought);
-    d->cols = NULL;
-    d->is_thought = NULL;
+    *d = (DecodingBatch){0};
 }
 
 /* Greedy choice for the B rows of column t: logits = ln_f output @ wte^T (the layer-0
