@@ -23,8 +23,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 from common import best_of, set_threads, sgemm_gflops, write_record
 from preset_run import ROW_SETS
 
@@ -54,26 +52,19 @@ def preset_batches(row: str, stages: list[int], n_batches: int, save_dir: str):
     return trainer, batches
 
 
-def performed_flops(batch, config, latent_id: int, continuous: bool) -> float:
+def performed_flops(batch, config, targs: dict) -> float:
     """Forward + backward FLOPs of the core's step on `batch`: the products over the rows
     it keeps (every layer but the last on `rows`, the last one's attention, MLP and ln_f on
     `out_rows`), the LM head at supervised positions, and attention's products per pass
-    (the whole query x key block of each example and head)."""
-    ids, mask, labels = batch.input_ids, batch.attention_mask.astype(bool), batch.labels
-    B, T = ids.shape
+    (the whole query x key block of each example and head). The rows and attention's keys
+    and queries are the core's own row plan (_C.row_plan)."""
     C, L, V = config.n_embd, config.n_layer, config.vocab_size
-    thought = (ids == latent_id) if continuous else np.zeros_like(mask)
-    read = np.zeros_like(mask)
-    read[:, :-1] = (labels[:, 1:] != -100) | thought[:, 1:]
-    later = np.flip(np.maximum.accumulate(np.flip(read, 1), 1), 1)   # a read output at or after t
-    keep = read | (mask & later)
-    n_rows, n_out, n_sup = keep.sum(), read.sum(), (labels[:, 1:] != -100).sum()
+    plan = coconut._C.row_plan(batch.input_ids, batch.attention_mask, batch.labels, n_layer=L, **targs)
+    n_rows, n_out, n_sup = plan["rows"], plan["out_rows"], (batch.labels[:, 1:] != -100).sum()
     linear = 2 * C * C * (12 * n_rows * (L - 1) + 3 * n_rows + 9 * n_out) + 2 * n_sup * C * V
-    bounds = [0] + [t for t in range(1, T) if thought[:, t].any()] + [T]
-    pairs = 0   # (query, key) pairs of every pass, per layer: the last layer's queries are out_rows
-    for t0, t1 in zip(bounds[:-1], bounds[1:]):
-        keys = (mask & keep)[:, :t1].sum(1)
-        pairs += (L - 1) * (keys * (mask & keep)[:, t0:t1].sum(1)).sum() + (keys * (mask & read)[:, t0:t1].sum(1)).sum()
+    # (query, key) pairs of every pass, per layer: the last layer's queries are out_rows
+    keys = plan["keys"]
+    pairs = (L - 1) * (keys * plan["queries"]).sum() + (keys * plan["out_queries"]).sum()
     # products: forward 1x, backward 2x (input and weight gradients); attention 2 forward
     # products and 5 backward ones (scores recomputed), 2 FLOPs per multiply-add over C
     return 3 * linear + 14 * pairs * C
@@ -137,7 +128,10 @@ def main():
             continuous = trainer.method.thought_mode == "continuous"
             tokens = int(sum(b.attention_mask.sum() for b in batches))
             grid = int(sum(b.input_ids.size for b in batches))
-            flops = sum(performed_flops(b, trainer.model.config, trainer.tok.latent_id, continuous) for b in batches)
+            tok = trainer.tok
+            targs = trainer.model._thought_args("continuous" if continuous else "none", tok.latent_id, tok.bot_id,
+                                                tok.eot_id)
+            flops = sum(performed_flops(b, trainer.model.config, targs) for b in batches)
             t_ours = best_of(ours_step(trainer, batches, continuous), args.repeats, clock)
             t_grid = best_of(ours_step(trainer, batches, continuous, packed=False), args.repeats, clock)
             t_torch = best_of(torch_step(trainer, batches, continuous, False), max(1, args.repeats // 2), clock)

@@ -2,7 +2,7 @@
 
 #include <math.h>
 
-#include "kernels.h"
+#include "parallel.h"
 
 void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
                   float b2, float eps, float wd, double bc1, double bc2) {

@@ -7,8 +7,8 @@
  * order of the sums), at fp32 speed plus the cost of rounding. That is the emulated path.
  * On a CPU with AVX512-BF16 the linear layers' and the LM head's products run on the
  * native kernel instead (bf16_gemm.h; neither scipy-openblas32 nor Debian's OpenBLAS
- * exports sbgemm); attention's per-head products stay emulated. bf16_path() names the
- * path for the logs. */
+ * exports sbgemm); attention's per-head products stay emulated. cpu.h chooses the kernel
+ * and names the path for the logs. */
 #ifndef COCONUT_BF16_H
 #define COCONUT_BF16_H
 
@@ -27,17 +27,5 @@ static inline float bf16_round(float x) {
 
 /* x[i] = bf16_round(x[i]) (in parallel for large n); dst may equal src. */
 void bf16_round_copy(float *dst, const float *src, size_t n);
-
-/* Which kernel bf16 products use, process-wide: BF16_AUTO (the default: native where the
- * CPU has it), BF16_EMULATED or BF16_NATIVE. Setting BF16_NATIVE where it is not
- * available returns -1 and changes nothing. */
-enum { BF16_AUTO = -1, BF16_EMULATED = 0, BF16_NATIVE = 1 };
-int bf16_set_kernel(int mode);
-int bf16_native(void);
-
-/* What a bf16 run computes on, in words, for the logs. */
-const char *bf16_path(void);
-int cpu_has_avx512_bf16(void);
-int cpu_has_amx_bf16(void);
 
 #endif

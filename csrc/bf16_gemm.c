@@ -1,34 +1,9 @@
 #include "bf16_gemm.h"
 
-#include <stdatomic.h>
-
 #include "bf16.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define HAVE_KERNEL 1
+#if BF16_GEMM_BUILT
 #include <immintrin.h>
-#else
-#define HAVE_KERNEL 0
-#endif
-
-int bf16_gemm_available(void) {
-#if HAVE_KERNEL
-    /* asked once: CPUID traps to the hypervisor on a virtual machine (two threads asking
-     * at once store the same answer). __builtin_cpu_supports checks that the OS saves
-     * the AVX-512 registers. */
-    static atomic_int known = -1;
-    int k = atomic_load_explicit(&known, memory_order_relaxed);
-    if (k < 0) {
-        k = cpu_has_avx512_bf16() && __builtin_cpu_supports("avx512f");
-        atomic_store_explicit(&known, k, memory_order_relaxed);
-    }
-    return k;
-#else
-    return 0;
-#endif
-}
-
-#if HAVE_KERNEL
 
 /* Blocking: a 12 x 32 tile of C lives in 24 registers while a block of KC values of k
  * streams through; B is packed NC columns at a time (KC x NC bf16 = 256 KiB, in L2),

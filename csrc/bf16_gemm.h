@@ -8,8 +8,13 @@
 #ifndef COCONUT_BF16_GEMM_H
 #define COCONUT_BF16_GEMM_H
 
-/* 1 when this build has the kernel and the CPU and OS can run it. */
-int bf16_gemm_available(void);
+/* Whether this build has the kernel (x86-64, GCC or clang); cpu.h's
+ * bf16_gemm_available() adds whether the CPU and OS can run it. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define BF16_GEMM_BUILT 1
+#else
+#define BF16_GEMM_BUILT 0
+#endif
 
 /* Single-threaded (the caller splits the work); only call when bf16_gemm_available(). */
 void bf16_gemm(int transA, int transB, int M, int N, int K, float alpha,

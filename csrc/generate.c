@@ -5,6 +5,32 @@
 
 #include "alloc.h"
 #include "kernels.h"
+#include "parallel.h"
+
+CoreStatus decoding_batch(DecodingBatch *d, const Batch *prompts, int max_new, int64_t eos_id) {
+    int B = prompts->B, Tp = prompts->T, T = Tp + max_new - 1;
+    d->cols = core_malloc(sizeof(int64_t) * (size_t)B * T * 3);
+    d->is_thought = core_calloc((size_t)B * T, 1);
+    if (!d->cols || !d->is_thought) return CORE_OUT_OF_MEMORY;
+    int64_t *ids = d->cols, *mask = ids + (size_t)B * T, *pos = mask + (size_t)B * T;
+    d->bt = (Batch){B, T, ids, mask, pos, NULL, d->is_thought, rows_full(B, T), rows_full(B, T)};
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            size_t i = (size_t)b * T + t, j = (size_t)b * Tp + t;
+            int in = t < Tp;
+            ids[i] = in ? prompts->ids[j] : eos_id;
+            mask[i] = in ? prompts->mask[j] : 0;
+            pos[i] = in ? prompts->pos[j] : 0;
+            d->is_thought[i] = in ? prompts->is_thought[j] : 0;
+        }
+    return CORE_OK;
+}
+
+void decoding_batch_free(DecodingBatch *d) {
+    core_free(d->cols);
+    core_free(d->is_thought);
+    *d = (DecodingBatch){0};
+}
 
 /* Greedy choice for the B rows of column t: logits = ln_f output @ wte^T (the layer-0
  * inputs, emb, are free scratch between passes: inference keeps nothing for a backward). Returns the number of rows still decoding (not done)

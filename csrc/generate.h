@@ -4,6 +4,18 @@
 
 #include "thoughts.h"
 
+/* The batch decoding runs on: the prompts' batch in columns [0, Tp), then max_new - 1
+ * empty columns (masked eos), with the full row maps; its arrays are owned here. */
+typedef struct {
+    Batch bt;
+    int64_t *cols;         /* ids, mask, pos: three (B, T) blocks */
+    uint8_t *is_thought;
+} DecodingBatch;
+
+/* CORE_OUT_OF_MEMORY; the caller calls decoding_batch_free in any case. */
+CoreStatus decoding_batch(DecodingBatch *d, const Batch *prompts, int max_new, int64_t eos_id);
+void decoding_batch_free(DecodingBatch *d);
+
 /* bt holds (B, T) buffers the caller owns, with the full row map (every column is
  * decoded for every example): the left-padded prompts in columns
  * [0, Tp), room for max_new tokens after them. The prompt runs through the thought

@@ -1,6 +1,7 @@
 #include "gpt2.h"
 
 #include "alloc.h"
+#include "attention.h"
 #include "bf16.h"
 #include "kernels.h"
 

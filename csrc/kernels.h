@@ -9,11 +9,6 @@
 #include "rows.h"
 #include "status.h"
 
-/* Loops over fewer elements than this run on one thread: waking a second thread costs
- * more than it saves, and far more when another process holds the other core. */
-#define PAR_GRAIN 32768
-#define PAR_IF(work) if ((size_t)(work) >= PAR_GRAIN)
-
 /* C (M,N) = alpha * op(A) op(B) + beta * C, row-major, split over the OpenMP threads
  * (each thread calls a single-threaded sgemm on its share of the output). */
 void matmul(int transA, int transB, int M, int N, int K, float alpha,
@@ -23,7 +18,10 @@ void matmul(int transA, int transB, int M, int N, int K, float alpha,
 void matmul_bf16(int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
-/* y (N,OC) = x (N,IC) @ w (IC,OC) + b (OC); bf16: the product is matmul_bf16 */
+/* bf16 (the bf16 flag of the kernels below): their output is a bf16 tensor in autocast,
+ * so they round it to bf16 themselves, in place (bf16.h). */
+
+/* y (N,OC) = x (N,IC) @ w (IC,OC) + b (OC); bf16: the product is matmul_bf16, y rounded */
 void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int IC, int OC, int bf16);
 /* The backward of linear_forward in its two halves, which the thought schedule runs at
  * different times: dx (N,IC) = dy @ w^T per pass; dw (IC,OC) += x^T @ dy and
@@ -39,15 +37,17 @@ void linear_backward_weights_bf16(float *dw, float *db, float *scratch, const fl
 /* y (n) += bf16_round(x (n)) */
 void add_rounded(float *y, const float *x, size_t n);
 
+/* bf16: out rounded (autocast casts it for the next product; ln_f's stays fp32) */
 void layernorm_forward(float *out, float *mean, float *rstd, const float *x,
-                       const float *w, const float *b, int N, int C);
+                       const float *w, const float *b, int N, int C, int bf16);
 /* dx (N,C) += ..., dw, db (C) += ... */
 void layernorm_backward(float *dx, float *dw, float *db, const float *dout, const float *x,
                         const float *w, const float *mean, const float *rstd, int N, int C);
 
-void gelu_forward(float *out, const float *x, size_t n);
-/* dx = dout * gelu'(x) (overwrites) */
-void gelu_backward(float *dx, const float *x, const float *dout, size_t n);
+/* bf16: out rounded (the next product's operand) */
+void gelu_forward(float *out, const float *x, size_t n, int bf16);
+/* dx = dout * gelu'(x) (overwrites); bf16: rounded */
+void gelu_backward(float *dx, const float *x, const float *dout, size_t n, int bf16);
 
 /* Counter-based dropout masks: keep(seed, site, index) is a pure function, so masks
  * never depend on how the positions were split into passes. */
@@ -71,40 +71,6 @@ static inline int dropout_keep(uint64_t site_key, uint64_t index, float p) {
  * ((b*T + t)*D + d) of each row's cell, so that it never depends on the row layout.
  * Used for forward and, identically, for backward. */
 void dropout_rows(float *x, const RowMap *m, size_t r0, size_t r1, int D, uint64_t site_key, float p);
-
-/* Floats of attention scratch per thread (head size hd): the (queries, keys)
- * probabilities and (bf16) their row sums, copies of one head's rows, the index arrays
- * of its cells, and for backward the probabilities, their dropped copy and their
- * gradient. The caller owns the scratch
- * (the activation arena), so the attention kernels allocate nothing and cannot fail. */
-#define ATTN_CELL_ARRAYS 6   /* the index arrays of the cells one (example, head) works on */
-static inline size_t attention_scratch_floats(int T, int hd, int backward) {
-    size_t cells = (size_t)ATTN_CELL_ARRAYS * T;   /* int32, the size of a float */
-    return backward ? (size_t)3 * T * T + (size_t)8 * T * hd + cells
-                    : (size_t)T * T + T + (size_t)4 * T * hd + cells;
-}
-
-/* Causal self-attention of the positions [t0, t1) against the keys [0, t]. qkv (rows of
- * the key map km, 3C) holds every earlier position already (the cache); the queries are
- * the cells of [t0, t1) with a row in the query map qm (km itself, or fewer cells where
- * only some outputs are read), out (rows of qm, C); lse (B,NH,T). Masked keys are
- * skipped; a masked query gets zero. Runs on n_threads threads, each on its slot of
- * attention_scratch_floats(T, C/NH, 0). bf16: qkv holds bf16 values; as PyTorch's CPU
- * flash attention does (for rows within one key block), exp(score - row max) is rounded
- * to bf16 for the product with V and the fp32 row sum divides the result (scores,
- * softmax and log-sum-exp stay fp32). */
-void attention_forward(float *out, float *lse, float *scratch, const float *qkv, const RowMap *km,
-                       const RowMap *qm, const int64_t *mask, int t0, int t1, int C, int NH, int n_threads,
-                       uint64_t site_key, float p_drop, int bf16);
-/* dqkv (rows of km, 3C): writes dQ of the queries, accumulates dK, dV at [0, t1). dout
- * and out are in qm's rows, dout only those of [t0, t1). Slots of attention_scratch_floats(T, C/NH, 1) floats. bf16:
- * dout holds bf16 values; the probabilities and the score gradient (before the
- * 1/sqrt(hd) scale, which the products apply) are rounded to bf16 before their
- * products. */
-void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                        const float *out, const float *lse, const RowMap *km, const RowMap *qm,
-                        const int64_t *mask, int t0, int t1, int C, int NH, int n_threads, uint64_t site_key,
-                        float p_drop, int bf16);
 
 void fill_zero(float *x, size_t n);
 void add_inplace(float *y, const float *x, size_t n);

@@ -4,23 +4,21 @@
  *
  * bf16 (c->bf16) follows torch.autocast("cpu", dtype=torch.bfloat16) on GPT-2: matrix
  * products (the linear layers, attention, the LM head) read bf16 operands, and their
- * outputs are bf16 tensors, so both are rounded to bf16 here, in place: the layernorm
- * outputs (autocast casts them for the product and saves that copy for backward), the
- * product outputs qkv, attention, fch, the two projections, and the GELU output (the
- * next product's operand). The residual stream, layernorm, softmax, GELU and the loss
+ * outputs are bf16 tensors, so both are rounded to bf16, in place, by the kernels that
+ * write them (their bf16 flag, kernels.h): the layernorm outputs (autocast casts them
+ * for the product and saves that copy for backward), the product outputs qkv,
+ * attention, fch, the two projections, and the GELU output (the next product's operand). The residual stream, layernorm, softmax, GELU and the loss
  * compute in fp32 from those values, as autocast's fp32 + bf16 sums and the upcast
  * logits do. Backward mirrors it: the gradient at a bf16 output is bf16 (rounded), and
  * so is each input gradient a product returns, and each weight and bias gradient,
  * rounded before it is added into the fp32 gradients (autocast's bf16 .grad parts). */
 #include <string.h>
 
+#include "attention.h"
 #include "bf16.h"
 #include "gpt2.h"
 #include "kernels.h"
-
-static void to_bf16(const Ctx *c, float *x, size_t n) {
-    if (c->bf16) bf16_round_copy(x, x, n);
-}
+#include "parallel.h"
 
 enum { SITE_EMB = 0 };
 static uint64_t site_attn(int l) { return 1 + 3 * (uint64_t)l; }
@@ -122,32 +120,24 @@ void forward_range(Ctx *c, const Batch *bt, int t0, int t1) {
         size_t q0 = rows_first(qm, t0), q1 = rows_first(qm, t1);
         int Q = (int)(q1 - q0);
         layernorm_forward(la->ln1 + r0 * C, la->ln1_mean + r0, la->ln1_rstd + r0, x + r0 * C,
-                          p->ln1_w + (size_t)l * C, p->ln1_b + (size_t)l * C, R, C);
-        to_bf16(c, la->ln1 + r0 * C, (size_t)R * C);
+                          p->ln1_w + (size_t)l * C, p->ln1_b + (size_t)l * C, R, C, c->bf16);
         linear_forward(la->qkv + r0 * 3 * C, la->ln1 + r0 * C, pm->qkv_w + (size_t)l * C * 3 * C,
                        pm->qkv_b + (size_t)l * 3 * C, R, C, 3 * C, c->bf16);
-        to_bf16(c, la->qkv + r0 * 3 * C, (size_t)R * 3 * C);
         attention_forward(la->atty, la->lse, a->s_attn, la->qkv, km, qm, bt->mask, t0, t1, C, s->n_head,
                           a->attn_threads, dropout_site(c->drop.seed, site_attn(l)), pd, c->bf16);
-        to_bf16(c, la->atty + q0 * C, (size_t)Q * C);
         /* res1 = x + dropout(atty @ W + b) */
         linear_forward(la->res1 + q0 * C, la->atty + q0 * C, pm->attproj_w + (size_t)l * C * C,
                        pm->attproj_b + (size_t)l * C, Q, C, C, c->bf16);
-        to_bf16(c, la->res1 + q0 * C, (size_t)Q * C);
         dropout_rows(la->res1 + q0 * C, qm, q0, q1, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
         add_rows(la->res1 + q0 * C, qm, q0, q1, x, km, C);
         layernorm_forward(la->ln2 + q0 * C, la->ln2_mean + q0, la->ln2_rstd + q0, la->res1 + q0 * C,
-                          p->ln2_w + (size_t)l * C, p->ln2_b + (size_t)l * C, Q, C);
-        to_bf16(c, la->ln2 + q0 * C, (size_t)Q * C);
+                          p->ln2_w + (size_t)l * C, p->ln2_b + (size_t)l * C, Q, C, c->bf16);
         linear_forward(la->fch + q0 * 4 * C, la->ln2 + q0 * C, pm->fc_w + (size_t)l * C * 4 * C,
                        pm->fc_b + (size_t)l * 4 * C, Q, C, 4 * C, c->bf16);
-        to_bf16(c, la->fch + q0 * 4 * C, (size_t)Q * 4 * C);
-        gelu_forward(la->gelu + q0 * 4 * C, la->fch + q0 * 4 * C, (size_t)Q * 4 * C);
-        to_bf16(c, la->gelu + q0 * 4 * C, (size_t)Q * 4 * C);
+        gelu_forward(la->gelu + q0 * 4 * C, la->fch + q0 * 4 * C, (size_t)Q * 4 * C, c->bf16);
         /* res2 = res1 + dropout(gelu(fch) @ W + b) */
         linear_forward(la->res2 + q0 * C, la->gelu + q0 * 4 * C, pm->fcproj_w + (size_t)l * 4 * C * C,
                        pm->fcproj_b + (size_t)l * C, Q, 4 * C, C, c->bf16);
-        to_bf16(c, la->res2 + q0 * C, (size_t)Q * C);
         dropout_rows(la->res2 + q0 * C, qm, q0, q1, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
         add_inplace(la->res2 + q0 * C, la->res1 + q0 * C, (size_t)Q * C);
         x = la->res2;
@@ -155,15 +145,17 @@ void forward_range(Ctx *c, const Batch *bt, int t0, int t1) {
     /* x is in out_rows (with no layers, rows is out_rows) */
     size_t o0 = rows_first(&bt->out_rows, t0), o1 = rows_first(&bt->out_rows, t1);
     layernorm_forward(a->lnf + o0 * C, a->lnf_mean + o0, a->lnf_rstd + o0, x + o0 * C,
-                      p->lnf_w, p->lnf_b, (int)(o1 - o0), C);
+                      p->lnf_w, p->lnf_b, (int)(o1 - o0), C, 0);
 }
 
 /* Copies rows [r0, r1) into dst and applies the dropout mask of `site`, which is the
- * backward of dropout (the same mask and scale). Scratch rows are range-relative. */
+ * backward of dropout (the same mask and scale). Scratch rows are range-relative. bf16:
+ * the gradient at a projection's bf16 output, rounded. */
 static void masked_copy(float *dst, const float *src, const RowMap *m, size_t r0, size_t r1, int C,
-                        uint64_t key, float pd) {
+                        uint64_t key, float pd, int bf16) {
     memcpy(dst, src, sizeof(float) * (r1 - r0) * C);
     dropout_rows(dst, m, r0, r1, C, key, pd);
+    if (bf16) bf16_round_copy(dst, dst, (r1 - r0) * C);
 }
 
 void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
@@ -196,36 +188,24 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
         float *d_attproj = la->d_attproj + q0 * C;
 
         /* MLP branch: res2 = res1 + dropout(gelu(fch) @ Wp + bp), fch = ln2 @ Wf + bf */
-        masked_copy(d_fcproj, dq, qm, q0, q1, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd);
-        to_bf16(c, d_fcproj, (size_t)Q * C);
+        masked_copy(d_fcproj, dq, qm, q0, q1, C, dropout_site(c->drop.seed, site_res_mlp(l)), pd, c->bf16);
         linear_backward_input(d_fc, d_fcproj, pm->fcproj_w + (size_t)l * 4 * C * C, Q, 4 * C, C, c->bf16);
-        to_bf16(c, d_fc, (size_t)Q * 4 * C);
-        gelu_backward(d_fc, la->fch + q0 * 4 * C, d_fc, (size_t)Q * 4 * C);
-        to_bf16(c, d_fc, (size_t)Q * 4 * C);
+        gelu_backward(d_fc, la->fch + q0 * 4 * C, d_fc, (size_t)Q * 4 * C, c->bf16);
         linear_backward_input(dx, d_fc, pm->fc_w + (size_t)l * C * 4 * C, Q, C, 4 * C, c->bf16);
-        to_bf16(c, dx, (size_t)Q * C);
         layernorm_backward(dq, g->ln2_w + (size_t)l * C, g->ln2_b + (size_t)l * C, dx,
                            la->res1 + q0 * C, p->ln2_w + (size_t)l * C, la->ln2_mean + q0,
                            la->ln2_rstd + q0, Q, C);
 
         /* attention branch: res1 = x_in + dropout(atty @ Wp + bp) */
-        masked_copy(d_attproj, dq, qm, q0, q1, C, dropout_site(c->drop.seed, site_res_attn(l)), pd);
-        to_bf16(c, d_attproj, (size_t)Q * C);
+        masked_copy(d_attproj, dq, qm, q0, q1, C, dropout_site(c->drop.seed, site_res_attn(l)), pd, c->bf16);
         float *datty = a->s_dbig; /* (Q, C) */
         linear_backward_input(datty, d_attproj, pm->attproj_w + (size_t)l * C * C, Q, C, C, c->bf16);
-        to_bf16(c, datty, (size_t)Q * C);
         /* dQ of the range, and dK/dV of every position it attended to: earlier passes
          * find the keys/values gradient of their positions waiting in la->dqkv */
         attention_backward(la->dqkv, a->s_attn, datty, la->qkv, la->atty, la->lse, km, qm, bt->mask, t0, t1,
                            C, s->n_head, a->attn_threads, dropout_site(c->drop.seed, site_attn(l)), pd,
                            c->bf16);
-        /* bf16: the rows of [0, t1) hold bf16 sums. Those of this range are complete (later
-         * passes ran their backward already); for the cached rows [0, t0), autocast adds
-         * each pass's bf16 key/value gradient into a bf16 tensor, which rounding the
-         * running sum after every pass reproduces (up to a double rounding). */
-        to_bf16(c, la->dqkv, r1 * 3 * C);
         linear_backward_input(dx, la->dqkv + r0 * 3 * C, pm->qkv_w + (size_t)l * C * 3 * C, R, C, 3 * C, c->bf16);
-        to_bf16(c, dx, (size_t)R * C);
         /* the residual passes the gradient of the cells that went on to every row */
         if (dq != dres) spread_rows(dres, km, r0, r1, dq, qm, q0, q1, C);
         layernorm_backward(dres, g->ln1_w + (size_t)l * C, g->ln1_b + (size_t)l * C, dx,

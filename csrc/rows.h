@@ -4,7 +4,7 @@
  * weight. The full map gives every cell a row (row t*B + b), for forward and decoding,
  * where every cell's logits are wanted. A packed map keeps only some cells: the loss
  * packs the cells its layers need (no padding) and, apart, those whose output is read
- * (module.c's pack_rows), so no kernel or product spends work on the others. */
+ * (row_plan.c), so no kernel or product spends work on the others. */
 #ifndef COCONUT_ROWS_H
 #define COCONUT_ROWS_H
 

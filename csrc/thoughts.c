@@ -1,62 +1,10 @@
 #include "thoughts.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "bf16.h"
 #include "kernels.h"
-
-CoreStatus find_thoughts(const Batch *bt, const ThoughtSpec *spec, uint8_t *is_thought,
-                         char *err, size_t errlen) {
-    int B = bt->B, T = bt->T;
-    memset(is_thought, 0, (size_t)B * T);
-    if (spec->mode != MODE_CONTINUOUS) return CORE_OK;
-    for (int b = 0; b < B; b++) {
-        const int64_t *ids = bt->ids + (size_t)b * T;
-        for (int t = 0; t < T; t++) {
-            if (ids[t] != spec->latent_id) continue;
-            if (t == 0) {
-                snprintf(err, errlen, "example %d: a thought slot (<latent>) at position 0 has no "
-                         "earlier hidden state to take", b);
-                return CORE_BAD_INPUT;
-            }
-            if (ids[t - 1] != spec->bot_id && ids[t - 1] != spec->latent_id) {
-                snprintf(err, errlen, "example %d, position %d: a thought slot (<latent>) outside a "
-                         "<bot> ... <eot> span (it follows token %lld, not <bot> or <latent>)",
-                         b, t, (long long)ids[t - 1]);
-                return CORE_BAD_INPUT;
-            }
-            int e = t;
-            while (e < T && ids[e] == spec->latent_id) e++;
-            if (e == T || ids[e] != spec->eot_id) {
-                snprintf(err, errlen, "example %d, position %d: the thought run starting here is not "
-                         "closed by <eot>", b, t);
-                return CORE_BAD_INPUT;
-            }
-            if (!bt->mask[(size_t)b * T + t]) {
-                snprintf(err, errlen, "example %d, position %d: a thought slot is masked out by the "
-                         "attention mask", b, t);
-                return CORE_BAD_INPUT;
-            }
-            is_thought[(size_t)b * T + t] = 1;
-        }
-    }
-    return CORE_OK;
-}
-
-int pass_bounds(const Batch *bt, const int *extra, int n_extra, int *bounds) {
-    int B = bt->B, T = bt->T, n = 0;
-    bounds[0] = 0;
-    for (int t = 1; t < T; t++) {
-        int any = 0;
-        for (int i = 0; i < n_extra && !any; i++) any = extra[i] == t;
-        for (int b = 0; b < B && !any && bt->is_thought; b++) any = bt->is_thought[(size_t)b * T + t];
-        if (any) bounds[++n] = t;
-    }
-    bounds[++n] = T;
-    return n;
-}
 
 /* The loss's terms: positions whose next label is supervised. */
 static long count_supervised(const Batch *bt) {

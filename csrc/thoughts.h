@@ -1,25 +1,9 @@
-/* Coconut's continuous thoughts: finding thought slots, the pass schedule, and the
- * loss/forward drivers that run every pass forward and then every pass backward. */
+/* Coconut's continuous thoughts: the loss/forward drivers that run every pass of a
+ * batch's plan (row_plan.h) forward and then every pass backward. */
 #ifndef COCONUT_THOUGHTS_H
 #define COCONUT_THOUGHTS_H
 
 #include "gpt2.h"
-
-enum { MODE_NONE = 0, MODE_PAUSE = 1, MODE_CONTINUOUS = 2 };
-
-typedef struct {
-    int64_t latent_id, bot_id, eot_id;
-    int mode;
-} ThoughtSpec;
-
-/* Marks is_thought (B,T) and checks every <latent> run sits right after <bot> and right
- * before <eot>. CORE_BAD_INPUT comes with a message naming the example and position. */
-CoreStatus find_thoughts(const Batch *bt, const ThoughtSpec *spec, uint8_t *is_thought,
-                  char *err, size_t errlen);
-
-/* Pass boundaries: 0, every thought position, the `extra` ones (tests split ranges at
- * will), T. bounds needs T+1 entries; returns the number of passes. A thought at p then always reads ln_f output of an earlier pass. */
-int pass_bounds(const Batch *bt, const int *extra, int n_extra, int *bounds);
 
 /* Runs the passes forward, the loss at supervised positions, and (if backward) every
  * pass backward in reverse, accumulating into c->g. CORE_NO_SUPERVISED (checked before
