@@ -1,7 +1,7 @@
 """Inference on the ProsQA validation questions with continuous thoughts: our batched
 key/value-cache decoding (`model.generate`, C core) against the reference's decoding
 (PyTorch + transformers GPT-2, one example at a time, the whole sequence recomputed for
-every new token: tests/torch_reference.reference_generate), same weights, same machine,
+every new token: coconut/reference/torch_coconut.reference_generate), same weights, same machine,
 same threads.
 
 Random weights rarely produce eos, so both sides generate a fixed `--max-new-tokens`
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
@@ -28,7 +27,6 @@ from coconut.data import load_examples, official_path
 from coconut.tokenizer.text import TextTokenization
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
 
 def build(shape, tok, seed=0):
@@ -47,8 +45,8 @@ def time_ours(model, prompts, max_new, eos, batch_size):
 
 def time_reference(model, prompts, max_new, eos, latent_id):
     import torch
-    import torch_reference
-    from hf_bridge import hf_twin
+    from coconut.reference import torch_coconut as torch_reference
+    from coconut.reference.hf_gpt2 import hf_twin
     hf = hf_twin(model)
     torch_reference.reference_generate(hf, prompts[0][:16], latent_id, 2, eos)   # warm-up
     out = []

@@ -31,15 +31,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROWS = "prosqa-cpu:coconut,prosqa-cpu:cot,prontoqa-cpu:coconut,prontoqa-cpu:cot"
 # the CoT rows as the README runs them
 ROW_SETS = {"prontoqa-cpu:cot": ["recipe.predict_past_eot=false"]}
-COMPRESSED = ["epochs_per_stage=1", "recipe.first_stage_epochs=1"]
+COMPRESSED = ["epochs_per_stage=1", "first_stage_epochs=1"]
 
 
 def worker(preset: str, sets: list[str]) -> None:
     """One row in this process: prints a JSON line with its figures."""
     import coconut
-    from coconut.run_config import load_config
+    from coconut.run_config import RunConfig, load_config
     from coconut.train import Trainer
     start = time.perf_counter()
+    if not hasattr(RunConfig, "first_stage_epochs"):   # a checkout from when it was a recipe option
+        sets = [s.replace("first_stage_epochs=", "recipe.first_stage_epochs=") for s in sets]
     cfg = load_config(preset, sets)
     trainer = Trainer(cfg, verbose=False)
     result = trainer.run()

@@ -1,7 +1,7 @@
 """The CPU presets' own training step, on their real batches, against transformers'
 GPT-2 on PyTorch doing what the reference does with the same padded batches: the CoT
 row one forward and backward over the (B, T) grid (eager and torch.compile), the
-Coconut row the reference's pass-by-pass algorithm (tests/torch_reference.py, eager).
+Coconut row the reference's pass-by-pass algorithm (coconut/reference/torch_coconut.py, eager).
 Both sides take an AdamW step per batch; one thread, timed by CPU time.
 
     python benchmarks/preset_step.py [--rows prosqa-cpu:cot,prosqa-cpu:coconut] [--stages 0,3,6]
@@ -17,9 +17,7 @@ benchmarks/results/preset_step.json.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import sys
 import tempfile
 import time
 
@@ -29,7 +27,6 @@ from preset_run import ROW_SETS
 import coconut
 from coconut.collate import collate
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 ROWS = "prosqa-cpu:cot,prosqa-cpu:coconut,prontoqa-cpu:cot,prontoqa-cpu:coconut"
 
@@ -40,14 +37,13 @@ def preset_batches(row: str, stages: list[int], n_batches: int, save_dir: str):
     from coconut.train import Trainer
     preset, method = row.split(":")
     cfg = load_config(preset, [f"method={method}", "threads=1", "epochs_per_stage=1",
-                               "recipe.first_stage_epochs=1", f"save_path={save_dir}", *ROW_SETS.get(row, [])])
+                               "first_stage_epochs=1", f"save_path={save_dir}", *ROW_SETS.get(row, [])])
     trainer = Trainer(cfg, verbose=False)
-    tok, m, bs = trainer.tok, trainer.method, cfg.batch_size_training
+    tok, bs = trainer.tok, cfg.batch_size_training
     examples = trainer.training_set(0)[:bs * n_batches]
     batches = []
     for stage in stages:   # one epoch per stage: epoch `stage` trains stage `stage`
-        rng = random.Random(stage)
-        seqs = [trainer.recipe.training_sequence(tok, m.sequence(tok, e, stage, rng), rng) for e in examples]
+        seqs = trainer.sequences(examples, stage, random.Random(stage))
         batches += [collate(seqs[i:i + bs], tok.eos_id, tok.latent_id) for i in range(0, len(seqs), bs)]
     return trainer, batches
 
@@ -70,11 +66,10 @@ def performed_flops(batch, config, targs: dict) -> float:
     return 3 * linear + 14 * pairs * C
 
 
-def ours_step(trainer, batches, continuous: bool, packed: bool = True):
+def ours_step(trainer, batches, targs: dict, packed: bool = True):
     """packed=False: the core on the whole (B, T) grid, the full-grid computation."""
-    model, tok = trainer.model, trainer.tok
+    model = trainer.model
     opt = coconut.AdamW(model)
-    targs = model._thought_args("continuous" if continuous else "none", tok.latent_id, tok.bot_id, tok.eot_id)
 
     def step():
         for b in batches:
@@ -86,8 +81,8 @@ def ours_step(trainer, batches, continuous: bool, packed: bool = True):
 
 def torch_step(trainer, batches, continuous: bool, compiled: bool):
     import torch
-    import torch_reference
-    from hf_bridge import hf_twin
+    from coconut.reference import torch_coconut as torch_reference
+    from coconut.reference.hf_gpt2 import hf_twin
     hf = hf_twin(trainer.model).train()
     opt = torch.optim.AdamW(hf.parameters(), lr=1e-4, weight_decay=0.01)
     forward = torch.compile(hf, dynamic=True) if compiled else hf
@@ -128,12 +123,10 @@ def main():
             continuous = trainer.method.thought_mode == "continuous"
             tokens = int(sum(b.attention_mask.sum() for b in batches))
             grid = int(sum(b.input_ids.size for b in batches))
-            tok = trainer.tok
-            targs = trainer.model._thought_args("continuous" if continuous else "none", tok.latent_id, tok.bot_id,
-                                                tok.eot_id)
+            targs = trainer.tok.thought_spec("continuous" if continuous else "none").core_args()
             flops = sum(performed_flops(b, trainer.model.config, targs) for b in batches)
-            t_ours = best_of(ours_step(trainer, batches, continuous), args.repeats, clock)
-            t_grid = best_of(ours_step(trainer, batches, continuous, packed=False), args.repeats, clock)
+            t_ours = best_of(ours_step(trainer, batches, targs), args.repeats, clock)
+            t_grid = best_of(ours_step(trainer, batches, targs, packed=False), args.repeats, clock)
             t_torch = best_of(torch_step(trainer, batches, continuous, False), max(1, args.repeats // 2), clock)
             row = dict(row=row_name, stages=stages, batches=len(batches), tokens=tokens, real_fraction=tokens / grid,
                        ours_s=t_ours, ours_full_grid_s=t_grid, speedup_vs_full_grid=t_grid / t_ours,

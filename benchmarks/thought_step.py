@@ -8,19 +8,16 @@ on the same machine and threads.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import numpy as np
 
 from common import best_of, set_threads, write_record, SHAPES
 
 import coconut
+from coconut.curriculum import TrainingSequence, thought_block
+from coconut.tokenizer import TextTokenization
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-
-V = 50260
-EOS, BOT, EOT, LAT = 50256, 50257, 50258, 50259
+TOK = TextTokenization()   # the GPT-2 vocabulary with the reference's thought tokens
 # (question tokens, answer tokens) around `<bot> <latent>x6 <eot>`: ProsQA ~400 tokens with
 # ~15 supervised, GSM8k ~90 with ~12 supervised, as at the final stage of the curriculum
 TASKS = {"prosqa": (380, 12), "gsm8k": (70, 12)}
@@ -29,24 +26,23 @@ TASKS = {"prosqa": (380, 12), "gsm8k": (70, 12)}
 def batch(task, B, n_thoughts, seed=0):
     q, a = TASKS[task]
     rng = np.random.default_rng(seed)
-    rows, labels = [], []
+    seqs = []
     for _ in range(B):
-        question = rng.integers(0, 50000, size=q).tolist()
-        answer = rng.integers(0, 50000, size=a).tolist() + [EOS]
-        rows.append(question + [BOT] + [LAT] * n_thoughts + [EOT] + answer)
-        labels.append([-100] * (q + n_thoughts + 2) + answer)
-    return np.array(rows), np.array(labels)
+        question = rng.integers(0, TOK.eos_id, size=q).tolist()
+        answer = rng.integers(0, TOK.eos_id, size=a).tolist() + [TOK.eos_id]
+        seqs.append(TrainingSequence.from_parts(question + thought_block(TOK, n_thoughts), answer, n_thoughts))
+    return np.array([s.input_ids for s in seqs]), np.array([s.labels for s in seqs])
 
 
 def ours(shape, ids, labels, repeats):
     """Best step times with and without thoughts, on one model, alternating the two so
     that both see the same machine state."""
-    model = coconut.GPT2(coconut.GPT2Config(vocab_size=V, n_positions=1024, dropout=0.1, **shape))
+    model = coconut.GPT2(coconut.GPT2Config(vocab_size=TOK.vocab_size, n_positions=1024, dropout=0.1, **shape))
     opt = coconut.AdamW(model)
 
     def step(thoughts):
         model.zero_grad()
-        model.loss_and_grad(ids, labels, thoughts=coconut.ThoughtSpec(thoughts, latent_id=LAT, bot_id=BOT, eot_id=EOT))
+        model.loss_and_grad(ids, labels, thoughts=TOK.thought_spec(thoughts))
         opt.step()
     step("continuous")  # warm-up: the activation arena is allocated and touched
     best = {"continuous": float("inf"), "none": float("inf")}
@@ -59,8 +55,8 @@ def ours(shape, ids, labels, repeats):
 def reference(shape, ids, labels):
     import torch
     import transformers
-    import torch_reference
-    cfg = transformers.GPT2Config(vocab_size=V, n_positions=1024, **shape)
+    from coconut.reference import torch_coconut as torch_reference
+    cfg = transformers.GPT2Config(vocab_size=TOK.vocab_size, n_positions=1024, **shape)
     model = transformers.GPT2LMHeadModel(cfg).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     t_ids, t_labels = torch.from_numpy(ids), torch.from_numpy(labels)
@@ -69,7 +65,7 @@ def reference(shape, ids, labels):
 
     def step():
         opt.zero_grad()
-        loss, _, _ = torch_reference.coconut_forward(model, t_ids, mask, pos, t_labels, LAT)
+        loss, _, _ = torch_reference.coconut_forward(model, t_ids, mask, pos, t_labels, TOK.latent_id)
         loss.backward()
         opt.step()
     return step

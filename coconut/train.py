@@ -201,8 +201,7 @@ class Trainer:
             examples = self.training_set(epoch)
             order = list(range(len(examples)))
             rng.shuffle(order)
-            sequences = [method.sequence(tok, examples[i], epoch, rng) for i in order]
-            sequences = [self.recipe.training_sequence(tok, seq, rng) for seq in sequences]
+            sequences = self.sequences([examples[i] for i in order], epoch, rng)
         bs, acc = cfg.batch_size_training, cfg.gradient_accumulation_steps
         micro = [sequences[i:i + bs] for i in range(0, len(sequences), bs)]
         steps = [micro[i:i + acc] for i in range(0, len(micro), acc)]
@@ -254,6 +253,12 @@ class Trainer:
         check_lengths(self.method, self.tok, examples, f"generated {g.dataset} training set of epoch {epoch + 1}",
                       [epoch], self.model.config.n_positions)
         return examples
+
+    def sequences(self, examples, epoch: int, rng: random.Random) -> list:
+        """The training sequences of `examples` at `epoch`: the method lays each out, then
+        the recipe may rewrite it; one stream of draws, every layout's before the rewrites'."""
+        seqs = [self.method.sequence(self.tok, ex, epoch, rng) for ex in examples]
+        return [self.recipe.training_sequence(self.tok, seq, rng) for seq in seqs]
 
     def train_step(self, micro_batches) -> list[tuple[int, float]]:
         """One optimizer step on `micro_batches` (lists of training sequences, in order).

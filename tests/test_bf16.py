@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import coconut
-import torch_reference as tr
+from coconut.reference import torch_coconut as tr
 from coconut import _C
 from hf_bridge import hf_twin, padded_batch, small_model
 from test_thoughts import EOS, LAT, SPEC, batch_with, model_for_thoughts

@@ -1,9 +1,9 @@
 """Batched KV-cache generation against the reference's one-example, full-recompute
-decoding (tests/torch_reference.py) on random models: the same tokens."""
+decoding (coconut/reference/torch_coconut.py) on random models: the same tokens."""
 import numpy as np
 import pytest
 
-import torch_reference as tr
+from coconut.reference import torch_coconut as tr
 from hf_bridge import hf_twin
 from test_thoughts import BOT, EOS, EOT, LAT, SPEC, model_for_thoughts
 

@@ -6,7 +6,7 @@ import pytest
 
 from coconut import _C
 
-import torch_reference as tr
+from coconut.reference import torch_coconut as tr
 
 EOS, BOT, EOT, LAT = 96, 97, 98, 99
 THOUGHTS = dict(latent_id=LAT, bot_id=BOT, eot_id=EOT)

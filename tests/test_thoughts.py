@@ -1,5 +1,5 @@
 """Continuous thoughts in the C core against the PyTorch re-enactment of the reference
-Coconut algorithm (tests/torch_reference.py): loss, every parameter gradient, the fed-back
+Coconut algorithm (coconut/reference/torch_coconut.py): loss, every parameter gradient, the fed-back
 vectors, the pass splitting, pause mode, finite differences and bad thought layouts."""
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import torch
 
 import coconut
 from coconut import ThoughtSpec
-import torch_reference as tr
+from coconut.reference import torch_coconut as tr
 from hf_bridge import hf_twin
 
 V = 100

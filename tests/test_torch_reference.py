@@ -1,4 +1,4 @@
-"""Consistency tests of tests/torch_reference.py (the PyTorch ground truth).
+"""Consistency tests of coconut/reference/torch_coconut.py (the PyTorch ground truth).
 
 Tiny random GPT-2 models (2 layers, 3 heads, width 48, vocabulary 97 + 3 added
 tokens), dropout 0, eval mode.  Every check has an explicit tolerance.
@@ -14,7 +14,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import torch_reference as tr  # noqa: E402
+from coconut.reference import torch_coconut as tr  # noqa: E402
 
 transformers = pytest.importorskip("transformers")
 from transformers import GPT2Config, GPT2LMHeadModel  # noqa: E402
