@@ -77,6 +77,14 @@ def train_small_coconut(name, seed=0):
     return trainer, result'''
 
 
+def trained_model_cells(name: str) -> list:
+    """The setup, the training helper, and a small Coconut model trained under `name`."""
+    return [new_code_cell(SETUP), new_code_cell(TRAIN_HELPER), new_code_cell(f'''\
+trainer, result = train_small_coconut("{name}")
+model, tok, val = result.model, trainer.tok, trainer.val_set
+print("final validation accuracy:", result.history[-1]["val_accuracy"])''')]
+
+
 def quickstart():
     cells = [
         new_markdown_cell("# Coconut quick start\n\n"
@@ -145,12 +153,7 @@ def k_sweep_notebook():
                           "One trained model, evaluated with k = 0, 1, ... continuous thoughts; each output is "
                           "classified as in the paper: correct path, longer path, hallucination, wrong target, "
                           "correct label, incorrect label."),
-        new_code_cell(SETUP),
-        new_code_cell(TRAIN_HELPER),
-        new_code_cell('''\
-trainer, result = train_small_coconut("ksweep")
-model, tok, val = result.model, trainer.tok, trainer.val_set
-print("final validation accuracy:", result.history[-1]["val_accuracy"])'''),
+        *trained_model_cells("ksweep"),
         new_code_cell('''\
 from coconut.evaluate import k_sweep
 
@@ -203,12 +206,7 @@ def probe_notebook():
                           "gives each node's token is that node's *value*. The paper finds thought t favours the "
                           "frontier nodes at distance t + 1 from the root: a breadth-first search held in "
                           "superposition."),
-        new_code_cell(SETUP),
-        new_code_cell(TRAIN_HELPER),
-        new_code_cell('''\
-trainer, result = train_small_coconut("probe")
-model, tok, val = result.model, trainer.tok, trainer.val_set
-print("final validation accuracy:", result.history[-1]["val_accuracy"])'''),
+        *trained_model_cells("probe"),
         new_code_cell('''\
 from coconut.analysis import distances, frontier
 from coconut.analysis.latent_probe import probe_values
@@ -282,6 +280,8 @@ fig.savefig(os.path.join(OUT, "03_probe_summary.png"))'''),
 
 
 def write(name, cells):
+    for i, cell in enumerate(cells):
+        cell.id = f"cell-{i:02d}"   # stable ids: the same generator writes the same file
     nb = new_notebook(cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
         "language_info": {"name": "python"}})
