@@ -64,4 +64,13 @@ def blas_info() -> dict:
     return info
 
 
+def __getattr__(name: str):
+    """A submodule as an attribute (`coconut.evaluate.k_sweep`), imported when first used."""
+    import importlib
+    import importlib.util
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["GPT2Config", "GPT2", "AdamW", "ThoughtSpec", "set_num_threads", "get_num_threads", "set_bf16_kernel", "blas_info"]
