@@ -64,6 +64,13 @@ def blas_info() -> dict:
     return info
 
 
+def pretrained(name: str, overrides=(), **options):
+    """A trained model that ships with the package ("prosqa-coconut", ...; see
+    coconut.shipped), assembled for evaluation: a coconut.assembly.Run."""
+    from .shipped import pretrained as load
+    return load(name, overrides, **options)
+
+
 def __getattr__(name: str):
     """A submodule as an attribute (`coconut.evaluate.k_sweep`), imported when first used."""
     import importlib
@@ -73,4 +80,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["GPT2Config", "GPT2", "AdamW", "ThoughtSpec", "set_num_threads", "get_num_threads", "set_bf16_kernel", "blas_info"]
+__all__ = ["GPT2Config", "GPT2", "AdamW", "ThoughtSpec", "set_num_threads", "get_num_threads", "set_bf16_kernel", "blas_info",
+           "pretrained"]

@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--method-class", metavar="FILE.py:CLASS", help=method_help)
 
     e = sub.add_parser("eval", help="generation accuracy of a checkpoint on the validation data")
-    e.add_argument("config", help=config_help)
+    e.add_argument("config", help=config_help + "; or a shipped model by name: prosqa-coconut, ...")
     e.add_argument("--checkpoint", help="a checkpoint directory (default: the run's best checkpoint)")
     e.add_argument("--untrained", action="store_true",
                    help="score the config's own weights (from scratch, or init/load_model_path) when the run has "
@@ -134,8 +134,11 @@ def _train(args) -> int:
 
 def _eval(args) -> int:
     from coconut.run_config import ConfigError, load_config
+    from coconut import shipped
     if args.fit_examples < 1:
         raise ConfigError(f"--fit-examples must be >= 1, got {args.fit_examples}")
+    if not os.path.exists(args.config) and args.config in shipped.names():   # a shipped model by name
+        return _score(args, shipped.config(args.config, args.set), args.checkpoint or shipped.model_dir(args.config))
     return _score(args, load_config(args.config, args.set), args.checkpoint, args.untrained)
 
 
