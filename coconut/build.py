@@ -17,8 +17,8 @@ import random
 import coconut
 from coconut import hub_cache
 from coconut.config import GPT2Config
-from coconut.curriculum import METHODS, StageCurriculum, method_from_reference_config
-from coconut.curriculum.registry import METHOD_KEYS, method_with_keys
+from coconut.curriculum import METHODS, StageCurriculum
+from coconut.curriculum.registry import METHOD_KEYS, method_with_keys, reference_method_class
 from coconut.data import generate, load_examples
 from coconut.recipes import Recipe
 from coconut.run_config import ConfigError, RunConfig, method_keys
@@ -38,12 +38,12 @@ def build_method(cfg: RunConfig, method=None):
         return method
     keys = method_keys(cfg)
     try:
-        if method is None and cfg.method is None:
-            made = method_from_reference_config(keys)
-        else:
-            made = method_with_keys(method or _method_class(cfg), keys)
-        options = _known_options(cfg, type(made))
-        return dataclasses.replace(made, **options) if options else made
+        cls = method or (_method_class(cfg) if cfg.method else reference_method_class(keys))
+        options = _known_options(cfg, cls)
+    except NotImplementedError as e:
+        raise ConfigError(f"{cfg.source}: method: {e}") from None
+    try:
+        return method_with_keys(cls, keys, options)
     except (ValueError, TypeError, NotImplementedError) as e:
         raise ConfigError(f"{cfg.source}: method: {e}") from None
 
@@ -61,7 +61,8 @@ def _method_class(cfg: RunConfig):
 def _known_options(cfg: RunConfig, cls) -> dict:
     """method_options, each a field of the method and none of METHOD_KEYS (those are
     keys of the config itself: one way in for each option)."""
-    known = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+    fields = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+    known = [name for name in fields if name not in METHOD_KEYS]
     for key in cfg.method_options:
         if key in METHOD_KEYS:
             raise ConfigError(f"{cfg.source}: method_options: '{key}' is a key of the config itself "

@@ -47,23 +47,23 @@ def reference_method_class(flags: dict) -> type[Method]:
     if flags.get("no_cot"):
         return NoCoT
     if flags.get("cot"):
+        if (flags.get("uniform_prob") or 0) > 0:
+            raise NotImplementedError("uniform_prob > 0 together with cot is not supported")
         return CoT
     if flags.get("no_thoughts"):
         return NoThought
     return Coconut if flags.get("coconut") else PauseAsThought
 
 
-def method_with_keys(cls: type[Method], keys: dict) -> Method:
+def method_with_keys(cls: type[Method], keys: dict, options: dict | None = None) -> Method:
     """`cls` made with those of `keys` (METHOD_KEYS given, None = left out) that are its
-    fields; a key the method does not have is not its business (CoT has no stages)."""
+    fields, and its other `options`; a key the method does not have is not its business
+    (CoT has no stages)."""
     fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
-    given = {k: v for k, v in keys.items() if k in METHOD_KEYS and v is not None}
-    return cls(**{k: v for k, v in given.items() if k in fields})
+    given = {k: v for k, v in keys.items() if k in METHOD_KEYS and v is not None and k in fields}
+    return cls(**given, **(options or {}))
 
 
 def method_from_reference_config(cfg: dict) -> Method:
     """The method of a reference config's keys (flags and METHOD_KEYS)."""
-    cls = reference_method_class(cfg)
-    if cls is CoT and (cfg.get("uniform_prob") or 0) > 0:
-        raise NotImplementedError("uniform_prob > 0 together with cot is not supported")
-    return method_with_keys(cls, cfg)
+    return method_with_keys(reference_method_class(cfg), cfg)
