@@ -2,6 +2,7 @@
 names: `wandb` (Weights & Biases) and `tensorboard` (event files, coconut.tfevents).
 
     metrics = MetricLog(cfg, save_dir)   # a ConfigError now if log_to needs a missing package
+    metrics.open()                       # before training: a W&B run that cannot start fails here
     metrics.write(line)                  # each line the trainer logs, to every sink in turn
     metrics.close()                      # at the end of the run
 
@@ -133,8 +134,8 @@ def check_log_to(cfg) -> None:
 
 
 class MetricLog:
-    """metrics.jsonl and the config's `log_to` sinks, opened at the first line written
-    (a Trainer that never runs starts no W&B run) and closed together."""
+    """metrics.jsonl and the config's `log_to` sinks, opened by `open()` or the first line
+    written (a Trainer that never runs starts no W&B run) and closed together."""
 
     def __init__(self, cfg, save_dir: str):
         check_log_to(cfg)
@@ -142,16 +143,18 @@ class MetricLog:
         self._sinks: list[MetricSink] | None = None
         self._closing = contextlib.ExitStack()
 
-    def _open(self) -> list[MetricSink]:
+    def open(self) -> None:
+        """Open the sinks now (a W&B run starts, online mode logs in), else at the first line."""
+        if self._sinks is not None:
+            return
         opened = [JsonlSink(os.path.join(self.save_dir, "metrics.jsonl"))]
         for name in self.cfg.log_to:
             opened.append(_SINKS[name](self.cfg, self.save_dir))
             self._closing.callback(opened[-1].close)
-        return opened
+        self._sinks = opened
 
     def write(self, line: dict) -> None:
-        if self._sinks is None:
-            self._sinks = self._open()
+        self.open()
         for sink in self._sinks:
             sink.write(line)
 

@@ -152,6 +152,8 @@ class Trainer:
         # rank 0 owns the run folder while it trains: a second run there is refused
         lock = RunLock(self.save_dir).acquire() if self.world.is_root else None
         try:
+            if self.world.is_root:
+                self.metrics.open()
             return self._run(summary)
         finally:
             try:
