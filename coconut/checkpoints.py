@@ -7,6 +7,8 @@ Save directory `save_path/name/`:
     checkpoint_last/       with save_only_improve, the latest epoch that did not improve
     best.json              epoch and accuracy of the best validation accuracy so far
     metrics.jsonl          one line per epoch (and per step with log_every_steps)
+    tensorboard/, wandb/   the same lines for TensorBoard and W&B, with log_to (coconut.metric_sinks);
+    wandb_run_id           the W&B run a resume continues
     run.lock               the process training into the folder (coconut.run_lock)
 
 Each checkpoint folder also holds SHA256SUMS (the `sha256sum` format, written last):
@@ -40,7 +42,7 @@ TEMPORARY = re.compile(r"^\.(tmp|old)-(checkpoint_\w+)-(\d+)$|^.+\.tmp-(\d+)$")
 # Keys that may change between a run and its resume without changing the trajectory.
 RESUME_MAY_CHANGE = {"num_epochs", "resume", "threads", "save_path", "name", "max_new_tokens", "eval_batch_size",
                      "val_size", "log_every_steps", "only_eval", "debug", "project", "save_only_improve",
-                     "load_model_path", "model_id", "train_path", "val_path"}
+                     "load_model_path", "model_id", "train_path", "val_path", "log_to", "wandb_mode"}
 
 
 class CheckpointError(ConfigError):

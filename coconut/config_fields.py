@@ -1,6 +1,6 @@
 """YAML read into typed fields: the mapping and the line of each key, and each value
 checked against its annotation (bool, int, float, str, Literal, Optional, Union,
-mappings), every refusal a ConfigError naming the file, the line and the key."""
+lists, mappings), every refusal a ConfigError naming the file, the line and the key."""
 from __future__ import annotations
 
 import dataclasses
@@ -71,6 +71,11 @@ def check_type(key, value, hint, where):
             hint_text = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"{where} must be one of {list(choices)}, got {value!r}{hint_text}")
         return value
+    if origin is list:   # each item checked against the item type: list[Literal["a", "b"]]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list, got {_describe(value)}")
+        (item,) = typing.get_args(hint)
+        return [check_type(key, v, item, where) for v in value]
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where} must be true or false, got {_describe(value)}")

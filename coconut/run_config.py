@@ -77,7 +77,7 @@ class GenerateData:
 @dataclass
 class RunConfig:
     # ---- the reference's keys (args/*.yaml), same names and meanings ----------------
-    project: str = "coconut"                 # wandb project in the reference; kept in logs
+    project: str = "coconut"                 # the W&B project (with log_to: [wandb]), as in the reference
     name: str = "run"                        # checkpoints go to save_path/name
     save_path: str = "checkpoints"
     only_eval: bool = False                  # evaluate load_model_path on val_path, no training
@@ -127,6 +127,9 @@ class RunConfig:
     val_size: Optional[int] = None
     generate: Optional[GenerateData] = None  # generated data instead of train_path (and val_path unless set)
     log_every_steps: int = 0                 # also log every N optimizer steps (0: per epoch only)
+    # where metrics go besides metrics.jsonl (coconut.metric_sinks): W&B under project/name, TensorBoard files
+    log_to: list[Literal["wandb", "tensorboard"]] = field(default_factory=list)
+    wandb_mode: Literal["offline", "online"] = "offline"   # online: uploads as it trains (needs `wandb login`)
 
     # where the config came from, for error messages; not a YAML key
     source: str = field(default="<defaults>", repr=False, compare=False)
@@ -268,6 +271,9 @@ def _check_values(cfg: RunConfig, where) -> None:
     for key in ("resume", "log_every_steps"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{where(key)} must be >= 0, got {getattr(cfg, key)}")
+    twice = [name for i, name in enumerate(cfg.log_to) if name in cfg.log_to[:i]]
+    if twice:
+        raise ConfigError(f"{where('log_to')} names {twice[0]} twice")
     least = 0 if cfg.only_eval else 1   # a training run of no epochs would write and report nothing
     if cfg.num_epochs < least:
         raise ConfigError(f"{where('num_epochs')} must be >= {least}{'' if cfg.only_eval else ' for training'}, "

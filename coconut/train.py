@@ -21,8 +21,9 @@ step (gradient_accumulation_steps must be a multiple of N) with the single-proce
 dropout seeds and grad_scale, one in-place all-reduce sums `model.grad_block`, and all
 ranks take the same AdamW step: N processes follow the one-process trajectory up to
 summation order, and a checkpoint written with one N resumes with another. Validation
-is sharded by batch and gathered. Rank 0 alone writes checkpoints, metrics and progress
-output; Ctrl-C under mpirun ends the job (resume from the last epoch's checkpoint).
+is sharded by batch and gathered. Rank 0 alone writes checkpoints, metrics (to metrics.jsonl
+and the sinks of `log_to`, coconut.metric_sinks) and progress output; Ctrl-C under mpirun
+ends the job (resume from the last epoch's checkpoint).
 """
 from __future__ import annotations
 
@@ -44,12 +45,13 @@ import coconut
 from coconut import distributed
 from coconut.assembly import assemble
 from coconut.build import check_lengths
-from coconut.checkpoints import (append_jsonl, clean_stale_temporaries, list_checkpoints, load_optimizer_state,
-                                 refuse_to_overwrite, save_checkpoint, write_json_atomic, writing)
+from coconut.checkpoints import (clean_stale_temporaries, list_checkpoints, load_optimizer_state,
+                                 refuse_to_overwrite, save_checkpoint, write_json_atomic)
 from coconut.run_lock import RunLock
 from coconut.collate import collate
 from coconut.data import generate
 from coconut.evaluate import EvalResult, evaluate
+from coconut.metric_sinks import MetricLog
 from coconut.phases import PhaseClock
 from coconut.progress import Progress
 from coconut.run_config import ConfigError, RunConfig
@@ -96,6 +98,7 @@ class Trainer:
         distributed.check_accumulation(cfg.gradient_accumulation_steps, self.world.size, cfg.source)
         distributed.configure_threads(self.world, cfg.threads)
         self.save_dir = cfg.save_dir
+        self.metrics = MetricLog(cfg, self.save_dir)   # metrics.jsonl and log_to's sinks, checked now
         # data is drawn and encoded on every core a lone process has; MPI ranks work alone
         self.data_workers = coconut.get_num_threads() if self.world.size == 1 else 1
         run = self.assembled = assemble(cfg, "train", method=method, resume=resume, data_workers=self.data_workers)
@@ -149,10 +152,15 @@ class Trainer:
         # rank 0 owns the run folder while it trains: a second run there is refused
         lock = RunLock(self.save_dir).acquire() if self.world.is_root else None
         try:
+            if self.world.is_root:
+                self.metrics.open()
             return self._run(summary)
         finally:
-            if lock is not None:
-                lock.release()
+            try:
+                self.metrics.close()
+            finally:
+                if lock is not None:
+                    lock.release()
 
     def _run(self, summary: bool) -> TrainResult:
         cfg, result = self.cfg, TrainResult(self.model, save_dir=self.save_dir)
@@ -365,11 +373,8 @@ class Trainer:
         return Progress(desc, total, unit=unit, every=self.progress_every, initial=initial, enabled=self.verbose)
 
     def log(self, line: dict) -> None:
-        if not self.world.is_root:
-            return
-        with writing(self.save_dir):
-            os.makedirs(self.save_dir, exist_ok=True)
-        append_jsonl(os.path.join(self.save_dir, "metrics.jsonl"), line)
+        if self.world.is_root:
+            self.metrics.write(line)
 
     def diverged(self, where: str, error: FloatingPointError) -> TrainingDiverged:
         found = list_checkpoints(self.save_dir)
