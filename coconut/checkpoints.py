@@ -42,7 +42,7 @@ TEMPORARY = re.compile(r"^\.(tmp|old)-(checkpoint_\w+)-(\d+)$|^.+\.tmp-(\d+)$")
 # Keys that may change between a run and its resume without changing the trajectory.
 RESUME_MAY_CHANGE = {"num_epochs", "resume", "threads", "save_path", "name", "max_new_tokens", "eval_batch_size",
                      "val_size", "log_every_steps", "only_eval", "debug", "project", "save_only_improve",
-                     "load_model_path", "model_id", "train_path", "val_path", "log_to", "wandb_mode"}
+                     "load_model_path", "model_id", "train_path", "val_path", "log_to", "wandb_mode", "data_ahead"}
 
 
 class CheckpointError(ConfigError):

@@ -37,3 +37,36 @@ def map_spans(task, n: int, workers: int) -> list:
             return pool.map(_run, list(zip(bounds, bounds[1:])))
     finally:
         _TASK = None
+
+
+class Background:
+    """`task()` running in one forked child while this process goes on; `result()` waits
+    for it and returns what it returned. Where fork is missing, `result()` runs the task
+    then. The child is a pool worker: its task must not fork workers of its own."""
+
+    def __init__(self, task):
+        global _TASK
+        self._task, self._pool, self._pending = task, None, None
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return
+        _TASK = task   # the worker is forked now, and inherits it
+        try:
+            self._pool = multiprocessing.get_context("fork").Pool(1)
+        finally:
+            _TASK = None
+        self._pending = self._pool.apply_async(_run, ((),))
+
+    def result(self):
+        if self._pool is None:
+            return self._task()
+        try:
+            return self._pending.get()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the child if it still runs (the result is then lost)."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None

@@ -127,6 +127,7 @@ class RunConfig:
     val_size: Optional[int] = None
     generate: Optional[GenerateData] = None  # generated data instead of train_path (and val_path unless set)
     log_every_steps: int = 0                 # also log every N optimizer steps (0: per epoch only)
+    data_ahead: bool = True                  # generate.fresh_each_epoch: draw the next epoch's questions while one trains
     # where metrics go besides metrics.jsonl (coconut.metric_sinks): W&B under project/name, TensorBoard files
     log_to: list[Literal["wandb", "tensorboard"]] = field(default_factory=list)
     wandb_mode: Literal["offline", "online"] = "offline"   # online: uploads as it trains (needs `wandb login`)

@@ -50,6 +50,7 @@ from coconut.checkpoints import (clean_stale_temporaries, list_checkpoints, load
 from coconut.run_lock import RunLock
 from coconut.collate import collate
 from coconut.data import generate
+from coconut.forked import Background
 from coconut.evaluate import EvalResult, evaluate
 from coconut.metric_sinks import MetricLog
 from coconut.phases import PhaseClock
@@ -119,6 +120,7 @@ class Trainer:
             refuse_to_overwrite(self.save_dir)
         self.resumed_from = run.checkpoint
         self._stop = False
+        self._ahead = None   # (epoch, coconut.forked.Background drawing its fresh examples)
         if self.world.size > 1:
             self._agree_across_ranks()
         self.phases.add("setup", time.perf_counter() - started)
@@ -156,6 +158,9 @@ class Trainer:
                 self.metrics.open()
             return self._run(summary)
         finally:
+            if self._ahead is not None:   # an interrupted run: the next epoch's draw is not needed
+                self._ahead[1].close()
+                self._ahead = None
             try:
                 self.metrics.close()
             finally:
@@ -249,18 +254,38 @@ class Trainer:
 
     def training_set(self, epoch: int) -> list:
         """The examples epoch `epoch` trains on: the training set, or with
-        generate.fresh_each_epoch the epoch's own part of the generator's stream."""
+        generate.fresh_each_epoch the epoch's own part of the generator's stream (with
+        data_ahead, drawn by a forked process while the epoch before trained)."""
         g = self.cfg.generate
         if g is None or not g.fresh_each_epoch or epoch == 0:
+            if self.cfg.data_ahead and g is not None and g.fresh_each_epoch:
+                self.draw_ahead(epoch + 1)
             return self.train_set
-        start = g.n + g.val_n + (epoch - 1) * g.n   # after the first set and the validation examples
-        count = min(g.n, self.cfg.train_size or g.n)   # draw only what train_size keeps
-        examples = generate(g.dataset, count, g.seed, start=start, workers=self.data_workers)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == epoch:
+            examples = ahead[1].result()
+        else:
+            if ahead is not None:
+                ahead[1].close()
+            examples = self.fresh_examples(epoch, self.data_workers)
+        if self.cfg.data_ahead:
+            self.draw_ahead(epoch + 1)
         self.tok.clear_cache()   # else every epoch's questions would stay alive in it
         self.tok.encode_all(examples, self.data_workers)
         check_lengths(self.method, self.tok, examples, f"generated {g.dataset} training set of epoch {epoch + 1}",
                       [epoch], self.model.config.n_positions)
         return examples
+
+    def fresh_examples(self, epoch: int, workers: int) -> list:
+        """Epoch `epoch`'s part of the generator's stream: after the first set and the
+        validation examples; only as many as train_size keeps."""
+        g = self.cfg.generate
+        start = g.n + g.val_n + (epoch - 1) * g.n
+        return generate(g.dataset, min(g.n, self.cfg.train_size or g.n), g.seed, start=start, workers=workers)
+
+    def draw_ahead(self, epoch: int) -> None:
+        if epoch < self.cfg.num_epochs:   # one process: a pool worker cannot fork more
+            self._ahead = (epoch, Background(lambda: self.fresh_examples(epoch, 1)))
 
     def sequences(self, examples, epoch: int, rng: random.Random) -> list:
         """The training sequences of `examples` at `epoch`: the method lays each out, then
@@ -323,6 +348,9 @@ class Trainer:
                     write_json_atomic(os.path.join(self.save_dir, "best.json"), {
                         "epoch": epoch + 1, "accuracy": ev.accuracy, "checkpoint": f"checkpoint_{epoch + 1}"})
         line["seconds"] = self.phases.since(phases_before)   # this epoch's wall time by phase
+        # when the epoch ended, and the padding-free tokens this process trained so far:
+        # a run's time and data to an accuracy (benchmarks/time_to_accuracy.py)
+        line["wall_time"], line["tokens_trained"] = time.time(), self.tokens_trained
         self.log(line)
         stage = line["stage"]
         self.say(f"epoch {epoch + 1}/{self.cfg.num_epochs} (stage {stage}): train loss {train_loss:.4f}, "

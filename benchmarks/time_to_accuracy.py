@@ -1,0 +1,112 @@
+"""Time to accuracy, as the MLPerf Training rules measure a system: wall time from the
+command to the first validation at or above a target accuracy, everything included
+(start-up, data, collation, steps, validation, checkpoints), for several seeds and a
+perturbed floating-point path, each run required to get there.
+
+    python benchmarks/time_to_accuracy.py --preset prosqa-cpu-thoughts --target 0.95
+    python benchmarks/time_to_accuracy.py --preset prontoqa-cpu --target 0.99 --seeds 0,1,2 --paths own,Sandybridge
+
+Each run is `coconut train PRESET --set seed=S --set threads=T` in a fresh process, the
+clock started just before it. A path is OpenBLAS's kernel set: `own` unsets
+OPENBLAS_CORETYPE in the run's command (OpenBLAS's own choice for this CPU, whatever the
+environment pins), any other name sets it (`Sandybridge`, `Haswell`: a perturbed path).
+Per run: the seconds to the first epoch at target (None: never), whether the final
+epoch holds it, the padding-free tokens and the model FLOPs (forward and backward,
+benchmarks/common.py) to that epoch, and the share of each phase of the whole run.
+Record: benchmarks/results/time_to_accuracy_PRESET.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from common import train_flops_per_token, write_record
+
+import coconut
+
+
+def run_once(preset: str, seed: int, path: str, threads: int, sets: list[str], out: str) -> dict:
+    name = f"{preset}-seed{seed}-{path}"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    if path != "own":
+        env["OPENBLAS_CORETYPE"] = path
+    cmd = [sys.executable, "-m", "coconut", "train", preset, "--no-summary", "--set", f"seed={seed}",
+           "--set", f"threads={threads}", "--set", f"save_path={out}", "--set", f"name={name}",
+           *[a for s in sets for a in ("--set", s)]]
+    started = time.time()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    ended = time.time()
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    with open(os.path.join(out, name, "metrics.jsonl"), encoding="utf-8") as f:
+        lines = [json.loads(line) for line in f if '"val_accuracy"' in line]
+    return {"seed": seed, "path": path, "started": started, "ended": ended, "epochs": lines,
+            "kernels": json.loads(subprocess.run([sys.executable, "-c", "import coconut, json; "
+                                                  "print(json.dumps(coconut.blas_info()['core']))"],
+                                                 env=env, capture_output=True, text=True).stdout)}
+
+
+def summarise(run: dict, target: float, flops_per_token: float) -> dict:
+    lines = run["epochs"]
+    reached = next((line for line in lines if line["val_accuracy"] >= target), None)
+    phases: dict = {}
+    for line in lines:
+        for phase, seconds in line["seconds"].items():
+            phases[phase] = phases.get(phase, 0.0) + seconds
+    wall = run["ended"] - run["started"]
+    return {"seed": run["seed"], "path": run["path"], "kernels": run["kernels"],
+            "seconds_to_target": reached["wall_time"] - run["started"] if reached else None,
+            "epoch_at_target": reached["epoch"] if reached else None,
+            "tokens_to_target": reached["tokens_trained"] if reached else None,
+            "flops_to_target": reached["tokens_trained"] * flops_per_token if reached else None,
+            "final_accuracy": lines[-1]["val_accuracy"], "final_holds": lines[-1]["val_accuracy"] >= target,
+            "best_accuracy": max(line["val_accuracy"] for line in lines), "wall_seconds": wall,
+            "tokens": lines[-1]["tokens_trained"],
+            # by phase; "start-up" is the rest: the interpreter, imports and the trainer's setup
+            "share": {**{k: v / wall for k, v in sorted(phases.items())},
+                      "start-up": 1 - sum(phases.values()) / wall},
+            "accuracy_by_epoch": [line["val_accuracy"] for line in lines]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", required=True)
+    ap.add_argument("--target", type=float, required=True, help="validation accuracy, e.g. 0.95")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--paths", default="own,Sandybridge", help="own (OpenBLAS's choice) or OPENBLAS_CORETYPE names")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--set", action="append", default=[], help="config overrides for every run")
+    ap.add_argument("--record", default=None)
+    args = ap.parse_args()
+    from coconut.run_config import load_config
+    cfg = load_config(args.preset, args.set)
+    # the blocks and attention per token; the LM head, computed at supervised positions
+    # only, is left out of the count
+    flops = train_flops_per_token(cfg.n_layer, cfg.n_embd, vocab=0, T=cfg.n_positions)
+    rows = []
+    with tempfile.TemporaryDirectory() as out:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            for path in args.paths.split(","):
+                row = summarise(run_once(args.preset, seed, path, args.threads, args.set, out), args.target, flops)
+                rows.append(row)
+                at = "never" if row["seconds_to_target"] is None else \
+                    f"{row['seconds_to_target'] / 60:.1f} min (epoch {row['epoch_at_target']})"
+                print(f"seed {seed} {path} ({row['kernels']}): {args.target:.0%} at {at}; final "
+                      f"{row['final_accuracy']:.3f} ({'holds' if row['final_holds'] else 'does not hold'}); "
+                      f"{row['wall_seconds'] / 60:.1f} min in all", flush=True)
+    times = [r["seconds_to_target"] for r in rows]
+    record = {"preset": args.preset, "target": args.target, "threads": args.threads, "sets": args.set,
+              "flops_per_token_blocks_and_attention": flops, "cpus": os.cpu_count(),
+              "every_run_reached": all(t is not None for t in times),
+              "worst_seconds_to_target": max(times) if all(t is not None for t in times) else None,
+              "runs": rows}
+    print("record:", write_record(args.record or f"time_to_accuracy_{args.preset}", record))
+
+
+if __name__ == "__main__":
+    main()
