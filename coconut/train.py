@@ -47,15 +47,15 @@ from coconut.assembly import assemble
 from coconut.build import check_lengths
 from coconut.checkpoints import (clean_stale_temporaries, list_checkpoints, load_optimizer_state,
                                  refuse_to_overwrite, save_checkpoint, write_json_atomic)
-from coconut.run_lock import RunLock
 from coconut.collate import collate
 from coconut.data import generate
-from coconut.forked import Background
 from coconut.evaluate import EvalResult, evaluate
+from coconut.forked import Background
 from coconut.metric_sinks import MetricLog
 from coconut.phases import PhaseClock
 from coconut.progress import Progress
 from coconut.run_config import ConfigError, RunConfig
+from coconut.run_lock import RunLock
 from coconut.summary import summarize
 
 
@@ -208,7 +208,7 @@ class Trainer:
         return result
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
-        cfg, model, method, tok = self.cfg, self.model, self.method, self.tok
+        cfg, model, method = self.cfg, self.model, self.method
         rng = random.Random(f"coconut/{cfg.seed}/train/{epoch}")
         with self.phases("data"):
             examples = self.training_set(epoch)
@@ -257,19 +257,19 @@ class Trainer:
         generate.fresh_each_epoch the epoch's own part of the generator's stream (with
         data_ahead, drawn by a forked process while the epoch before trained)."""
         g = self.cfg.generate
-        if g is None or not g.fresh_each_epoch or epoch == 0:
-            if self.cfg.data_ahead and g is not None and g.fresh_each_epoch:
-                self.draw_ahead(epoch + 1)
-            return self.train_set
+        fresh = g is not None and g.fresh_each_epoch
         ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead[0] == epoch:
+        if fresh and epoch > 0 and ahead is not None and ahead[0] == epoch:
             examples = ahead[1].result()
         else:
             if ahead is not None:
                 ahead[1].close()
-            examples = self.fresh_examples(epoch, self.data_workers)
-        if self.cfg.data_ahead:
-            self.draw_ahead(epoch + 1)
+            examples = self.fresh_examples(epoch, self.data_workers) if fresh and epoch > 0 else self.train_set
+        if fresh and self.cfg.data_ahead and epoch + 1 < self.cfg.num_epochs:
+            # one process: a pool worker cannot fork workers of its own
+            self._ahead = (epoch + 1, Background(lambda: self.fresh_examples(epoch + 1, 1)))
+        if examples is self.train_set:
+            return examples
         self.tok.clear_cache()   # else every epoch's questions would stay alive in it
         self.tok.encode_all(examples, self.data_workers)
         check_lengths(self.method, self.tok, examples, f"generated {g.dataset} training set of epoch {epoch + 1}",
@@ -282,10 +282,6 @@ class Trainer:
         g = self.cfg.generate
         start = g.n + g.val_n + (epoch - 1) * g.n
         return generate(g.dataset, min(g.n, self.cfg.train_size or g.n), g.seed, start=start, workers=workers)
-
-    def draw_ahead(self, epoch: int) -> None:
-        if epoch < self.cfg.num_epochs:   # one process: a pool worker cannot fork more
-            self._ahead = (epoch, Background(lambda: self.fresh_examples(epoch, 1)))
 
     def sequences(self, examples, epoch: int, rng: random.Random) -> list:
         """The training sequences of `examples` at `epoch`: the method lays each out, then
