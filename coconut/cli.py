@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="ProsQA: the latent value probe (coconut.analysis) with the method's most thoughts: "
                             "per thought, the values of the graph layer it has reached and of the next one, on "
                             "and off the shortest paths, against the other nodes, and of every layer")
+    modes.add_argument("--ood", action="store_true",
+                       help="ProsQA: accuracy on each out-of-distribution split (coconut.data.ood: 7 and 8 steps, "
+                            "denser graphs, forests) with the method's own prompt and, for a method with "
+                            "thoughts, with two thoughts more than it was trained with")
     modes.add_argument("--adaptive", action="store_true",
                        help="fit the stop classifier (coconut.stop_classifier) on the training data, then print "
                             "its accuracy and mean thought count next to fixed k = 0..the method's most thoughts")
@@ -148,7 +152,7 @@ def _score(args, cfg, checkpoint, untrained=False) -> int:
     from coconut.distributed import configure_threads, world
     from coconut.evaluate import k_sweep
     from coconut.run_config import ConfigError
-    adaptive, probe, sweep = (getattr(args, k, False) for k in ("adaptive", "probe", "k_sweep"))
+    adaptive, probe, sweep, ood = (getattr(args, k, False) for k in ("adaptive", "probe", "k_sweep", "ood"))
     comm = world()
     configure_threads(comm, cfg.threads)
     if adaptive and cfg.train_path is None and cfg.generate is None:
@@ -160,6 +164,8 @@ def _score(args, cfg, checkpoint, untrained=False) -> int:
     if adaptive:
         return _adaptive(cfg, method, tok, model, run.train_set[:args.fit_examples], val, comm)
     k_max = method.max_thoughts
+    if ood:
+        return _ood(run, comm)
     if probe:
         return _probe(cfg, tok, model, val, k_max) if comm.is_root else 0
     if sweep:
@@ -179,6 +185,38 @@ def _score(args, cfg, checkpoint, untrained=False) -> int:
           f"on average ({checkpoint_label(run)})")
     if getattr(args, "records", None):
         result.write_jsonl(args.records)
+    return 0
+
+
+def _ood(run, comm) -> int:
+    """The run's model on the validation split and every out-of-distribution split."""
+    import numpy as np
+    from coconut.data.ood import ood_names, ood_split
+    from coconut.evaluate import evaluate
+    from coconut.run_config import ConfigError
+    cfg, method, tok, model = run.cfg, run.method, run.tok, run.model
+    if getattr(run.val_set[0], "idx_to_symbol", None) is None:
+        raise ConfigError(f"{cfg.source}: --ood: the out-of-distribution splits are ProsQA graphs; this run's "
+                          "validation data is not ProsQA")
+    more = method.max_thoughts + 2 if method.thought_mode != "none" else None
+    splits = [("validation", run.val_set)] + [(name, ood_split(name)) for name in ood_names()]
+    header = f"{'split':>10}  {'n':>4}  {'own prompt':>10}  {'thoughts':>8}"
+    rows = []
+    for name, examples in splits:
+        tok.encode_all(examples)
+        own = evaluate(model, tok, method, examples, cfg.max_new_tokens, cfg.eval_batch_size, epoch=run.eval_epoch,
+                       comm=comm)
+        row = f"{name:>10}  {len(examples):>4}  {own.accuracy:>10.4f}  {np.mean([r.n_thoughts for r in own.records]):>8.2f}"
+        if more is not None:
+            extra = evaluate(model, tok, more, examples, cfg.max_new_tokens, cfg.eval_batch_size,
+                             thoughts=method.thought_mode, comm=comm)
+            row += f"  {extra.accuracy:>10.4f}"
+        rows.append(row)
+    if comm.is_root:
+        print(header + (f"  {f'k = {more}':>10}" if more is not None else ""))
+        print("\n".join(rows))
+        print("own prompt: the method's validation prompt, with the thoughts it was trained to use"
+              + ("" if more is None else f"; k = {more}: {more} thoughts, two more than it was trained with"))
     return 0
 
 

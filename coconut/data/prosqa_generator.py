@@ -49,6 +49,12 @@ class ProsQASettings:
     min_steps: int = 3             # shorter answers are too easy ("no shortcut")
     max_steps: int = 6
     p_root_id_one: float = 0.65    # the official files number the entity 1 this often
+    # Beyond the paper's construction, for splits unlike the official data
+    # (coconut.data.ood); the defaults leave every draw of the stream as it was.
+    max_parents: int | None = None   # at most this many parents per node (1: every graph a forest)
+    min_nodes: int = 0               # keep only graphs with this many nodes or more, ...
+    max_nodes: int | None = None     # ... at most this many,
+    min_edges: int = 0               # ... and this many edges or more
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -85,6 +91,8 @@ def _grow_graph(rng: random.Random, s: ProsQASettings) -> _Graph:
     depth = [0, 0]
     for _ in range(2, s.grown_nodes):
         n_parents = _poisson(rng, s.mean_parents)
+        if s.max_parents is not None:
+            n_parents = min(n_parents, s.max_parents)
         draw = rng.random()
         # Restricted draws take only single-family nodes: allowing parentless strays
         # here gives twice the official number of people with children.
@@ -117,6 +125,8 @@ def _try_example(rng: random.Random, s: ProsQASettings, persons: Sequence[str], 
     graph = _drop_unused_people(_grow_graph(rng, s))
     n = len(graph.labels)
     edges = [(p, child) for child, ps in enumerate(graph.parents) for p in ps]
+    if n < s.min_nodes or (s.max_nodes is not None and n > s.max_nodes) or len(edges) < s.min_edges:
+        return None
     children = children_lists(n, edges)
     leaves = [i for i in range(n) if not children[i]]
     # Each root's own leaves (reachable from it only) and their distances from it.
