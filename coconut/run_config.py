@@ -164,6 +164,15 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple = ()) -> R
     """Read a YAML run configuration; `overrides` are "key=value" strings (the CLI's
     --set), the value read as YAML, a dotted key reaching into `generate` or
     `method_options` ("generate.n=100")."""
+    raw, lines, path = read_config(path)
+    for item in overrides:
+        _apply_override(raw, item, lines)
+    return config_from_dict(raw, source=path, lines=lines)
+
+
+def read_config(path: str | os.PathLike) -> tuple[dict, dict, str]:
+    """A config file's raw mapping, the line of each key, and the path it was read from
+    (a shipped config by its name, else the file), before any key is checked."""
     path = preset_path(str(path))
     try:
         with open(path, encoding="utf-8") as f:
@@ -172,9 +181,28 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple = ()) -> R
         hint = "" if os.sep in path else f"; shipped configs: {', '.join(presets())}"
         raise ConfigError(f"{path}: cannot read the config ({e.strerror}){hint}") from None
     raw, lines = parse_yaml(text, path)
-    for item in overrides:
-        _apply_override(raw, item, lines)
-    return config_from_dict(raw, source=path, lines=lines)
+    return raw, lines, path
+
+
+def set_key(raw: dict, key: str, value, lines: dict | None = None, where: str | None = None) -> None:
+    """Set `key` in a raw config mapping, a dotted key ("generate.n", "recipe.embedding_std")
+    reaching into `generate`, `method_options` or `recipe`; `where` names the setting in
+    the error a wrong dotted key gives."""
+    head, dot, rest = key.partition(".")
+    if dot:
+        if head not in DOTTED_KEYS or not rest:
+            raise ConfigError(f"{where or key}: only {', '.join(repr(k) for k in DOTTED_KEYS)} take dotted keys")
+        inner = raw.get(head)
+        inner = dict(inner) if isinstance(inner, dict) else {}
+        inner[rest] = value
+        raw[head] = inner
+    else:
+        raw[key] = value
+    if lines is not None:
+        lines.pop(head, None)   # the value no longer comes from the file's line
+
+
+DOTTED_KEYS = ("generate", "method_options", "recipe")
 
 
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -226,17 +254,7 @@ def _apply_override(raw: dict, item: str, lines: dict) -> None:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         value = text
-    head, dot, rest = key.partition(".")
-    if dot:
-        if head not in ("generate", "method_options", "recipe"):
-            raise ConfigError(f"--set {item!r}: only 'generate', 'method_options' and 'recipe' take dotted keys")
-        inner = raw.get(head)
-        inner = dict(inner) if isinstance(inner, dict) else {}
-        inner[rest] = value
-        raw[head] = inner
-    else:
-        raw[key] = value
-    lines.pop(head, None)   # the value no longer comes from the file's line
+    set_key(raw, key, value, lines, where=f"--set {item!r}")
 
 
 # ----------------------------------------------------------------------------- checks
