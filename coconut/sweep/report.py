@@ -31,13 +31,20 @@ def task(base: str) -> str:
     return str(base).split("-")[0].split("_")[0]
 
 
-def group_by(lines: list[dict], by: list[str] | None = None) -> dict[str, dict[tuple, list[dict]]]:
-    """base -> (values of `by`) -> its runs, in the order the runs come. by: default the
-    runs' axes but the seed (the name, where a run has no other axis)."""
-    out: dict = {}
+def group_by(lines: list[dict], by: list[str] | None = None) -> dict[str, tuple[list[str], dict[tuple, list[dict]]]]:
+    """base -> (the columns it groups by, (their values) -> its runs), in the order the
+    runs come. by: default each base's axes but the seed (the name, where its runs have
+    no other axis)."""
+    bases: dict = {}
     for line in lines:
-        keys = by if by is not None else default_by([line])
-        out.setdefault(line.get("base"), {}).setdefault(tuple(line.get(k) for k in keys), []).append(line)
+        bases.setdefault(line.get("base"), []).append(line)
+    out = {}
+    for base, runs in bases.items():
+        keys = by or default_by(runs)
+        groups: dict = {}
+        for line in runs:
+            groups.setdefault(tuple(line.get(k) for k in keys), []).append(line)
+        out[base] = (keys, groups)
     return out
 
 
@@ -53,9 +60,8 @@ def label(key: str, value) -> str:
 def table(lines: list[dict], by: list[str] | None = None) -> str:
     """A Markdown table per base config: final accuracy (mean ± sd over seeds), best,
     the k-sweep's mean, new tokens, minutes and, for a method the paper ran, its figure."""
-    by = by or default_by(lines)
     out = []
-    for base, groups in group_by(lines, by).items():
+    for base, (by, groups) in group_by(lines, by).items():
         t = task(base)
         ks = sorted({k for runs in groups.values() for r in runs for k in k_columns(r)})
         paper = "method" in by and t in PAPER
@@ -120,11 +126,10 @@ def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None 
         raise ImportError("the plots need matplotlib (pip install matplotlib, or coconut[plots])") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    by = by or default_by(lines)
     os.makedirs(folder, exist_ok=True)
     written = []
 
-    def name(r):
+    def name(r, by):
         return ", ".join(label(k, r.get(k)) for k in by) + (f" (seed {r['seed']})" if r.get("seed") else "")
 
     def save(fig, axes, what):
@@ -137,17 +142,17 @@ def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None 
         plt.close(fig)
         written.append(path)
 
-    for base, groups in group_by(lines, by).items():
+    for base, (keys, groups) in group_by(lines, by).items():
         runs = [r for g in groups.values() for r in g]
         fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.5))
         for r in runs:
             if r.get("loss_steps"):
-                ax_loss.plot(*zip(*r["loss_steps"]), label=name(r), lw=0.8)
+                ax_loss.plot(*zip(*r["loss_steps"]), label=name(r, keys), lw=0.8)
             else:
                 ax_loss.plot([e["global_step"] for e in r["history"]], [e["train_loss"] for e in r["history"]],
-                             marker="o", label=name(r))
+                             marker="o", label=name(r, keys))
             ax_acc.plot([e["epoch"] for e in r["history"]], [100 * e["val_accuracy"] for e in r["history"]],
-                        marker="o", label=name(r))
+                        marker="o", label=name(r, keys))
         ax_loss.set(xlabel="optimizer step", ylabel="training loss (per supervised token)", yscale="log",
                     title=f"{base}: training curves")
         ax_acc.axhline(50, color="gray", ls="--", lw=1, label="chance: both tasks answer one of two")
@@ -160,7 +165,7 @@ def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None 
             fig, ax = plt.subplots(figsize=(6.5, 4.5))
             for r in staged:
                 last = {e["stage"]: 100 * e["val_accuracy"] for e in r["history"]}
-                ax.plot(sorted(last), [last[s] for s in sorted(last)], marker="o", label=name(r))
+                ax.plot(sorted(last), [last[s] for s in sorted(last)], marker="o", label=name(r, keys))
             ax.set(xlabel="stage (steps replaced)", ylabel="validation accuracy % at the stage's last epoch",
                    title=f"{base}: accuracy per stage", ylim=(0, 100))
             save(fig, (ax,), "stages")
@@ -172,7 +177,7 @@ def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None 
             for g, sweeps in swept:
                 ks = sorted({k for s in sweeps for k in s})
                 ax.plot(ks, [100 * mean([s[k] for s in sweeps if k in s]) for k in ks], marker="o",
-                        label=", ".join(label(k, g[0].get(k)) for k in by)
+                        label=", ".join(label(k, g[0].get(k)) for k in keys)
                         + (f" (mean of {len(sweeps)} seeds)" if len(sweeps) > 1 else ""))
             ax.set(xlabel="k thoughts at inference", ylabel="validation accuracy %",
                    title=f"{base}: the k-sweep of the final models", ylim=(0, 100))

@@ -188,7 +188,10 @@ def _grid(s: Spec, where) -> list[Row]:
     if isinstance(s.base, dict):
         base_raw, base_lines, base_source = dict(s.base), {}, f"{s.source}: base"
     else:
-        base_raw, base_lines, base_source = read_config(s.base)
+        try:
+            base_raw, base_lines, base_source = read_config(s.base)
+        except ConfigError as e:
+            raise ConfigError(f"{where('base')}: {e}") from None
     rows, names = [], {}
     for combo in itertools.product(*s.axes.values()):
         values = dict(zip(s.axes, combo))
@@ -207,10 +210,8 @@ def _grid(s: Spec, where) -> list[Row]:
         cfg = config_from_dict(raw, source=source, lines=lines)
         try:
             build_method(cfg)   # the method checks its keys and options now, not in a worker
-        except ConfigError:
-            raise
         except ValueError as e:
-            raise ConfigError(f"{source}: method: {e}") from None
+            raise e if isinstance(e, ConfigError) else ConfigError(f"{source}: method: {e}") from None
         rows.append(Row(name=name, values=values, cfg=cfg, base_name=s.base_name))
     return rows
 
