@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 import yaml
 
 from coconut.config_fields import ConfigError, parse_yaml
-from coconut.run_config import (DOTTED_KEYS, PRESETS_DIR, RunConfig, config_from_dict, config_keys, read_config,
-                                set_key)
+from coconut.run_config import (DOTTED_KEYS, PRESETS_DIR, RunConfig, config_from_dict, config_keys, parse_override,
+                                read_config, read_text, set_key, shipped_names,
+                                shipped_path)
 
 SPECS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sweeps")
 ANALYSES = ("k_sweep", "probe", "path_classes", "splits")
@@ -83,14 +84,11 @@ def config_hash(config: dict) -> str:
 def spec_path(name: str) -> str:
     """A path as given when it exists; else a shipped spec by its name
     ("prosqa-cpu-thoughts" is coconut/sweeps/prosqa-cpu-thoughts.yaml)."""
-    shipped = os.path.join(SPECS_DIR, name + ".yaml")
-    if os.path.exists(name) or os.sep in name or not os.path.isfile(shipped):
-        return name
-    return shipped
+    return shipped_path(name, SPECS_DIR)
 
 
 def shipped_specs() -> list[str]:
-    return sorted(f[:-5] for f in os.listdir(SPECS_DIR) if f.endswith(".yaml"))
+    return shipped_names(SPECS_DIR)
 
 
 def load_spec(spec: str | os.PathLike | dict, out: str | None = None, overrides=()) -> Spec:
@@ -102,12 +100,7 @@ def load_spec(spec: str | os.PathLike | dict, out: str | None = None, overrides=
         raw, lines, source = dict(spec), {}, "<dict>"
     else:
         source = spec_path(str(spec))
-        try:
-            with open(source, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            hint = "" if os.sep in source else f"; shipped specs: {', '.join(shipped_specs())}"
-            raise ConfigError(f"{source}: cannot read the sweep spec ({e.strerror}){hint}") from None
+        text = read_text(source, "the sweep spec", "specs", shipped_specs)
         raw, lines = parse_yaml(text, source)
         lines.update(_nested_lines(text))
     for item in overrides:
@@ -163,14 +156,7 @@ def load_spec(spec: str | os.PathLike | dict, out: str | None = None, overrides=
 
 
 def _override(raw: dict, item: str, lines: dict) -> None:
-    key, sep, text = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"--set {item!r}: expected key=value")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        value = text
+    key, value = parse_override(item)
     head, dot, rest = key.partition(".")
     if dot:
         inner = raw.get(head)
