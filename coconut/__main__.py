@@ -3,4 +3,5 @@ import sys
 
 from coconut.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":   # not when an MPI worker (mpi4py.futures) imports the launch's main module
+    sys.exit(main())

@@ -1,8 +1,10 @@
-"""`coconut train | eval | generate-data` (also `python -m coconut ...`).
+"""`coconut train | eval | sweep | report | generate-data` (also `python -m coconut ...`).
 
     coconut train CONFIG [--resume [N]] [--no-summary] [--set key=value ...]   (CONFIG: a file, or prosqa-cpu, ...)
     coconut eval CONFIG [--checkpoint DIR] [--k-sweep | --adaptive] [--records PATH] [--set key=value ...]
     ... [--method-class my_methods.py:MyMethod]                 (train or eval a method of your own)
+    coconut sweep SPEC [--set key=value ...] [--out DIR] [--executor auto|local|mpi] [--workers N] [--dry-run]   (coconut.sweep)
+    coconut report RESULTS... [--by method] [--plots DIR]
     coconut generate-data prosqa|prontoqa --n N --seed S --out PATH [--compare OFFICIAL]
 
 A configuration or data error prints one line, `coconut: error: ...`, and exits with
@@ -75,6 +77,26 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
     e.add_argument("--method-class", metavar="FILE.py:CLASS", help=method_help)
 
+    w = sub.add_parser("sweep", help="train and analyse a grid of runs from a sweep spec (coconut.sweep)")
+    w.add_argument("spec", help="a spec YAML file, or a shipped spec by name: prosqa-cpu-thoughts, prontoqa-cpu, ...")
+    w.add_argument("--out", help="the folder of the run folders and results.jsonl (default: the spec's out)")
+    w.add_argument("--executor", choices=["auto", "local", "mpi"], default="auto",
+                   help="local processes, or MPI workers (mpirun -n K python -m mpi4py.futures -m coconut sweep "
+                        "SPEC); auto: mpi under an MPI launcher (default)")
+    w.add_argument("--workers", type=int, metavar="N",
+                   help="rows at a time (default: local, cores // the spec's threads; mpi, every worker)")
+    w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec key, e.g. --set 'axes.seed=[0, 1, 2]' or --set threads=2 (repeatable)")
+    w.add_argument("--dry-run", action="store_true",
+                   help="print what each row needs (kept, resumed, re-run, new) and stop")
+
+    r = sub.add_parser("report", help="the table (mean ± sd over seeds) and plots of sweep results")
+    r.add_argument("results", nargs="+",
+                   help="results.jsonl files (or earlier benchmarks records, benchmarks/results/reproduce*.json)")
+    r.add_argument("--by", help="comma-separated columns a table line groups by (default: the axes but the seed)")
+    r.add_argument("--plots", metavar="DIR", help="also write the plots (curves, stages, k-sweep, probe) here")
+    r.add_argument("--prefix", default="", help="the plots' file names start with it")
+
     g = sub.add_parser("generate-data", help="write a generated ProsQA or ProntoQA data set (official JSON)")
     g.add_argument("dataset", choices=["prosqa", "prontoqa"], help="which generator")
     g.add_argument("--n", type=int, required=True, help="number of examples")
@@ -91,6 +113,10 @@ def main(argv=None) -> int:
             return _train(args)
         if args.command == "eval":
             return _eval(args)
+        if args.command == "sweep":
+            return _sweep(args)
+        if args.command == "report":
+            return _report(args)
         return _generate(args)
     except (ValueError, OSError, NotImplementedError, DistributedError) as e:   # ConfigError is a ValueError
         return _fail(f"coconut: error: {e}", EXIT_BAD_INPUT)
@@ -309,6 +335,36 @@ def _method_class(spec: str | None):
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise ValueError(f"--method-class {spec!r}: {where} has no Method subclass named {name}")
     return cls
+
+
+def _sweep(args) -> int:
+    from coconut.sweep import load_spec, plan, run_sweep
+    from coconut.sweep.runner import describe
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    spec = load_spec(args.spec, out=args.out, overrides=args.set)
+    if args.dry_run:
+        print(describe(plan(spec)))
+        return 0
+    try:
+        lines = run_sweep(spec, args.executor, args.workers, echo=lambda text: print(text, flush=True))
+    except RuntimeError as e:   # rows that failed: the others are recorded
+        return _fail(f"coconut: error: {e}", 1)
+    print(f"{len(lines)} of {len(spec.rows)} rows in {os.path.join(spec.out, 'results.jsonl')}")
+    return 0
+
+
+def _report(args) -> int:
+    from coconut.sweep import plot, read_results, table
+    lines = [line for path in args.results for line in read_results(path)]
+    if not lines:
+        raise ValueError(f"no runs in {', '.join(args.results)}")
+    by = [b for b in args.by.split(",") if b] if args.by else None
+    print(table(lines, by))
+    if args.plots:
+        for path in plot(lines, args.plots, args.prefix, by):
+            print("wrote", path)
+    return 0
 
 
 def _generate(args) -> int:

@@ -168,17 +168,50 @@ def load_config(path: str | os.PathLike, overrides: list[str] | tuple = ()) -> R
     """Read a YAML run configuration; `overrides` are "key=value" strings (the CLI's
     --set), the value read as YAML, a dotted key reaching into `generate` or
     `method_options` ("generate.n=100")."""
-    path = preset_path(str(path))
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        hint = "" if os.sep in path else f"; shipped configs: {', '.join(presets())}"
-        raise ConfigError(f"{path}: cannot read the config ({e.strerror}){hint}") from None
-    raw, lines = parse_yaml(text, path)
+    raw, lines, path = read_config(path)
     for item in overrides:
         _apply_override(raw, item, lines)
     return config_from_dict(raw, source=path, lines=lines)
+
+
+def read_config(path: str | os.PathLike) -> tuple[dict, dict, str]:
+    """A config file's raw mapping, the line of each key, and the path it was read from
+    (a shipped config by its name, else the file), before any key is checked."""
+    path = preset_path(str(path))
+    raw, lines = parse_yaml(read_text(path, "the config", "configs", presets), path)
+    return raw, lines, path
+
+
+def read_text(path: str, what: str, kind: str, shipped) -> str:
+    """A YAML file's text, or a ConfigError naming it; for a bare name, `shipped()` (the
+    names of the shipped `kind`) as a hint."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        hint = "" if os.sep in path else f"; shipped {kind}: {', '.join(shipped())}"
+        raise ConfigError(f"{path}: cannot read {what} ({e.strerror}){hint}") from None
+
+
+def set_key(raw: dict, key: str, value, lines: dict | None = None, where: str | None = None) -> None:
+    """Set `key` in a raw config mapping, a dotted key ("generate.n", "recipe.embedding_std")
+    reaching into `generate`, `method_options` or `recipe`; `where` names the setting in
+    the error a wrong dotted key gives."""
+    head, dot, rest = key.partition(".")
+    if dot:
+        if head not in DOTTED_KEYS or not rest:
+            raise ConfigError(f"{where or key}: only {', '.join(repr(k) for k in DOTTED_KEYS)} take dotted keys")
+        inner = raw.get(head)
+        inner = dict(inner) if isinstance(inner, dict) else {}
+        inner[rest] = value
+        raw[head] = inner
+    else:
+        raw[key] = value
+    if lines is not None:
+        lines.pop(head, None)   # the value no longer comes from the file's line
+
+
+DOTTED_KEYS = ("generate", "method_options", "recipe")
 
 
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
@@ -187,15 +220,24 @@ PRESETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs"
 def preset_path(name: str) -> str:
     """A path as given when it exists; else a shipped config by its name ("prosqa-cpu"
     is coconut/configs/prosqa-cpu.yaml)."""
-    shipped = os.path.join(PRESETS_DIR, name + ".yaml")
+    return shipped_path(name, PRESETS_DIR)
+
+
+def presets() -> list[str]:
+    """Names of the shipped configs."""
+    return shipped_names(PRESETS_DIR)
+
+
+def shipped_path(name: str, folder: str) -> str:
+    """A path as given when it exists; else `folder`'s NAME.yaml when there is one."""
+    shipped = os.path.join(folder, name + ".yaml")
     if os.path.exists(name) or os.sep in name or not os.path.isfile(shipped):
         return name
     return shipped
 
 
-def presets() -> list[str]:
-    """Names of the shipped configs."""
-    return sorted(f[:-5] for f in os.listdir(PRESETS_DIR) if f.endswith(".yaml"))
+def shipped_names(folder: str) -> list[str]:
+    return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml"))
 
 
 def config_from_dict(raw: dict, source: str = "<dict>", lines: dict | None = None) -> RunConfig:
@@ -222,25 +264,20 @@ def config_from_dict(raw: dict, source: str = "<dict>", lines: dict | None = Non
 
 
 def _apply_override(raw: dict, item: str, lines: dict) -> None:
+    key, value = parse_override(item)
+    set_key(raw, key, value, lines, where=f"--set {item!r}")
+
+
+def parse_override(item: str) -> tuple[str, object]:
+    """A `--set key=value` string as (key, value), the value read as YAML."""
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set {item!r}: expected key=value")
     try:
-        value = yaml.safe_load(text)
+        return key, yaml.safe_load(text)
     except yaml.YAMLError:
-        value = text
-    head, dot, rest = key.partition(".")
-    if dot:
-        if head not in ("generate", "method_options", "recipe"):
-            raise ConfigError(f"--set {item!r}: only 'generate', 'method_options' and 'recipe' take dotted keys")
-        inner = raw.get(head)
-        inner = dict(inner) if isinstance(inner, dict) else {}
-        inner[rest] = value
-        raw[head] = inner
-    else:
-        raw[key] = value
-    lines.pop(head, None)   # the value no longer comes from the file's line
+        return key, text
 
 
 # ----------------------------------------------------------------------------- checks

@@ -218,6 +218,7 @@ class Trainer:
         bs, acc = cfg.batch_size_training, cfg.gradient_accumulation_steps
         micro = [sequences[i:i + bs] for i in range(0, len(sequences), bs)]
         steps = [micro[i:i + acc] for i in range(0, len(micro), acc)]
+        self.epoch_tokens = sum(len(s.input_ids) for s in sequences)   # the whole epoch's, resumed or not
         model.train()
         model.zero_grad()
         losses, tokens, start = [], 0, time.perf_counter()   # losses: (step, micro-batch, loss) of this rank
@@ -332,7 +333,7 @@ class Trainer:
                 "mean_thoughts": float(np.mean([r.n_thoughts for r in ev.records])),
                 "tokens_per_s": tokens_per_s, "global_step": self.global_step, "lr": self.optimizer.lr,
                 "optimizer_reset": self.method.optimizer_reset(epoch), "best_accuracy": self.best_accuracy,
-                "precision": self.precision}
+                "precision": self.precision, "tokens": self.epoch_tokens}
         self.epoch = epoch + 1   # what a checkpoint of this moment resumes at
         if not self.cfg.debug and self.world.is_root:
             with self.phases("checkpoint"):

@@ -138,7 +138,7 @@ def test_every_argument_has_help():
                     yield command
                     yield from walk(sub, f"{where} {command}")
 
-    assert sorted(walk(_parser(), "coconut")) == ["eval", "generate-data", "train"]
+    assert sorted(walk(_parser(), "coconut")) == ["eval", "generate-data", "report", "sweep", "train"]
 
 
 def test_eval_adaptive_against_the_stop_classifier(tmp_path, capsys):

@@ -1,0 +1,58 @@
+"""What a sweep measures on a row's final checkpoint after training, each analysis a few
+results columns; the checkpoint is put together by coconut.assembly as `coconut eval`
+does, so a row is scored the way a lone run is.
+
+- k_sweep: accuracy with k = 0..the method's most thoughts (0..6 for a method with
+  none: its own prompt is k = 0), columns k0..kN;
+- probe (ProsQA, continuous thoughts): the latent value probe of coconut.analysis, per
+  thought the layer it has reached (distance t - 1) and the next, and every layer's mean;
+- path_classes (ProsQA): the fractions of the paper's reasoning-path classes of the
+  final model's own answers, columns path_CLASS;
+- splits: accuracy on extra evaluation files, columns split_NAME.
+An analysis that does not apply to a row (a probe without thoughts) leaves its columns out.
+"""
+from __future__ import annotations
+
+from coconut.assembly import assemble
+from coconut.evaluate import evaluate, k_sweep
+from coconut.run_config import config_from_dict
+from coconut.sweep.results import probe_summary
+
+
+def analyse(cfg, checkpoint: str, analyses, splits: dict) -> dict:
+    """The results columns of `analyses` for the model of `checkpoint`."""
+    if not analyses:
+        return {}
+    run = assemble(cfg, "eval", checkpoint=checkpoint)
+    method, tok, model, val = run.method, run.tok, run.model, run.val_set
+    prosqa = getattr(val[0], "idx_to_symbol", None) is not None
+    k_max = method.max_thoughts
+    out = {}
+    own = None
+    if "k_sweep" in analyses:
+        if method.thought_mode == "none":   # nothing to sweep: the method's own prompt is k = 0
+            own = run.evaluate()
+            out["k0"] = own.accuracy
+        else:
+            sweep = k_sweep(model, tok, val, ks=range((k_max or 6) + 1), max_new_tokens=cfg.max_new_tokens,
+                            batch_size=cfg.eval_batch_size, thoughts=method.thought_mode)
+            out.update({f"k{k}": r.accuracy for k, r in sweep.items()})
+    if "probe" in analyses and prosqa and method.thought_mode == "continuous" and k_max >= 1:
+        from coconut.analysis.latent_probe import depth_dataset, probe_dataset
+        probe = {kind: probe_dataset(model, tok, val, k_max, depth_offset=offset)
+                 for kind, offset in (("reached", 0), ("next", 1))}
+        probe["by_depth"] = depth_dataset(model, tok, val, k_max, max_depth=k_max)["by_depth"].tolist()
+        out.update(probe_summary({kind: ({str(t): v for t, v in value.items()} if isinstance(value, dict) else value)
+                                  for kind, value in probe.items()}))
+    if "path_classes" in analyses and prosqa:
+        from coconut.analysis import class_counts, class_fractions
+        own = own or run.evaluate()
+        counts = class_counts(val, [r.output for r in own.records], [r.n_thoughts for r in own.records])
+        out.update({f"path_{c}": f for c, f in class_fractions(counts).items()})
+    for name, path in (splits.items() if "splits" in analyses else ()):
+        split_cfg = config_from_dict({**cfg.to_dict(), "val_path": path, "val_size": None},
+                                     source=f"{cfg.source}: split {name}")
+        split = assemble(split_cfg, "eval", checkpoint=checkpoint)
+        out[f"split_{name}"] = evaluate(split.model, split.tok, split.method, split.val_set, cfg.max_new_tokens,
+                                        cfg.eval_batch_size, epoch=split.eval_epoch).accuracy
+    return out

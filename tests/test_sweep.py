@@ -1,0 +1,175 @@
+"""coconut.sweep: the spec (its grid, per-row options, errors naming file, line and key),
+the shipped specs' rows, two tiny rows trained in parallel processes into one tidy
+results file, and resuming: finished rows kept, a stopped row continued bitwise, a
+changed row named and trained again."""
+import json
+import os
+import shutil
+
+import pytest
+
+from coconut.build import build_method
+from coconut.cli import main
+from coconut.curriculum import METHODS
+from coconut.run_config import ConfigError
+from coconut.sweep import load_spec, plan, run_sweep
+from coconut.sweep.report import STAGE_CURRICULUM
+from coconut.sweep.runner import describe, make_executor
+from coconut.sweep.spec import shipped_specs
+from test_train import BASE
+
+TINY = {"base": {**BASE, "name": "tiny"}, "axes": {"method": ["coconut", "cot"]},
+        "analyses": ["k_sweep", "probe", "path_classes"], "threads": 1}
+
+
+def test_the_grid_is_the_product_of_the_axes_with_options(tmp_path):
+    spec = load_spec({"base": "prosqa-cpu", "out": str(tmp_path),
+                      "axes": {"method": ["coconut", "icot"], "seed": [0, 2], "recipe.embedding_std": [0.05, 0.1]},
+                      "set": {"num_epochs": 4},
+                      "options": [{"when": {"method": "icot"}, "set": {"method_options.tokens_removed_per_epoch": 3}},
+                                  {"when": {"method": "coconut", "seed": [2]}, "set": {"lr": 0.5}}]})
+    assert len(spec.rows) == 8
+    row = spec.rows[-1]
+    assert row.name == "prosqa-cpu-icot-seed2-embedding_std0.1"
+    assert row.values == {"method": "icot", "seed": 2, "recipe.embedding_std": 0.1}
+    cfg = row.cfg
+    assert (cfg.method, cfg.seed, cfg.recipe["embedding_std"], cfg.num_epochs) == ("icot", 2, 0.1, 4)
+    assert build_method(cfg).tokens_removed_per_epoch == 3 and cfg.save_dir == os.path.join(tmp_path, row.name)
+    lrs = {r.name: r.cfg.lr for r in spec.rows if r.values["method"] == "coconut"}
+    assert lrs["prosqa-cpu-coconut-embedding_std0.05"] != 0.5 and lrs["prosqa-cpu-coconut-seed2-embedding_std0.05"] == 0.5
+    assert spec.rows[0].name == "prosqa-cpu-coconut-embedding_std0.05"   # seed 0 leaves no part in the name
+    assert len({r.config_hash for r in spec.rows}) == 8
+
+
+@pytest.mark.parametrize("name", ["prosqa-cpu", "prosqa-cpu-long", "prosqa-cpu-fresh", "prosqa-cpu-thoughts",
+                                  "prontoqa-cpu"])
+def test_each_shipped_spec_row_trains_its_method(name):
+    """The presets' tables: every row's config is a valid run of its method, with the
+    options a row needs (iCoT's pace, no label past <eot> without continuous thoughts)."""
+    assert name in shipped_specs()
+    spec = load_spec(name)
+    for row in spec.rows:
+        cfg, method = row.cfg, row.values["method"]
+        assert type(build_method(cfg)) is METHODS[method] and cfg.name == f"{name}-{method}"
+        long_schedule = name in ("prosqa-cpu-long", "prosqa-cpu-fresh", "prosqa-cpu-thoughts")
+        if method == "icot":
+            assert build_method(cfg).tokens_removed_per_epoch == (1 if long_schedule else 2)
+        if name == "prosqa-cpu-thoughts":
+            # 8 epochs a stage, the final one from epoch 49; the label past <eot> only with thoughts
+            if method in STAGE_CURRICULUM:
+                assert [build_method(cfg).stage(e) for e in (7, 8, 47, 48, 63)] == [0, 1, 5, 6, 7]
+            assert cfg.recipe["predict_past_eot"] == (method in ("coconut", "no_curriculum"))
+        elif name == "prontoqa-cpu":
+            assert cfg.recipe["predict_past_eot"] == (method == "coconut")
+        elif long_schedule and method in STAGE_CURRICULUM:
+            # 14 language epochs, then a stage every 6, the final one from epoch 51
+            assert [build_method(cfg).stage(e) for e in (13, 14, 49, 50, 64)] == [0, 1, 6, 7, 7]
+    assert [r.name for r in load_spec(name, overrides=["axes.seed=[0, 1]"]).rows][:2] == \
+        [f"{name}-coconut", f"{name}-coconut-seed1"]
+
+
+def _spec_file(tmp_path, text):
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("base: prosqa-cpu\naxes:\n  method: [coconut]\n  lrr: [1, 2]\n", "line 4: key 'axes.lrr': not a config key (did you mean 'lr'?)"),
+    ("base: prosqa-cpu\naxes:\n  method: coconut\n", "line 3: key 'axes.method': expected a non-empty list"),
+    ("base: prosqa-cpu\naxis: {}\n", "line 2: key 'axis': unknown key (did you mean 'axes'?)"),
+    ("base: prosqa-cpu\nanalyses: [k_sweeps]\n", "unknown analysis 'k_sweeps' (did you mean 'k_sweep'?)"),
+    ("base: prosqa-cpu\nanalyses: [splits]\n", "the splits analysis needs 'splits:"),
+    ("base: prosqa-cpu\naxes:\n  method: [coconut, telepathy]\n", "row prosqa-cpu-telepathy"),
+    ("base: prosqa-cpu\nset:\n  name: x\n", "line 3: key 'set.name': the sweep sets 'name' itself"),
+    ("base: prosqa-cpu\noptions:\n  - when: {seed: 1}\n    set: {lr: 1}\n", "'seed' is neither an axis"),
+    ("base: no-such-preset\n", "no-such-preset: cannot read the config"),
+    ("axes: {}\n", "no 'base'"),
+    ("base: prosqa-cpu\nthreads: 0\n", "line 2: key 'threads': expected a number of threads >= 1"),
+])
+def test_a_bad_spec_is_one_line_naming_file_line_and_key(tmp_path, capsys, text, message):
+    path = _spec_file(tmp_path, text)
+    with pytest.raises(ConfigError, match=None) as e:
+        load_spec(path)
+    assert str(e.value).startswith(path) and message in str(e.value), str(e.value)
+    assert main(["sweep", path, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("coconut: error: ") and err.count("\n") == 1 and message in err
+
+
+def test_the_local_executor_fills_the_cores():
+    pool = make_executor("local", threads=1, workers=None, tasks=100)
+    assert pool._max_workers == (os.cpu_count() or 1)
+    pool.shutdown()
+    assert make_executor("local", threads=64, workers=None, tasks=3)._max_workers == 1
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """Two tiny rows trained at once, each in a process of its own."""
+    out = tmp_path_factory.mktemp("sweep")
+    spec = load_spec({**TINY, "out": str(out)})
+    lines = run_sweep(spec, "local", workers=2, echo=lambda _: None)
+    return spec, lines
+
+
+def test_rows_train_in_parallel_into_one_tidy_file(swept):
+    spec, lines = swept
+    pd = pytest.importorskip("pandas")
+    table = pd.read_json(os.path.join(spec.out, "results.jsonl"), lines=True)
+    assert list(table["name"]) == ["tiny-coconut", "tiny-cot"] and list(table["method"]) == ["coconut", "cot"]
+    for column in ("final_accuracy", "best_accuracy", "best_epoch", "final_epoch", "k0", "tokens_trained", "minutes",
+                   "host", "kernels", "threads", "config_hash", "path_correct_path"):
+        assert column in table.columns, column
+    coconut, cot = lines
+    assert [f"k{k}" in coconut for k in range(4)] == [True, True, True, False]   # 0..max_latent_stage thoughts
+    assert "k1" not in cot and cot["k0"] == cot["final_accuracy"]   # no thoughts: its own prompt is k = 0
+    assert coconut["k2"] == coconut["final_accuracy"]   # the final stage's 2 thoughts
+    assert coconut["probe"] and 0 <= coconut["probe_on_path"] <= 1 and "probe" not in cot
+    assert abs(sum(coconut[f"path_{c}"] for c in ("correct_path", "longer_path", "hallucination", "wrong_target",
+                                                  "correct_label", "incorrect_label")) - 1) < 1e-9
+    assert coconut["tokens_trained"] == sum(e["tokens"] for e in map(json.loads, open(
+        os.path.join(spec.out, "tiny-coconut", "metrics.jsonl"))))
+    assert [e["epoch"] for e in coconut["history"]] == [1, 2, 3] and coconut["threads"] == 1
+    assert "epoch 3/3" in open(os.path.join(spec.out, "tiny-coconut.log")).read()   # the row's own log
+
+
+def test_a_rerun_keeps_finished_rows_and_resumes_a_stopped_one_bitwise(swept, tmp_path):
+    spec, lines = swept
+    out = tmp_path / "out"
+    shutil.copytree(spec.out, out)
+    spec = load_spec({**TINY, "out": str(out)})
+    assert [p.action for p in plan(spec)] == ["keep", "keep"]
+    final = (out / "tiny-coconut" / "checkpoint_3" / "model.safetensors").read_bytes()
+    # stopped after its first epoch: later checkpoints and its results line gone
+    for n in (2, 3):
+        shutil.rmtree(out / "tiny-coconut" / f"checkpoint_{n}")
+    (out / "results.jsonl").write_text(json.dumps(lines[1]) + "\n")
+    assert [(p.action, p.why) for p in plan(spec)] == [("resume", "from epoch 1"), ("keep", "")]
+    again = run_sweep(spec, "local", echo=lambda _: None)
+    assert (out / "tiny-coconut" / "checkpoint_3" / "model.safetensors").read_bytes() == final
+    assert again[0]["final_accuracy"] == lines[0]["final_accuracy"] and again[1] == lines[1]
+    assert "resuming from" in (out / "tiny-coconut.log").read_text()
+    assert again[0]["tokens_trained"] == lines[0]["tokens_trained"]   # every epoch's, resumed or not
+
+    # a changed spec says which rows it trains again, and why, before anything runs
+    changed = load_spec({**TINY, "out": str(out), "options": [{"when": {"method": "cot"}, "set": {"lr": 0.01}}]})
+    planned = plan(changed)
+    assert [(p.action, p.why) for p in planned] == [("keep", ""), ("rerun", "config changed: lr")]
+    assert "1 to re-run (config changed)" in describe(planned) and "re-run tiny-cot (config changed: lr)" in \
+        describe(planned)
+
+
+def test_cli_sweep_and_report(swept, tmp_path, capsys):
+    spec, lines = swept
+    out = tmp_path / "out"
+    shutil.copytree(spec.out, out)
+    path = _spec_file(tmp_path, json.dumps({**TINY, "out": str(out)}))   # JSON is YAML
+    assert main(["sweep", path]) == 0
+    printed = capsys.readouterr().out
+    assert "2 rows: 2 finished (kept)" in printed and "2 of 2 rows in" in printed
+    assert main(["report", str(out / "results.jsonl"), "--by", "method", "--plots", str(tmp_path / "plots")]) == 0
+    printed = capsys.readouterr().out
+    assert "| method | seeds | final accuracy % |" in printed and "| Coconut | - |" in printed
+    assert os.path.exists(tmp_path / "plots" / "tiny_curves.png") and os.path.exists(tmp_path / "plots" /
+                                                                                      "tiny_coconut_probe.png")
