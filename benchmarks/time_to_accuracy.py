@@ -27,7 +27,6 @@ import time
 
 from common import train_flops_per_token, write_record
 
-import coconut
 
 
 def run_once(preset: str, seed: int, path: str, threads: int, sets: list[str], out: str) -> dict:
