@@ -28,7 +28,6 @@ import time
 from common import train_flops_per_token, write_record
 
 
-
 def run_once(preset: str, seed: int, path: str, threads: int, sets: list[str], out: str) -> dict:
     name = f"{preset}-seed{seed}-{path}"
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
