@@ -57,3 +57,4 @@ def assert_same_run(got, want):
         assert g.shape == w.shape, (b, g.shape, w.shape)
         if len(w):
             np.testing.assert_allclose(g, w, atol=1e-5, rtol=0)
+
