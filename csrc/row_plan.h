@@ -35,7 +35,20 @@ CoreStatus check_thought_spec(const ThoughtSpec *spec, int vocab_size, char *err
  * in each slot the ln_f output of copy k-1 at the position before it, or of <bot> before
  * the block). The columns after the block follow the last copy. A copy's pass reads the
  * cache of the columns before the block and of its own copy only: the pass driver masks
- * the earlier copies (plan_set_live), so the columns after the block see the last copy. */
+ * the earlier copies (plan_set_live), so the columns after the block see the last copy.
+ *
+ * This is PCCoT's schedule (whyNLP/PCCoT, models/modeling_gpt2.py, PCCoTGPT2LMHeadModel
+ * .forward, and models/data_processor.py): a first forward over question, <bot> and the
+ * <latent> tokens (their own embeddings: copy 0) gives each slot the output of the
+ * position before it; each of num_iterations passes over the slot block against the
+ * question's cache then runs those inputs and shifts its outputs into the next inputs;
+ * the answer runs against the cache of the last of these passes, so the update computed
+ * from it is never used. Here iterations = num_iterations: T updates, and the last copy
+ * is the pass with the T-th update's inputs whose keys and values the answer reads.
+ * (PCCoT gives every example the same number of slots and passes no attention mask to
+ * the block's passes; here an example's slots are its own <latent> run inside the
+ * block, padding stays masked, and the columns of the block that are not an example's
+ * slots are its ordinary tokens, computed again in every copy.) */
 typedef struct {
     int first, width, copies;  /* width 0: no block (a batch without slots) */
     int T;                     /* the unrolled width: the caller's T + (copies - 1) * width */
