@@ -1,5 +1,5 @@
 """Jacobi thoughts (PCCoT) in the C core beyond the comparison with the re-enactment
-(tests/test_thought_modes_vs_reference.py): with as many iterations as slots, Coconut's
+(tests/test_thought_modes.py): with as many iterations as slots, Coconut's
 sequential continuous thoughts; the fixed point; unaligned batches; the row plan of the
 unrolled batch; generation against the re-enactment's decoding; the spec's checks."""
 import numpy as np

@@ -1,6 +1,6 @@
 """Soft thoughts in the C core (a <latent> slot takes softmax(logits / temperature) @ wte,
 the logits the LM head's at the position before it) beyond the comparison with the
-re-enactment (tests/test_thought_modes_vs_reference.py): the mixture's limits, a finite
+re-enactment (tests/test_thought_modes.py): the mixture's limits, a finite
 difference through the softmax, generation against the re-enactment's decoding, and the
 spec's checks."""
 import numpy as np
