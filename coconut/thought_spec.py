@@ -22,7 +22,8 @@ mode:
 
 Continuous, soft and jacobi thoughts need all three ids; the other modes use none of
 them. `temperature` (> 0) is read by soft thoughts only, `iterations` (>= 1) by jacobi
-thoughts only. Soft and jacobi thoughts run in fp32 (a bf16 model refuses them).
+thoughts only. Soft thoughts run in fp32 only (a bf16 model refuses them); jacobi
+thoughts run under bf16 as continuous thoughts do.
 """
 from __future__ import annotations
 

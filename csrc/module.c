@@ -200,9 +200,8 @@ static int prepare(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *po
         raise_status(st, "the thought spec", err);
         return -1;
     }
-    if (bf16 && (spec->mode == MODE_SOFT || spec->mode == MODE_JACOBI)) {
-        PyErr_Format(PyExc_ValueError, "bf16: %s thoughts run in fp32 only (set the model's bf16 to False)",
-                     spec->mode == MODE_SOFT ? "soft" : "jacobi");
+    if (bf16 && spec->mode == MODE_SOFT) {
+        PyErr_SetString(PyExc_ValueError, "bf16: soft thoughts run in fp32 only (set the model's bf16 to False)");
         return -1;
     }
     if (parse_batch(self, ids, mask, pos, labels, &pr->bt)) return -1;

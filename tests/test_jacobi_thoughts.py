@@ -122,13 +122,10 @@ def test_bad_iterations_raise_naming_them(iterations):
         model._core.loss(ids, mask, pos, labels, mode=MODES["jacobi"], iterations=iterations, **THOUGHTS)
 
 
-def test_jacobi_thoughts_need_the_thought_ids_and_fp32():
+def test_jacobi_thoughts_need_the_thought_ids():
     with pytest.raises(ValueError, match="latent_id"):
         ThoughtSpec("jacobi")
     model = model_for_thoughts()
     ids, mask, pos, labels = batch_with([1], seed=0)
     with pytest.raises(ValueError, match="eot_id"):
         model._core.loss(ids, mask, pos, labels, mode=MODES["jacobi"], **{**THOUGHTS, "eot_id": 100})
-    model.bf16 = True
-    with pytest.raises(ValueError, match="bf16"):
-        model.loss_and_grad(ids, labels, mask, pos, thoughts=jacobi())
