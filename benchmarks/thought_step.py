@@ -1,13 +1,15 @@
 """The cost of thinking: a Coconut training step with 6 continuous thoughts against the
-same tokens with no thoughts (one ordinary pass), and against the PyTorch re-enactment
+same tokens with no thoughts (one ordinary pass), with 6 soft thoughts, with 6 Jacobi
+thoughts (3 iterations, and 6 = as many as slots), and against the PyTorch re-enactment
 of the reference algorithm (transformers GPT-2, pass-by-pass key/value cache, autograd)
-on the same machine and threads.
+on the same machine and threads. Each mode's ratio is to the continuous step.
 
     python benchmarks/thought_step.py [--shapes small,gpt2] [--tasks prosqa,gsm8k]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 
@@ -34,22 +36,31 @@ def batch(task, B, n_thoughts, seed=0):
     return np.array([s.input_ids for s in seqs]), np.array([s.labels for s in seqs])
 
 
+N_THOUGHTS = 6
+# name -> the ThoughtSpec of a step (the none step runs the same tokens as ordinary ones)
+MODES = {"continuous": TOK.thought_spec("continuous"), "none": TOK.thought_spec("none"),
+         "soft": TOK.thought_spec("soft"),
+         "jacobi3": dataclasses.replace(TOK.thought_spec("jacobi"), iterations=3),
+         f"jacobi{N_THOUGHTS}": dataclasses.replace(TOK.thought_spec("jacobi"), iterations=N_THOUGHTS)}
+
+
 def ours(shape, ids, labels, repeats):
-    """Best step times with and without thoughts, on one model, alternating the two so
-    that both see the same machine state."""
+    """Best step time of each mode, on one model, taking the modes in turn so that all
+    see the same machine state."""
     model = coconut.GPT2(coconut.GPT2Config(vocab_size=TOK.vocab_size, n_positions=1024, dropout=0.1, **shape))
     opt = coconut.AdamW(model)
 
-    def step(thoughts):
+    def step(mode):
         model.zero_grad()
-        model.loss_and_grad(ids, labels, thoughts=TOK.thought_spec(thoughts))
+        model.loss_and_grad(ids, labels, thoughts=MODES[mode])
         opt.step()
-    step("continuous")  # warm-up: the activation arena is allocated and touched
-    best = {"continuous": float("inf"), "none": float("inf")}
+    for mode in MODES:  # warm-up: the activation arena is allocated and touched
+        step(mode)
+    best = {mode: float("inf") for mode in MODES}
     for _ in range(repeats):
         for mode in best:
             best[mode] = min(best[mode], best_of(lambda: step(mode), 0))
-    return best["continuous"], best["none"]
+    return best
 
 
 def reference(shape, ids, labels):
@@ -85,10 +96,15 @@ def main():
     for shape_name in args.shapes.split(","):
         shape = SHAPES[shape_name]
         for task in args.tasks.split(","):
-            ids, labels = batch(task, args.batch, 6)
-            t_think, t_plain = ours(shape, ids, labels, args.repeats)
-            row = dict(shape=shape_name, task=task, B=args.batch, T=int(ids.shape[1]), thoughts=6,
+            ids, labels = batch(task, args.batch, N_THOUGHTS)
+            best = ours(shape, ids, labels, args.repeats)
+            t_think, t_plain = best["continuous"], best["none"]
+            row = dict(shape=shape_name, task=task, B=args.batch, T=int(ids.shape[1]), thoughts=N_THOUGHTS,
                        ours_coconut_s=t_think, ours_no_thought_s=t_plain, thinking_overhead=t_think / t_plain)
+            for mode in MODES:
+                if mode not in ("continuous", "none"):
+                    row[f"ours_{mode}_s"] = best[mode]
+                    row[f"{mode}_vs_continuous"] = best[mode] / t_think
             if not args.no_torch:
                 t_ref = best_of(reference(shape, ids, labels), 1)
                 row.update(torch_reference_s=t_ref, speedup_vs_torch=t_ref / t_think)
@@ -97,6 +113,8 @@ def main():
                   f"thoughts {t_plain:.2f}s (x{row['thinking_overhead']:.3f})"
                   + (f", PyTorch reference {row['torch_reference_s']:.2f}s (ours x{row['speedup_vs_torch']:.2f} faster)"
                      if "torch_reference_s" in row else ""))
+            for mode in MODES:
+                print(f"    {mode:11s} {best[mode]:.3f}s  x{best[mode] / t_think:.3f} of continuous")
     name = "thought_step_" + "_".join(args.shapes.split(",")) + "_" + "_".join(args.tasks.split(","))
     print("record:", write_record(name, dict(threads=args.threads, rows=rows)))
 

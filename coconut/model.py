@@ -138,10 +138,12 @@ class GPT2:
                       grad_scale: float = 1.0) -> float:
         """Mean next-token cross-entropy over positions whose label (shifted inside, as
         `transformers` does) is not -100; gradients are added into `self.grads`.
-        `thoughts`: a ThoughtSpec, a mode name ("continuous", "pause", "none") with this
-        model's thought tokens, or None for `self.thoughts`. With continuous thoughts every
-        `<latent>` slot takes the final hidden state of the position before it, and the
-        gradient flows back through every thought.
+        `thoughts`: a ThoughtSpec, a mode name ("continuous", "soft", "jacobi", "pause",
+        "none") with this model's thought tokens, or None for `self.thoughts`. With
+        continuous thoughts every `<latent>` slot takes the final hidden state of the
+        position before it, with soft thoughts the mixture of token embeddings its logits
+        weigh, with jacobi thoughts the state its Jacobi iterations reach (see
+        coconut/thought_spec.py), and the gradient flows back through every thought.
         A batch without a supervised position raises ValueError, exhausted memory
         MemoryError, an overflowing loss FloatingPointError (the gradients may then hold
         part of this batch's sum: zero them before going on)."""
@@ -177,7 +179,9 @@ class GPT2:
     def forward(self, input_ids, attention_mask=None, position_ids=None, *, thoughts=None,
                 return_thoughts: bool = False):
         """Logits (B, T, V) float32 of every position (dropout off). With return_thoughts,
-        also a list per example of the (n_thoughts, C) vectors fed into its thought slots.
+        also a list per example of the (n_thoughts, C) vectors fed into its thought slots
+        (continuous: hidden states; soft: the embedding mixtures; jacobi: the inputs of
+        the last iteration).
         Logits at masked (padding) positions carry no meaning."""
         ids, mask, pos, _ = self._batch(input_ids, attention_mask, position_ids)
         targs = self._spec(thoughts).core_args()
@@ -193,7 +197,8 @@ class GPT2:
     def generate(self, prompts, max_new_tokens: int = 128, *, eos_id: int, thoughts=None, batch_size: int = 64,
                  on_batch=None) -> list[list[int]]:
         """Greedy decoding of a list of prompts (lists of ids), batched with the key/value
-        cache; a prompt ending in `<bot> <latent>*k <eot>` first runs the thought passes.
+        cache; a prompt ending in `<bot> <latent>*k <eot>` first fills its thought slots
+        by the mode's rule (continuous, soft or jacobi thoughts).
         Returns the new ids of each prompt. As in the reference, the first new token is
         kept even if it is eos; a later eos ends that prompt and is not returned.
         on_batch(prompts done, prompts in all, new tokens of the batch) follows progress."""

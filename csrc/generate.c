@@ -11,9 +11,13 @@ CoreStatus decoding_batch(DecodingBatch *d, const Batch *prompts, int max_new, i
     int B = prompts->B, Tp = prompts->T, T = Tp + max_new - 1;
     d->cols = core_malloc(sizeof(int64_t) * (size_t)B * T * 3);
     d->is_thought = core_calloc((size_t)B * T, 1);
-    if (!d->cols || !d->is_thought) return CORE_OUT_OF_MEMORY;
+    d->maps = core_malloc(sizeof(int32_t) * (size_t)B * T * 2);
+    if (!d->cols || !d->is_thought || !d->maps) return CORE_OUT_OF_MEMORY;
     int64_t *ids = d->cols, *mask = ids + (size_t)B * T, *pos = mask + (size_t)B * T;
-    d->bt = (Batch){B, T, ids, mask, pos, NULL, d->is_thought, rows_full(B, T), rows_full(B, T)};
+    int32_t *src_col = d->maps, *index = d->maps + (size_t)B * T;
+    d->bt = (Batch){B, T, ids, mask, pos, NULL, d->is_thought, rows_full(B, T), rows_full(B, T),
+                    prompts->src_col ? src_col : NULL, prompts->thought_index ? index : NULL,
+                    prompts->thought_in, NULL};
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             size_t i = (size_t)b * T + t, j = (size_t)b * Tp + t;
@@ -22,6 +26,8 @@ CoreStatus decoding_batch(DecodingBatch *d, const Batch *prompts, int max_new, i
             mask[i] = in ? prompts->mask[j] : 0;
             pos[i] = in ? prompts->pos[j] : 0;
             d->is_thought[i] = in ? prompts->is_thought[j] : 0;
+            src_col[i] = in && prompts->src_col ? prompts->src_col[j] : -1;
+            index[i] = in && prompts->thought_index ? prompts->thought_index[j] : -1;
         }
     return CORE_OK;
 }
@@ -29,6 +35,7 @@ CoreStatus decoding_batch(DecodingBatch *d, const Batch *prompts, int max_new, i
 void decoding_batch_free(DecodingBatch *d) {
     core_free(d->cols);
     core_free(d->is_thought);
+    core_free(d->maps);
     *d = (DecodingBatch){0};
 }
 
@@ -54,8 +61,8 @@ static int argmax_column(Ctx *c, const Batch *bt, int t, const uint8_t *done, fl
     return bad;
 }
 
-CoreStatus run_generate(Ctx *c, Batch *bt, int Tp, const int *bounds, int n_pass, int max_new,
-                        int64_t eos_id, int64_t *out, int64_t *n_out) {
+CoreStatus run_generate(Ctx *c, Batch *bt, int Tp, const RowPlan *p, int max_new, int64_t eos_id, int64_t *out,
+                        int64_t *n_out) {
     int B = bt->B, T = bt->T, P = c->shape->n_positions;
     int64_t *ids = (int64_t *)bt->ids, *mask = (int64_t *)bt->mask, *pos = (int64_t *)bt->pos;
     CoreStatus st = CORE_OUT_OF_MEMORY;
@@ -67,7 +74,7 @@ CoreStatus run_generate(Ctx *c, Batch *bt, int Tp, const int *bounds, int n_pass
     for (size_t i = 0; i < (size_t)B * max_new; i++) out[i] = -1;
     memset(n_out, 0, sizeof(int64_t) * (size_t)B);
 
-    for (int i = 0; i < n_pass; i++) forward_range(c, bt, bounds[i], bounds[i + 1]);
+    forward_passes(c, bt, p);
     int t = Tp - 1; /* column whose logits choose the next token */
     for (int step = 0; step < max_new; step++) {
         if (argmax_column(c, bt, t, done, logits, best)) { st = CORE_NOT_FINITE; break; }

@@ -98,7 +98,20 @@ typedef struct {
     RowMap rows;               /* which cells own an activation row, and where */
     RowMap out_rows;           /* those of them whose output is read (logits, thoughts): the
                                 * last layer's rows after its keys and values, and ln_f's */
+    /* Where a thought's input comes from (row_plan.h). Continuous: the ln_f output of
+     * the cell before it. Jacobi: of the column src_col names (same example). Soft: the
+     * row thought_index names in thought_in (C floats a row), whose gradient the
+     * backward adds into d_thought_in. */
+    const int32_t *src_col;       /* (B,T) or NULL: t-1 */
+    const int32_t *thought_index; /* (B,T) or NULL */
+    const float *thought_in;
+    float *d_thought_in;
 } Batch;
+
+/* The cell (b*T + t) whose ln_f output the thought at cell i reads. */
+static inline size_t thought_source(const Batch *bt, size_t i) {
+    return bt->src_col ? i - i % bt->T + (size_t)bt->src_col[i] : i - 1;
+}
 
 typedef struct {
     const GPT2Shape *shape;

@@ -194,18 +194,25 @@ static int prepare(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *po
                    PyObject *splits, ThoughtSpec *spec, int need_backward, int extra_columns, int bf16,
                    Prepared *pr) {
     memset(pr, 0, sizeof(*pr));
-    if (spec->mode < MODE_NONE || spec->mode > MODE_CONTINUOUS) {
-        PyErr_Format(PyExc_ValueError, "unknown thought mode %d", spec->mode);
+    char err[256];
+    CoreStatus st = check_thought_spec(spec, self->shape.vocab_size, err, sizeof err);
+    if (st != CORE_OK) {
+        raise_status(st, "the thought spec", err);
+        return -1;
+    }
+    if (bf16 && spec->mode == MODE_SOFT) {
+        PyErr_SetString(PyExc_ValueError, "bf16: soft thoughts run in fp32 only (set the model's bf16 to False)");
         return -1;
     }
     if (parse_batch(self, ids, mask, pos, labels, &pr->bt)) return -1;
-    int B = pr->bt.B, T = pr->bt.T;
-    char err[256];
-    CoreStatus st = plan_thoughts(&pr->plan, &pr->bt, spec, err, sizeof err);
+    st = plan_thoughts(&pr->plan, &pr->bt, spec, err, sizeof err);
+    if (st == CORE_OK)
+        st = plan_soft_tensors(&pr->plan, &pr->bt, self->shape.vocab_size, self->shape.n_embd, need_backward);
     if (st != CORE_OK) {
         raise_status(st, "the thought slots and passes", err);
         return -1;
     }
+    int B = pr->bt.B, T = pr->bt.T;  /* a Jacobi batch is unrolled: splits are its columns */
     int *extra, n_extra;
     if (parse_splits(splits, T, &extra, &n_extra)) return -1;
     plan_passes(&pr->plan, &pr->bt, extra, n_extra);
@@ -231,15 +238,16 @@ static int plan_rows_or_raise(Prepared *pr, int n_layer) {
 static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
     static char *kws[] = {"input_ids", "attention_mask", "position_ids", "labels", "mode",
                           "latent_id", "bot_id", "eot_id", "backward", "dropout", "seed",
-                          "grad_scale", "splits", "bf16", "packed", NULL};
+                          "grad_scale", "splits", "bf16", "packed", "temperature", "iterations", NULL};
     PyObject *ids, *mask, *pos, *labels, *splits = NULL;
-    ThoughtSpec spec = {-1, -1, -1, MODE_NONE};
+    ThoughtSpec spec = DEFAULT_SPEC;
     int backward = 1, bf16 = 0, packed = 1;
     float p_drop = 0.0f, grad_scale = 1.0f;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|iLLLpfKfOpp", kws, &ids, &mask, &pos, &labels,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|iLLLpfKfOppfi", kws, &ids, &mask, &pos, &labels,
                                      &spec.mode, &spec.latent_id, &spec.bot_id, &spec.eot_id,
-                                     &backward, &p_drop, &seed, &grad_scale, &splits, &bf16, &packed))
+                                     &backward, &p_drop, &seed, &grad_scale, &splits, &bf16, &packed,
+                                     &spec.temperature, &spec.iterations))
         return NULL;
     if (labels == Py_None) {
         PyErr_SetString(PyExc_ValueError, "labels are required for the loss");
@@ -259,7 +267,7 @@ static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
         double loss = 0.0;
         long n_sup = 0;
         CoreStatus st;
-        WITHOUT_GIL(product_weights(&c, &self->lay); st = run_loss(&c, &pr.bt, pr.plan.bounds, pr.plan.n_pass, backward, grad_scale, &loss, &n_sup));
+        WITHOUT_GIL(product_weights(&c, &self->lay); st = run_loss(&c, &pr.bt, &pr.plan, backward, grad_scale, &loss, &n_sup));
         if (st == CORE_OK) {
             result = Py_BuildValue("(dl)", loss, n_sup);
         } else {
@@ -273,12 +281,15 @@ static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
     return result;
 }
 
-/* The vector fed into each thought slot (the ln_f output of the position before) and
- * where it went, as two new arrays; 0, or -1 with a Python error set. */
+/* The vector fed into each thought slot (continuous and Jacobi: the ln_f output it
+ * read, for Jacobi in the last copy; soft: its mixture) and where it went, in the
+ * caller's columns, as two new arrays; 0, or -1 with a Python error set. */
 static int collect_thoughts(CoreObject *self, const Prepared *pr, PyObject **thoughts, PyObject **where) {
-    int B = pr->bt.B, T = pr->bt.T, C = self->shape.n_embd;
+    const Batch *bt = &pr->bt;
+    int B = bt->B, T = bt->T, C = self->shape.n_embd, Tr = pr->plan.real_T;
     npy_intp n = 0;
-    for (size_t i = 0; i < (size_t)B * T; i++) n += pr->plan.is_thought[i];
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < Tr; t++) n += pr->plan.is_thought[(size_t)b * T + plan_column(&pr->plan, t)];
     npy_intp d1[2] = {n, C}, d2[2] = {n, 2};
     *thoughts = PyArray_SimpleNew(2, d1, NPY_FLOAT32);
     *where = PyArray_SimpleNew(2, d2, NPY_INT64);
@@ -287,39 +298,43 @@ static int collect_thoughts(CoreObject *self, const Prepared *pr, PyObject **tho
     int64_t *wv = PyArray_DATA((PyArrayObject *)*where);
     npy_intp k = 0;
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++)
-            if (pr->plan.is_thought[(size_t)b * T + t]) {
-                memcpy(tv + k * C, self->acts.lnf + (size_t)rows_of(&pr->bt.out_rows, b, t - 1) * C, sizeof(float) * C);
-                wv[2 * k] = b;
-                wv[2 * k + 1] = t;
-                k++;
-            }
+        for (int t = 0; t < Tr; t++) {
+            size_t i = (size_t)b * T + plan_column(&pr->plan, t);
+            if (!pr->plan.is_thought[i]) continue;
+            const float *src = bt->thought_in ? bt->thought_in + (size_t)bt->thought_index[i] * C
+                : self->acts.lnf + (size_t)rows_of_cell(&bt->out_rows, thought_source(bt, i)) * C;
+            memcpy(tv + k * C, src, sizeof(float) * C);
+            wv[2 * k] = b;
+            wv[2 * k + 1] = t;
+            k++;
+        }
     return 0;
 }
 
 static PyObject *Core_forward(CoreObject *self, PyObject *args, PyObject *kw) {
     static char *kws[] = {"input_ids", "attention_mask", "position_ids", "mode", "latent_id",
-                          "bot_id", "eot_id", "logits", "thoughts", "splits", "bf16", NULL};
+                          "bot_id", "eot_id", "logits", "thoughts", "splits", "bf16", "temperature",
+                          "iterations", NULL};
     PyObject *ids, *mask, *pos, *splits = NULL;
-    ThoughtSpec spec = {-1, -1, -1, MODE_NONE};
+    ThoughtSpec spec = DEFAULT_SPEC;
     int want_logits = 1, want_thoughts = 0, bf16 = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|iLLLppOp", kws, &ids, &mask, &pos, &spec.mode,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|iLLLppOpfi", kws, &ids, &mask, &pos, &spec.mode,
                                      &spec.latent_id, &spec.bot_id, &spec.eot_id, &want_logits,
-                                     &want_thoughts, &splits, &bf16))
+                                     &want_thoughts, &splits, &bf16, &spec.temperature, &spec.iterations))
         return NULL;
     if (enter(self, 0)) return NULL;
     Prepared pr;
     PyObject *logits = NULL, *thoughts = NULL, *where = NULL, *result = NULL;
     if (prepare(self, ids, mask, pos, Py_None, splits, &spec, 0, 0, bf16, &pr)) goto cleanup;
     if (want_logits) {
-        npy_intp dims[3] = {pr.bt.B, pr.bt.T, self->shape.vocab_size};
+        npy_intp dims[3] = {pr.bt.B, pr.plan.real_T, self->shape.vocab_size};
         logits = PyArray_SimpleNew(3, dims, NPY_FLOAT32);
         if (!logits) goto cleanup;
     }
     Ctx c;
     make_ctx(self, &c, 0.0f, 0, bf16);
     float *lp = logits ? (float *)PyArray_DATA((PyArrayObject *)logits) : NULL;
-    WITHOUT_GIL(product_weights(&c, &self->lay); run_forward(&c, &pr.bt, pr.plan.bounds, pr.plan.n_pass, lp));
+    WITHOUT_GIL(product_weights(&c, &self->lay); run_forward(&c, &pr.bt, &pr.plan, lp));
     if (want_thoughts && collect_thoughts(self, &pr, &thoughts, &where)) goto cleanup;
     result = Py_BuildValue("(OOO)", logits ? logits : Py_None, thoughts ? thoughts : Py_None,
                            where ? where : Py_None);
@@ -334,13 +349,14 @@ cleanup:
 
 static PyObject *Core_generate(CoreObject *self, PyObject *args, PyObject *kw) {
     static char *kws[] = {"input_ids", "attention_mask", "position_ids", "max_new_tokens", "eos_id",
-                          "mode", "latent_id", "bot_id", "eot_id", "bf16", NULL};
+                          "mode", "latent_id", "bot_id", "eot_id", "bf16", "temperature", "iterations", NULL};
     PyObject *ids, *mask, *pos;
     int max_new, bf16 = 0;
     long long eos;
-    ThoughtSpec spec = {-1, -1, -1, MODE_NONE};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOiL|iLLLp", kws, &ids, &mask, &pos, &max_new, &eos,
-                                     &spec.mode, &spec.latent_id, &spec.bot_id, &spec.eot_id, &bf16))
+    ThoughtSpec spec = DEFAULT_SPEC;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOiL|iLLLpfi", kws, &ids, &mask, &pos, &max_new, &eos,
+                                     &spec.mode, &spec.latent_id, &spec.bot_id, &spec.eot_id, &bf16,
+                                     &spec.temperature, &spec.iterations))
         return NULL;
     if (max_new < 1) {
         PyErr_Format(PyExc_ValueError, "max_new_tokens must be >= 1, got %d", max_new);
@@ -366,7 +382,7 @@ static PyObject *Core_generate(CoreObject *self, PyObject *args, PyObject *kw) {
     Ctx c;
     make_ctx(self, &c, 0.0f, 0, bf16);
     CoreStatus st;
-    WITHOUT_GIL(product_weights(&c, &self->lay); st = run_generate(&c, &dec.bt, pr.bt.T, pr.plan.bounds, pr.plan.n_pass, max_new, eos,
+    WITHOUT_GIL(product_weights(&c, &self->lay); st = run_generate(&c, &dec.bt, pr.bt.T, &pr.plan, max_new, eos,
                                   PyArray_DATA((PyArrayObject *)out), PyArray_DATA((PyArrayObject *)counts)));
     if (st != CORE_OK) {
         char what[96];
@@ -389,14 +405,15 @@ static PyMethodDef Core_methods[] = {
     {"bind", (PyCFunction)Core_bind, METH_VARARGS, "bind(params, grads=None)"},
     {"loss", (PyCFunction)(void (*)(void))Core_loss, METH_VARARGS | METH_KEYWORDS,
      "loss(input_ids, attention_mask, position_ids, labels, mode, latent_id, bot_id, eot_id, "
-     "backward, dropout, seed, grad_scale, splits, bf16, packed) -> (mean loss, supervised count); "
+     "backward, dropout, seed, grad_scale, splits, bf16, packed, temperature, iterations) -> (mean loss, "
+     "supervised count); "
      "packed=False runs every cell of the (B, T) grid"},
     {"forward", (PyCFunction)(void (*)(void))Core_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(input_ids, attention_mask, position_ids, mode, latent_id, bot_id, eot_id, logits, "
-     "thoughts, splits, bf16) -> (logits, thoughts, thought positions)"},
+     "thoughts, splits, bf16, temperature, iterations) -> (logits, thoughts, thought positions)"},
     {"generate", (PyCFunction)(void (*)(void))Core_generate, METH_VARARGS | METH_KEYWORDS,
      "generate(input_ids, attention_mask, position_ids, max_new_tokens, eos_id, mode, latent_id, "
-     "bot_id, eot_id, bf16) -> (new ids (B, max_new) padded with -1, counts (B,))"},
+     "bot_id, eot_id, bf16, temperature, iterations) -> (new ids (B, max_new) padded with -1, counts (B,))"},
     {NULL}};
 
 static PyTypeObject CoreType = {
@@ -413,8 +430,8 @@ static PyTypeObject CoreType = {
 
 /* The thought modes by the names Python uses (the one definition is row_plan.h). */
 static int add_thought_modes(PyObject *mod) {
-    PyObject *modes = Py_BuildValue("{s:i,s:i,s:i}", "none", MODE_NONE, "pause", MODE_PAUSE,
-                                    "continuous", MODE_CONTINUOUS);
+    PyObject *modes = Py_BuildValue("{s:i,s:i,s:i,s:i,s:i}", "none", MODE_NONE, "pause", MODE_PAUSE,
+                                    "continuous", MODE_CONTINUOUS, "soft", MODE_SOFT, "jacobi", MODE_JACOBI);
     if (!modes) return -1;
     if (PyModule_AddObject(mod, "THOUGHT_MODES", modes) < 0) {
         Py_DECREF(modes);

@@ -62,8 +62,9 @@ static void spread_rows(float *dst, const RowMap *km, size_t r0, size_t r1, cons
     }
 }
 
-/* Input of cell (b, t): a token embedding, or, for a thought slot, the ln_f output
- * of position t-1 (computed by an earlier pass), plus the position embedding. */
+/* Input of cell (b, t): a token embedding, or, for a thought slot, the vector fed back
+ * (computed by an earlier pass: an ln_f output, or a soft mixture), plus the position
+ * embedding. */
 static void embed_forward(Ctx *c, const Batch *bt, size_t r0, size_t r1) {
     const RowMap *m = &bt->rows;
     int C = c->shape->n_embd;
@@ -71,9 +72,9 @@ static void embed_forward(Ctx *c, const Batch *bt, size_t r0, size_t r1) {
     #pragma omp parallel for schedule(static) PAR_IF((r1 - r0) * C)
     for (size_t r = r0; r < r1; r++) {
         size_t i = rows_cell(m, r);
-        const float *src = bt->is_thought && bt->is_thought[i]
-            ? a->lnf + (size_t)rows_of_cell(&bt->out_rows, i - 1) * C
-            : c->p.wte + (size_t)bt->ids[i] * C;
+        const float *src = !(bt->is_thought && bt->is_thought[i]) ? c->p.wte + (size_t)bt->ids[i] * C
+            : bt->thought_in ? bt->thought_in + (size_t)bt->thought_index[i] * C
+            : a->lnf + (size_t)rows_of_cell(&bt->out_rows, thought_source(bt, i)) * C;
         const float *pe = c->p.wpe + (size_t)bt->pos[i] * C;
         float *o = a->emb + r * C;
         for (int k = 0; k < C; k++) o[k] = src[k] + pe[k];
@@ -93,9 +94,9 @@ static void embed_backward(Ctx *c, const Batch *bt, size_t r0, size_t r1, float 
         for (size_t r = r0; r < r1; r++) {
             size_t i = rows_cell(m, r);
             const float *d = demb + (r - r0) * C;
-            float *dst = bt->is_thought && bt->is_thought[i]
-                ? a->dlnf + (size_t)rows_of_cell(&bt->out_rows, i - 1) * C
-                : c->g.wte + (size_t)bt->ids[i] * C;
+            float *dst = !(bt->is_thought && bt->is_thought[i]) ? c->g.wte + (size_t)bt->ids[i] * C
+                : bt->d_thought_in ? bt->d_thought_in + (size_t)bt->thought_index[i] * C
+                : a->dlnf + (size_t)rows_of_cell(&bt->out_rows, thought_source(bt, i)) * C;
             float *dpe = c->g.wpe + (size_t)bt->pos[i] * C;
             for (int k = k0; k < k1; k++) { dst[k] += d[k]; dpe[k] += d[k]; }
         }

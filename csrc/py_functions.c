@@ -194,12 +194,13 @@ static PyObject *py_blas_info(PyObject *m, PyObject *unused) {
  * and example. For the benchmarks' FLOP counts and the tests' oracle. */
 static PyObject *py_row_plan(PyObject *m, PyObject *args, PyObject *kw) {
     static char *kws[] = {"input_ids", "attention_mask", "labels", "mode", "latent_id", "bot_id",
-                          "eot_id", "n_layer", NULL};
+                          "eot_id", "n_layer", "temperature", "iterations", NULL};
     PyObject *ids, *mask, *labels = Py_None;
-    ThoughtSpec spec = {-1, -1, -1, MODE_NONE};
+    ThoughtSpec spec = DEFAULT_SPEC;
     int n_layer = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OiLLLi", kws, &ids, &mask, &labels, &spec.mode,
-                                     &spec.latent_id, &spec.bot_id, &spec.eot_id, &n_layer))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OiLLLifi", kws, &ids, &mask, &labels, &spec.mode,
+                                     &spec.latent_id, &spec.bot_id, &spec.eot_id, &n_layer, &spec.temperature,
+                                     &spec.iterations))
         return NULL;
     Batch bt = {0};
     int B = -1, T = -1;
@@ -216,7 +217,8 @@ static PyObject *py_row_plan(PyObject *m, PyObject *args, PyObject *kw) {
     RowPlan plan = {0};
     PyObject *counts[3] = {NULL, NULL, NULL}, *bounds = NULL, *result = NULL;
     char err[256];
-    CoreStatus st = plan_thoughts(&plan, &bt, &spec, err, sizeof err);
+    CoreStatus st = check_thought_spec(&spec, INT32_MAX, err, sizeof err);
+    if (st == CORE_OK) st = plan_thoughts(&plan, &bt, &spec, err, sizeof err);
     if (st == CORE_OK) {
         plan_passes(&plan, &bt, NULL, 0);
         st = plan_rows(&plan, &bt, n_layer);
@@ -226,6 +228,7 @@ static PyObject *py_row_plan(PyObject *m, PyObject *args, PyObject *kw) {
         goto cleanup;
     }
     npy_intp dims[2] = {plan.n_pass, B}, nb = plan.n_pass + 1;
+    T = bt.T;  /* a Jacobi batch is unrolled */
     for (int i = 0; i < 3; i++)
         if (!(counts[i] = PyArray_SimpleNew(2, dims, NPY_INT64))) goto cleanup;
     if (!(bounds = PyArray_SimpleNew(1, &nb, NPY_INT64))) goto cleanup;

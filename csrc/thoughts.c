@@ -1,10 +1,97 @@
 #include "thoughts.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "alloc.h"
 #include "bf16.h"
 #include "kernels.h"
+#include "parallel.h"
+
+/* The soft thoughts [k0, k1) that lie in the positions [t0, t1) (numbered time-major). */
+static void soft_range(const SoftThoughts *s, int t0, int t1, int *k0, int *k1) {
+    int k = 0;
+    while (k < s->n && s->cell[2 * k + 1] < t0) k++;
+    *k0 = k;
+    while (k < s->n && s->cell[2 * k + 1] < t1) k++;
+    *k1 = k;
+}
+
+/* The ln_f row soft thought k reads: the position before it. */
+static size_t soft_source_row(const Batch *bt, const SoftThoughts *s, int k) {
+    return (size_t)rows_of(&bt->out_rows, s->cell[2 * k], s->cell[2 * k + 1] - 1);
+}
+
+/* Soft thoughts of a pass, before it: h = the ln_f output of the position before each,
+ * probs = softmax(h @ wte^T / tau), mix = probs @ wte. */
+static void soft_forward(Ctx *c, const Batch *bt, const SoftThoughts *s, int t0, int t1) {
+    int C = c->shape->n_embd, V = c->shape->vocab_size, k0, k1;
+    soft_range(s, t0, t1, &k0, &k1);
+    int m = k1 - k0;
+    if (m == 0) return;
+    float *h = s->h + (size_t)k0 * C, *P = s->probs + (size_t)k0 * V;
+    for (int k = k0; k < k1; k++)
+        memcpy(s->h + (size_t)k * C, c->a->lnf + soft_source_row(bt, s, k) * C, sizeof(float) * C);
+    matmul(0, 1, m, V, C, 1.0f, h, C, c->p.wte, C, 0.0f, P, V);
+    float tau = s->tau;
+    #pragma omp parallel for schedule(static) PAR_IF((size_t)m * V)
+    for (int k = 0; k < m; k++) {
+        float *z = P + (size_t)k * V, mx = -INFINITY;
+        for (int v = 0; v < V; v++) {
+            z[v] /= tau;
+            mx = z[v] > mx ? z[v] : mx;
+        }
+        double sum = 0.0;
+        for (int v = 0; v < V; v++) sum += z[v] = expf(z[v] - mx);
+        float inv = (float)(1.0 / sum);
+        for (int v = 0; v < V; v++) z[v] *= inv;
+    }
+    matmul(0, 0, m, C, V, 1.0f, P, V, c->p.wte, C, 0.0f, s->mix + (size_t)k0 * C, C);
+}
+
+/* Soft thoughts of a pass, after its backward filled dmix: the gradients of the mixture
+ * and of the logits into wte, and of h into the ln_f gradient of the positions before
+ * (earlier passes, whose backward comes later). */
+static void soft_backward(Ctx *c, const Batch *bt, const SoftThoughts *s, int t0, int t1) {
+    int C = c->shape->n_embd, V = c->shape->vocab_size, k0, k1;
+    soft_range(s, t0, t1, &k0, &k1);
+    int m = k1 - k0;
+    if (m == 0) return;
+    const float *P = s->probs + (size_t)k0 * V, *h = s->h + (size_t)k0 * C;
+    float *dmix = s->dmix + (size_t)k0 * C, *dz = s->dz + (size_t)k0 * V;
+    matmul(0, 1, m, V, C, 1.0f, dmix, C, c->p.wte, C, 0.0f, dz, V);           /* d probs */
+    matmul(1, 0, V, C, m, 1.0f, P, V, dmix, C, 1.0f, c->g.wte, C);            /* mix = P wte */
+    float inv_tau = 1.0f / s->tau;
+    #pragma omp parallel for schedule(static) PAR_IF((size_t)m * V)
+    for (int k = 0; k < m; k++) {   /* softmax: dz = P (dP - <P, dP>) / tau */
+        const float *p = P + (size_t)k * V;
+        float *g = dz + (size_t)k * V;
+        double dot = 0.0;
+        for (int v = 0; v < V; v++) dot += (double)p[v] * g[v];
+        float d = (float)dot;
+        for (int v = 0; v < V; v++) g[v] = p[v] * (g[v] - d) * inv_tau;
+    }
+    matmul(1, 0, V, C, m, 1.0f, dz, V, h, C, 1.0f, c->g.wte, C);              /* logits = h wte^T */
+    matmul(0, 0, m, C, V, 1.0f, dz, V, c->p.wte, C, 0.0f, dmix, C);           /* d h, over dmix */
+    for (int k = k0; k < k1; k++) {
+        float *dst = c->a->dlnf + soft_source_row(bt, s, k) * C;
+        const float *src = s->dmix + (size_t)k * C;
+        for (int j = 0; j < C; j++) dst[j] += src[j];
+    }
+}
+
+/* A pass's mask (Jacobi) and soft thoughts, before it runs forward or backward. */
+static void pass_forward(Ctx *c, const Batch *bt, const RowPlan *p, int i) {
+    int t0 = p->bounds[i], t1 = p->bounds[i + 1];
+    /* the mask is the plan's or the decoding batch's own memory (thoughts.h) */
+    plan_set_live(p, (int64_t *)bt->mask, bt->B, bt->T, t0);
+    if (p->soft.n) soft_forward(c, bt, &p->soft, t0, t1);
+    forward_range(c, bt, t0, t1);
+}
+
+void forward_passes(Ctx *c, const Batch *bt, const RowPlan *p) {
+    for (int i = 0; i < p->n_pass; i++) pass_forward(c, bt, p, i);
+}
 
 /* The loss's terms: positions whose next label is supervised. */
 static long count_supervised(const Batch *bt) {
@@ -33,8 +120,8 @@ static void gather_supervised(const Ctx *c, const Batch *bt, float *h, int64_t *
 /* Scatters the loss gradient dh (N,C) into the ln_f gradient, then runs every pass
  * backward in reverse order: a pass's backward completes the ln_f gradient of the
  * positions whose hidden states it read as thoughts. */
-static void backward_passes(Ctx *c, const Batch *bt, const int *bounds, int n_pass, const float *dh,
-                            const size_t *rows, long N) {
+static void backward_passes(Ctx *c, const Batch *bt, const RowPlan *p, const float *dh, const size_t *rows,
+                            long N) {
     int C = c->shape->n_embd;
     size_t n_rows = rows_first(&bt->rows, bt->T);
     Acts *a = c->a;
@@ -45,12 +132,18 @@ static void backward_passes(Ctx *c, const Batch *bt, const int *bounds, int n_pa
         for (int j = 0; j < C; j++) dst[j] += src[j];
     }
     for (int l = 0; l < c->shape->n_layer; l++) fill_zero(a->layers[l].dqkv, n_rows * 3 * C);
-    for (int i = n_pass - 1; i >= 0; i--) backward_range(c, bt, bounds[i], bounds[i + 1]);
+    if (p->soft.n) fill_zero(p->soft.dmix, (size_t)p->soft.n * C);
+    for (int i = p->n_pass - 1; i >= 0; i--) {
+        int t0 = p->bounds[i], t1 = p->bounds[i + 1];
+        plan_set_live(p, (int64_t *)bt->mask, bt->B, bt->T, t0);
+        backward_range(c, bt, t0, t1);
+        if (p->soft.n) soft_backward(c, bt, &p->soft, t0, t1);
+    }
     backward_weights(c, bt);
 }
 
-CoreStatus run_loss(Ctx *c, const Batch *bt, const int *bounds, int n_pass, int backward,
-                    float grad_scale, double *loss, long *n_supervised) {
+CoreStatus run_loss(Ctx *c, const Batch *bt, const RowPlan *p, int backward, float grad_scale, double *loss,
+                    long *n_supervised) {
     int C = c->shape->n_embd, V = c->shape->vocab_size;
     long N = count_supervised(bt);
     *n_supervised = N;
@@ -61,7 +154,7 @@ CoreStatus run_loss(Ctx *c, const Batch *bt, const int *bounds, int n_pass, int 
     int64_t *tg = core_malloc(sizeof(int64_t) * (size_t)N);
     size_t *rows = core_malloc(sizeof(size_t) * (size_t)N);
     if (!h || !tg || !rows) goto cleanup;
-    for (int i = 0; i < n_pass; i++) forward_range(c, bt, bounds[i], bounds[i + 1]);
+    forward_passes(c, bt, p);
     gather_supervised(c, bt, h, tg, rows);
     /* ln_f's output stays fp32 (a thought reads it so); the LM head reads it in bf16 */
     if (c->bf16) bf16_round_copy(h, h, (size_t)N * C);
@@ -72,7 +165,7 @@ CoreStatus run_loss(Ctx *c, const Batch *bt, const int *bounds, int n_pass, int 
                       grad_scale / (float)N, c->bf16, c->a->s_dw_bf16);
     if (st != CORE_OK) goto cleanup;
     *loss = total / (double)N;
-    if (backward) backward_passes(c, bt, bounds, n_pass, dh, rows, N);
+    if (backward) backward_passes(c, bt, p, dh, rows, N);
 cleanup:
     core_free(h);
     core_free(tg);
@@ -80,13 +173,13 @@ cleanup:
     return st;
 }
 
-void run_forward(Ctx *c, const Batch *bt, const int *bounds, int n_pass, float *logits) {
-    int B = bt->B, T = bt->T, C = c->shape->n_embd, V = c->shape->vocab_size;
-    for (int i = 0; i < n_pass; i++) forward_range(c, bt, bounds[i], bounds[i + 1]);
+void run_forward(Ctx *c, const Batch *bt, const RowPlan *p, float *logits) {
+    int B = bt->B, T = p->real_T, C = c->shape->n_embd, V = c->shape->vocab_size;
+    forward_passes(c, bt, p);
     if (!logits) return;
     /* under the full map the B rows of one position are contiguous; write them
      * batch-major (the passes are done, so the layer-0 inputs, emb, are free scratch) */
     for (int t = 0; t < T; t++)
-        lm_head_logits(logits + (size_t)t * V, (size_t)T * V, c->a->emb, c->a->lnf + rows_first(&bt->out_rows, t) * C,
-                       c->pm.wte, B, C, V, c->bf16);
+        lm_head_logits(logits + (size_t)t * V, (size_t)T * V, c->a->emb,
+                       c->a->lnf + rows_first(&bt->out_rows, plan_column(p, t)) * C, c->pm.wte, B, C, V, c->bf16);
 }

@@ -1,7 +1,8 @@
 """bf16 mixed precision (model.bf16, the config's `bf16: true`) against PyTorch's
 `torch.autocast("cpu", dtype=torch.bfloat16)` on transformers' GPT2LMHeadModel: the
-rounding itself bit for bit, logits, loss, every gradient, continuous thoughts and
-decoding. Each comparison also shows that a plain fp32 run fails the same tolerance.
+rounding itself bit for bit, logits, loss, every gradient, continuous and Jacobi thoughts
+and decoding (soft thoughts refuse bf16). Each comparison also shows that a plain fp32 run
+fails the same tolerance.
 Each runs on both kernels, the emulated one and (where the CPU has AVX512-BF16) the
 native one, which is also checked alone against float64 products of rounded operands.
 
@@ -16,9 +17,10 @@ import torch
 
 import coconut
 from coconut.reference import torch_coconut as tr
+from coconut.reference import torch_thought_modes as tm
 from coconut import _C
 from hf_bridge import hf_twin, padded_batch, small_model
-from test_thoughts import EOS, LAT, SPEC, batch_with, model_for_thoughts
+from test_thoughts import BOT, EOS, EOT, LAT, SPEC, batch_with, model_for_thoughts
 
 SHAPES = [dict(n_layer=2, n_head=3, n_embd=48, vocab_size=97),
           dict(n_layer=3, n_head=2, n_embd=20, vocab_size=61),
@@ -230,18 +232,24 @@ def is_product_weight(name):
         name.endswith(("attn.bias", "proj.bias", "fc.bias"))
 
 
+@pytest.mark.parametrize("mode", ["continuous", "jacobi"])
 @pytest.mark.parametrize("counts", [[0, 2, 3], [1, 3, 4]])
-def test_continuous_thoughts_match_the_reference_under_autocast(counts, kernel):
-    """Thought passes fed back ln_f outputs (fp32 under autocast too). Autocast runs each
-    pass as its own products, so it rounds each pass's weight gradient to bf16 and sums
-    them in bf16; the core takes one product over all passes and rounds once. The
-    weights of products are therefore held to a looser bound than the rest."""
+def test_thoughts_match_the_reference_under_autocast(counts, mode, kernel):
+    """Thought passes fed back ln_f outputs (fp32 under autocast too): continuous thoughts
+    against the reference's passes, Jacobi thoughts (3 iterations) against their
+    re-enactment's full forwards. Autocast runs each pass as its own products, so it
+    rounds each pass's weight gradient to bf16 and sums them in bf16; the core takes one
+    product over all passes and rounds once. The weights of products are therefore held
+    to a looser bound than the rest."""
     model = thought_model()
     batch = batch_with(counts)
     hf = autocast_twin(model)
     ids, mask, pos, labels = (torch.from_numpy(x) for x in batch)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss_t, _, thoughts_t = tr.coconut_forward(hf, ids, mask, pos, labels, LAT)
+        if mode == "continuous":
+            loss_t, _, thoughts_t = tr.coconut_forward(hf, ids, mask, pos, labels, LAT)
+        else:
+            loss_t, _, thoughts_t = tm.jacobi_forward(hf, ids, mask, pos, labels, LAT, iterations=3)
     hf.zero_grad()
     loss_t.backward()
     ref = {n: p.grad.double().numpy() for n, p in hf.named_parameters()}
@@ -249,9 +257,9 @@ def test_continuous_thoughts_match_the_reference_under_autocast(counts, kernel):
     for bf16 in (True, False):
         model.bf16 = bf16
         model.zero_grad()
-        loss = model.loss_and_grad(batch[0], batch[3], batch[1], batch[2], thoughts=SPEC)
+        loss = model.loss_and_grad(batch[0], batch[3], batch[1], batch[2], thoughts=SPEC.with_mode(mode))
         grads = {n: g.astype(np.float64) for n, g in model.grads.items()}
-        _, vectors = model.forward(batch[0], batch[1], batch[2], thoughts=SPEC, return_thoughts=True)
+        _, vectors = model.forward(batch[0], batch[1], batch[2], thoughts=SPEC.with_mode(mode), return_thoughts=True)
         results[bf16] = loss, grads, np.concatenate(vectors)
     want = np.concatenate([np.asarray(t, np.float32).reshape(-1, model.config.n_embd) for t in thoughts_t])
     (loss, grads, vectors), (_, grads32, vectors32) = results[True], results[False]
@@ -263,15 +271,18 @@ def test_continuous_thoughts_match_the_reference_under_autocast(counts, kernel):
     assert grads_rel(grads, ref) <= 5e-3
 
 
-def test_generation_follows_the_bf16_logits(kernel):
-    """Greedy decoding under bf16 picks the argmax of bf16 forward logits at each step."""
+@pytest.mark.parametrize("mode, prompt", [("none", [5, 17, 33, 2, 9]),
+                                          ("jacobi", [5, 17, 33, BOT, LAT, LAT, LAT, EOT])])
+def test_generation_follows_the_bf16_logits(mode, prompt, kernel):
+    """Greedy decoding under bf16 picks the argmax of bf16 forward logits at each step
+    (Jacobi: the prompt's slots filled by the same iterations in both)."""
     model = model_for_thoughts(seed=3)
     model.bf16 = True
-    prompt = [5, 17, 33, 2, 9]
-    new = model.generate([prompt], max_new_tokens=6, eos_id=EOS, thoughts="none")[0]
+    spec = SPEC.with_mode(mode)
+    new = model.generate([prompt], max_new_tokens=6, eos_id=EOS, thoughts=spec)[0]
     seq = list(prompt)
     for tok in new:
-        logits = model.forward(np.array([seq]), thoughts="none")[0, -1]
+        logits = model.forward(np.array([seq]), thoughts=spec)[0, -1]
         assert logits.tobytes() == _C._bf16_round(logits).tobytes()
         assert tok == int(np.argmax(logits))
         seq.append(tok)

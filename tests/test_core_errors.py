@@ -94,6 +94,21 @@ def test_out_of_memory_in_forward_and_generate():
     assert fail_each_allocation(model_for_thoughts, generate) >= 9
 
 
+@pytest.mark.parametrize("mode", ["soft", "jacobi"])
+def test_out_of_memory_with_soft_and_jacobi_thoughts(mode):
+    """Their own blocks (soft: the thoughts' numbering, mixtures, probabilities and
+    gradients; jacobi: the unrolled batch; both: the decoding batch's maps) fail cleanly."""
+    spec = SPEC.with_mode(mode)
+    batch = batch_with([0, 2, 3])
+    assert fail_each_allocation(model_for_thoughts, lambda m: loss_and_grads(m, batch, thoughts=mode)) >= 9
+    ids, mask, pos, _ = batch
+    assert fail_each_allocation(model_for_thoughts, lambda m: m.forward(ids, mask, pos, thoughts=spec,
+                                                                        return_thoughts=True)) >= 5
+    prompts = prompts_with([0, 2, 5], seed=1)
+    assert fail_each_allocation(model_for_thoughts, lambda m: m.generate(prompts, max_new_tokens=6, eos_id=EOS,
+                                                                         thoughts=spec)) >= 9
+
+
 def test_out_of_memory_message_names_the_computation():
     model = small_model()
     ids, mask, pos, labels = padded_batch()
@@ -140,5 +155,5 @@ def test_overflowing_logits_are_a_floating_point_error():
 def test_thought_modes_come_from_the_core():
     from coconut import thought_spec
     assert thought_spec.THOUGHT_MODES == _C.THOUGHT_MODES
-    assert sorted(_C.THOUGHT_MODES) == ["continuous", "none", "pause"]
-    assert len(set(_C.THOUGHT_MODES.values())) == 3
+    assert sorted(_C.THOUGHT_MODES) == ["continuous", "jacobi", "none", "pause", "soft"]
+    assert len(set(_C.THOUGHT_MODES.values())) == 5
