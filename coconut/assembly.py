@@ -50,8 +50,9 @@ class Run:
 
     @property
     def thoughts(self) -> ThoughtSpec:
-        """What the method's `<latent>` slots are, with this vocabulary's ids."""
-        return self.tok.thought_spec(self.method.thought_mode)
+        """What the method's `<latent>` slots are, with this vocabulary's ids and the
+        method's own parameters (`method.thought_spec`)."""
+        return self.method.thought_spec(self.tok)
 
     def evaluate(self, examples=None, *, comm=None, on_batch=None) -> EvalResult:
         """Generation accuracy of the run's model on `examples` (default: the validation

@@ -176,7 +176,7 @@ def _score(args, cfg, checkpoint, untrained=False) -> int:
     """What `coconut eval` prints, for a checkpoint (or with only_eval, load_model_path)."""
     from coconut.assembly import assemble, checkpoint_label
     from coconut.distributed import configure_threads, world
-    from coconut.evaluate import k_sweep
+    from coconut.evaluate import k_sweep, sweep_thoughts
     from coconut.run_config import ConfigError
     adaptive, probe, sweep, ood = (getattr(args, k, False) for k in ("adaptive", "probe", "k_sweep", "ood"))
     comm = world()
@@ -193,11 +193,10 @@ def _score(args, cfg, checkpoint, untrained=False) -> int:
     if ood:
         return _ood(run, comm)
     if probe:
-        return _probe(cfg, tok, model, val, k_max) if comm.is_root else 0
+        return _probe(cfg, method, tok, model, val, k_max) if comm.is_root else 0
     if sweep:
-        mode = method.thought_mode if method.thought_mode != "none" else "continuous"
         results = k_sweep(model, tok, val, ks=range((k_max or 6) + 1), max_new_tokens=cfg.max_new_tokens,
-                          batch_size=cfg.eval_batch_size, thoughts=mode, comm=comm)
+                          batch_size=cfg.eval_batch_size, thoughts=sweep_thoughts(tok, method), comm=comm)
         if not comm.is_root:
             return 0
         print(f"{'k':>3}  {'accuracy':>8}  {'new tokens':>10}")
@@ -235,7 +234,7 @@ def _ood(run, comm) -> int:
         row = f"{name:>10}  {len(examples):>4}  {own.accuracy:>10.4f}  {np.mean([r.n_thoughts for r in own.records]):>8.2f}"
         if more is not None:
             extra = evaluate(model, tok, more, examples, cfg.max_new_tokens, cfg.eval_batch_size,
-                             thoughts=method.thought_mode, comm=comm)
+                             thoughts=method.thought_spec(tok), comm=comm)
             row += f"  {extra.accuracy:>10.4f}"
         rows.append(row)
     if comm.is_root:
@@ -246,7 +245,7 @@ def _ood(run, comm) -> int:
     return 0
 
 
-def _probe(cfg, tok, model, val, k_max) -> int:
+def _probe(cfg, method, tok, model, val, k_max) -> int:
     """The latent value probe: per thought, the mean value (probability of the node's
     token under the decoded thought) of the nodes of the layer the search has reached
     (distance t - 1 from the root for thought t) and of the next layer (distance t), each
@@ -254,8 +253,7 @@ def _probe(cfg, tok, model, val, k_max) -> int:
     nodes; then the mean value of every layer."""
     from coconut.analysis.latent_probe import depth_dataset, probe_dataset
     from coconut.run_config import ConfigError
-    if k_max < 1:
-        raise ConfigError(f"{cfg.source}: --probe reads continuous thoughts; method {cfg.method} has none")
+    _continuous_only(cfg, method, "--probe")
     if getattr(val[0], "idx_to_symbol", None) is None:
         raise ConfigError(f"{cfg.source}: --probe needs ProsQA validation data (graphs with named nodes)")
     reached, following = (probe_dataset(model, tok, val, k_max, depth_offset=o) for o in (0, 1))
@@ -281,12 +279,9 @@ def _adaptive(cfg, method, tok, model, train, val, comm) -> int:
     """The stop classifier fitted on `train` with the method's most thoughts, against
     every fixed k on the validation data."""
     from coconut.evaluate import k_sweep
-    from coconut.run_config import ConfigError
     from coconut.stop_classifier import StopClassifier, evaluate_adaptive
     k_max = method.max_thoughts
-    if method.thought_mode != "continuous" or k_max < 1:
-        raise ConfigError(f"{cfg.source}: --adaptive: the stop classifier reads continuous thoughts; "
-                          f"method {method.name} has none")
+    _continuous_only(cfg, method, "--adaptive: the stop classifier")
     fixed = k_sweep(model, tok, val, ks=range(k_max + 1), max_new_tokens=cfg.max_new_tokens,
                     batch_size=cfg.eval_batch_size, comm=comm)
     # not shared out under MPI: every rank fits and decodes the same, rank 0 prints
@@ -304,6 +299,16 @@ def _adaptive(cfg, method, tok, model, train, val, comm) -> int:
     print(f"stop classifier fitted on {len(train)} training examples; it chose the curriculum's number of "
           f"thoughts for {report.label_accuracy:.1%} of the {len(val)} validation examples")
     return 0
+
+
+def _continuous_only(cfg, method, what: str) -> None:
+    """A ConfigError unless the method has continuous thoughts."""
+    from coconut.curriculum.method import require_continuous
+    from coconut.run_config import ConfigError
+    try:
+        require_continuous(method, what)
+    except ValueError as e:
+        raise ConfigError(f"{cfg.source}: {e}") from None
 
 
 def _method_class(spec: str | None):

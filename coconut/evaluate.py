@@ -3,6 +3,7 @@
     result = evaluate(model, tok, method, examples, max_new_tokens=128, batch_size=64)
     result.accuracy, result.mean_new_tokens, result.write_jsonl("records.jsonl")
     sweep = k_sweep(model, tok, examples, ks=range(7))      # {k: EvalResult}
+    sweep = k_sweep(model, tok, examples, thoughts=sweep_thoughts(tok, method))   # with the method's thoughts
 
 The prompt comes from the method at an epoch (`method.prompt_ids`, the reference's
 validation prompt), or, given an integer k, is `question <bot> <latent>×k <eot>`.
@@ -24,6 +25,7 @@ import numpy as np
 
 from coconut.curriculum.sequence import latent_prompt
 from coconut.scoring import is_correct
+from coconut.thought_spec import ThoughtSpec
 
 FINAL_EPOCH = 10 ** 9   # "after the curriculum": every method's final stage
 
@@ -50,27 +52,38 @@ class EvalResult:
                 f.write(json.dumps(asdict(r)) + "\n")
 
 
-def _prompts_and_mode(tok, method_or_k, examples, epoch):
+def _prompts_and_thoughts(tok, method_or_k, examples, epoch) -> tuple[list, ThoughtSpec]:
     if isinstance(method_or_k, (int, np.integer)) and not isinstance(method_or_k, bool):
         if method_or_k < 0:
             raise ValueError(f"the number of thoughts k must be >= 0, got {method_or_k}")
-        return [latent_prompt(tok, ex, int(method_or_k)) for ex in examples], "continuous"
+        return [latent_prompt(tok, ex, int(method_or_k)) for ex in examples], tok.thought_spec("continuous")
     method = method_or_k
     e = FINAL_EPOCH if epoch is None else epoch
-    return [method.prompt_ids(tok, ex, e) for ex in examples], method.thought_mode
+    return [method.prompt_ids(tok, ex, e) for ex in examples], method.thought_spec(tok)
+
+
+def sweep_thoughts(tok, method) -> ThoughtSpec:
+    """The thoughts a k-sweep of `method` runs: the method's own (with its temperature
+    or iterations); continuous ones for a method without thoughts, whose own prompt is
+    k = 0."""
+    return tok.thought_spec("continuous") if method.thought_mode == "none" else method.thought_spec(tok)
 
 
 def evaluate(model, tok, method_or_k, examples: Sequence, max_new_tokens: int = 128, batch_size: int = 64,
-             *, epoch: int | None = None, thoughts: str | None = None, comm=None, on_batch=None) -> EvalResult:
+             *, epoch: int | None = None, thoughts: str | ThoughtSpec | None = None, comm=None,
+             on_batch=None) -> EvalResult:
     """Accuracy of greedy generation on `examples`. `method_or_k`: a method (prompt at
-    `epoch`'s stage; None: its final stage) or a number of continuous thoughts.
-    `thoughts` overrides the thought mode (e.g. "pause" for pause-as-thought models).
+    `epoch`'s stage; None: its final stage; thoughts: `method.thought_spec(tok)`) or a
+    number of continuous thoughts. `thoughts` overrides them: a ThoughtSpec as it is
+    (e.g. a soft method's, for k thoughts), or a mode name with `tok`'s thought tokens
+    and the mode's default parameters (e.g. "pause" for pause-as-thought models).
     `comm`: a coconut.distributed world to share the decoding over (every rank calls).
     `on_batch`: called after each batch this process decodes (see `GPT2.generate`)."""
     if len(examples) == 0:
         raise ValueError("evaluate: no examples")
-    prompts, mode = _prompts_and_mode(tok, method_or_k, examples, epoch)
-    mode = thoughts or mode
+    prompts, spec = _prompts_and_thoughts(tok, method_or_k, examples, epoch)
+    if thoughts:
+        spec = thoughts if isinstance(thoughts, ThoughtSpec) else tok.thought_spec(thoughts)
     limit = model.config.n_positions
     for i, p in enumerate(prompts):
         if len(p) + max_new_tokens > limit:
@@ -78,7 +91,7 @@ def evaluate(model, tok, method_or_k, examples: Sequence, max_new_tokens: int = 
                              f"{max_new_tokens} exceeds n_positions = {limit}")
     was_training = model.training
     model.eval()
-    decode = dict(eos_id=tok.eos_id, thoughts=tok.thought_spec(mode), batch_size=batch_size, on_batch=on_batch)
+    decode = dict(eos_id=tok.eos_id, thoughts=spec, batch_size=batch_size, on_batch=on_batch)
     try:
         if comm is None or comm.size == 1:
             new = model.generate(prompts, max_new_tokens, **decode)
@@ -97,8 +110,9 @@ def evaluate(model, tok, method_or_k, examples: Sequence, max_new_tokens: int = 
 
 
 def k_sweep(model, tok, examples: Sequence, ks: Iterable[int] = range(0, 7), max_new_tokens: int = 128,
-            batch_size: int = 64, thoughts: str = "continuous", comm=None) -> dict[int, EvalResult]:
-    """One trained model evaluated with k = each of `ks` thoughts at inference (paper, figure 3)."""
+            batch_size: int = 64, thoughts: str | ThoughtSpec = "continuous", comm=None) -> dict[int, EvalResult]:
+    """One trained model evaluated with k = each of `ks` thoughts at inference (paper, figure 3).
+    `thoughts`: a mode name or a whole ThoughtSpec (a method's: `sweep_thoughts(tok, method)`)."""
     return {int(k): evaluate(model, tok, int(k), examples, max_new_tokens, batch_size, thoughts=thoughts,
                              comm=comm)
             for k in ks}

@@ -41,6 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from coconut.collate import collate
+from coconut.curriculum.method import Method, require_continuous
 from coconut.curriculum.sequence import latent_prompt
 
 __all__ = ["StopClassifier", "AdaptiveReport", "needed_thoughts", "thought_features", "stop_labels",
@@ -193,9 +194,12 @@ class StopClassifier:
     def fit(self, model, tok, examples: Sequence, k_max: int, method=None, *, max_latent_stage: int | None = None,
             c_thought: int | None = None, batch_size: int = 32) -> "StopClassifier":
         """Run every example with k_max thoughts and fit the head on its k_max thoughts,
-        labelled by `needed_thoughts` (see the module docstring)."""
+        labelled by `needed_thoughts` (see the module docstring). A `method` must have
+        continuous thoughts: the head reads those."""
         if len(examples) == 0:
             raise ValueError("fit needs at least one example")
+        if method is not None:
+            require_continuous(method, "the stop classifier")
         if max_latent_stage is None:
             max_latent_stage = getattr(method, "max_latent_stage", k_max)
         if c_thought is None:
@@ -268,7 +272,7 @@ class AdaptiveReport:
         return out
 
 
-class _PerExamplePrompts:
+class _PerExamplePrompts(Method):
     """A method-like object for `coconut.evaluate.evaluate`: each example's prompt has
     its own number of thoughts."""
 

@@ -4,8 +4,9 @@
     result = trainer.run(summary=True)          # or: summarize(trainer, trainer.run())
     print(result.summary.table())
 
-For a method with thoughts (continuous, or pause as thought) it holds the k-sweep of
-the final model: accuracy and new tokens with k = 0..the method's most thoughts.
+For a method with thoughts (continuous, soft, Jacobi, or pause as thought) it holds the
+k-sweep of the final model: accuracy and new tokens with k = 0..the method's most
+thoughts, run as the method runs them (`method.thought_spec`).
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def summarize(trainer, result) -> RunSummary:
         cfg = trainer.cfg
         runs = k_sweep(trainer.model, trainer.tok, trainer.val_set, ks=range(k_max + 1),
                        max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size,
-                       thoughts=method.thought_mode, comm=trainer.world)
+                       thoughts=method.thought_spec(trainer.tok), comm=trainer.world)
         sweep = {k: (r.accuracy, r.mean_new_tokens) for k, r in runs.items()}
     return RunSummary(final_accuracy=final["val_accuracy"] if final else None,
                       final_epoch=final["epoch"] if final else None,

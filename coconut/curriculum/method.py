@@ -6,9 +6,12 @@ A method is plain data (a dataclass of its hyper-parameters) plus three answers:
 - `prompt_ids(tok, example, epoch)`: the inference prompt at this epoch's stage;
 - `optimizer_reset(epoch)`: whether to start `epoch` with a fresh optimizer.
 
-`thought_mode` tells the model what a `<latent>` slot is: "continuous" (fed with the
-previous position's last hidden state), "pause" (an ordinary learned embedding, one
-plain forward) or "none" (the method never emits `<latent>`).
+`thought_mode` names what a `<latent>` slot is: "continuous" (fed with the previous
+position's last hidden state), "soft" (the mixture of token embeddings its logits
+weigh), "jacobi" (the slot block filled by Jacobi iterations), "pause" (an ordinary
+learned embedding, one plain forward) or "none" (the method never emits `<latent>`).
+`thought_spec(tok)` is the whole of it, the mode's parameters included: training,
+validation, `coconut eval` and k-sweeps all run a method's thoughts from it.
 
 `tok` is any `coconut.tokenizer.base.Tokenization`; methods never hold one, so a method
 can be built from a config before any tokenizer exists.
@@ -18,6 +21,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from coconut.curriculum.sequence import TrainingSequence
+from coconut.thought_spec import ThoughtSpec
 
 RESET_RULES = ("epoch", "stage", "never")
 
@@ -40,10 +44,14 @@ class Method:
     needs_pause_token: ClassVar[bool] = False
     reset_optimizer = "never"   # overridden by a dataclass field in concrete methods
     max_thoughts: ClassVar[int] = 0   # the most <latent> slots a prompt gets (a property where it varies)
+    # the fields that are parameters of the thoughts, named as ThoughtSpec's (temperature, iterations)
+    thought_params: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self):
-        """A subclass that checks fields of its own calls this first."""
+        """A subclass that checks fields of its own calls this first. The thought
+        parameters are checked here, as ThoughtSpec checks them."""
         self.reset_optimizer = normalise_reset_rule(self.reset_optimizer)
+        ThoughtSpec(**self._thought_params())
 
     def sequence(self, tok, example, epoch: int, rng=None) -> TrainingSequence:
         raise NotImplementedError
@@ -51,6 +59,15 @@ class Method:
     def prompt_ids(self, tok, example, epoch: int) -> list[int]:
         """Default: the question alone."""
         return tok.question_ids(example)
+
+    def thought_spec(self, tok) -> ThoughtSpec:
+        """What this method's `<latent>` slots are, with `tok`'s thought token ids:
+        `thought_mode` with the fields `thought_params` names (the mode's defaults for
+        the rest)."""
+        return tok.thought_spec(self.thought_mode, **self._thought_params())
+
+    def _thought_params(self) -> dict:
+        return {name: getattr(self, name) for name in self.thought_params}
 
     def stage(self, epoch: int):
         """The scheduled stage of `epoch` (0 for methods without a schedule)."""
@@ -73,6 +90,15 @@ class Method:
             raise ValueError(
                 f"method {self.name!r} needs a <pause> token: build the tokenization "
                 "with one (TextTokenization(..., with_pause=True))")
+
+
+def require_continuous(method, what: str) -> None:
+    """ValueError unless `method` has continuous thoughts (at least one): `what` (a
+    stop classifier, a probe) reads hidden states fed back as thoughts."""
+    mode = method.thought_mode
+    if mode != "continuous" or method.max_thoughts < 1:
+        has = f"{mode} thoughts, not continuous ones" if mode not in ("none", "continuous") else "none"
+        raise ValueError(f"{what} reads continuous thoughts; method {method.name} has {has}")
 
 
 def random_unit(rng) -> float:

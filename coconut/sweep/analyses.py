@@ -2,8 +2,8 @@
 results columns; the checkpoint is put together by coconut.assembly as `coconut eval`
 does, so a row is scored the way a lone run is.
 
-- k_sweep: accuracy with k = 0..the method's most thoughts (0..6 for a method with
-  none: its own prompt is k = 0), columns k0..kN;
+- k_sweep: accuracy with k = 0..the method's most thoughts, run as the method runs
+  them (0..6 for a method with none: its own prompt is k = 0), columns k0..kN;
 - probe (ProsQA, continuous thoughts): the latent value probe of coconut.analysis, per
   thought the layer it has reached (distance t - 1) and the next, and every layer's mean;
 - path_classes (ProsQA): the fractions of the paper's reasoning-path classes of the
@@ -35,7 +35,7 @@ def analyse(cfg, checkpoint: str, analyses, splits: dict) -> dict:
             out["k0"] = own.accuracy
         else:
             sweep = k_sweep(model, tok, val, ks=range((k_max or 6) + 1), max_new_tokens=cfg.max_new_tokens,
-                            batch_size=cfg.eval_batch_size, thoughts=method.thought_mode)
+                            batch_size=cfg.eval_batch_size, thoughts=method.thought_spec(tok))
             out.update({f"k{k}": r.accuracy for k, r in sweep.items()})
     if "probe" in analyses and prosqa and method.thought_mode == "continuous" and k_max >= 1:
         from coconut.analysis.latent_probe import depth_dataset, probe_dataset

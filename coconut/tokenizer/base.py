@@ -47,9 +47,10 @@ class Tokenization:
         """What a checkpoint records to build the same tokenization again ("kind" first)."""
         raise NotImplementedError
 
-    def thought_spec(self, mode: str) -> ThoughtSpec:
-        """The model's view of this vocabulary's thought tokens in `mode`."""
-        return ThoughtSpec(mode, latent_id=self.latent_id, bot_id=self.bot_id, eot_id=self.eot_id)
+    def thought_spec(self, mode: str, **params) -> ThoughtSpec:
+        """The model's view of this vocabulary's thought tokens in `mode`; `params`: the
+        mode's own (soft's temperature, Jacobi's iterations)."""
+        return ThoughtSpec(mode, latent_id=self.latent_id, bot_id=self.bot_id, eot_id=self.eot_id, **params)
 
     # -- caching (no-ops for a tokenization that encodes on the fly) -------------
 
