@@ -102,6 +102,9 @@ def assemble(cfg: RunConfig, purpose: str = "train", *, method=None, resume=None
     except ValueError as e:
         raise ConfigError(f"{cfg.source}: method: {e}") from None
     check_recipe(cfg, recipe, method, tok)
+    if cfg.bf16 and method.thought_mode == "soft":
+        raise ConfigError(f"{cfg.source}: bf16: method {method.name} has soft thoughts, which run in fp32 only "
+                          "(set bf16: false)")
 
     n_positions = model_shape(cfg, tok, checkpoint).n_positions
     if training:

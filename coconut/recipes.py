@@ -30,6 +30,7 @@ import numpy as np
 
 from coconut.config import INIT_STD
 from coconut.curriculum.sequence import IGNORE, TrainingSequence
+from coconut.thought_spec import FED_BACK
 
 
 class Option:
@@ -112,7 +113,18 @@ class PredictPastEot(Option):
     """The position before `<eot>` (the last thought, or `<bot>` with none) also learns
     the first trained token after `<eot>`. Its final state is what the next stage feeds
     back as a new thought, so that thought starts out standing for the step it replaces;
-    the reference trains nothing there, which a from-scratch model could not make up."""
+    the reference trains nothing there, which a from-scratch model could not make up.
+
+    For the modes whose slots take a computed vector (FED_BACK):
+    - continuous: the state trained is the new thought itself;
+    - soft: the new thought is softmax(logits / temperature) @ wte of that position, and
+      the label trains exactly those logits (toward the step's first token);
+    - jacobi: a slot added after it reads that position's state one Jacobi iteration
+      earlier than the last one, which the label trains; with no thought yet (`<bot>`,
+      outside the slot block) it is the very state every iteration's first slot reads,
+      and with more iterations than slots the two iterations give the same state (the
+      Jacobi fill has reached the sequential one). So it is allowed for all three.
+    Pause thoughts and methods without thoughts feed nothing back: refused."""
 
     key, default = "predict_past_eot", False
 
@@ -120,9 +132,9 @@ class PredictPastEot(Option):
         _boolean(self)
 
     def fits(self, method, tok, from_scratch: bool) -> None:
-        if self.value and method.thought_mode != "continuous":
-            raise ValueError(f"predict_past_eot trains the position whose state becomes the next continuous "
-                             f"thought; method {method.name!r} has no continuous thoughts "
+        if self.value and method.thought_mode not in FED_BACK:
+            raise ValueError(f"predict_past_eot trains the position whose state becomes the next thought; "
+                             f"method {method.name!r} has no thoughts fed back ({', '.join(FED_BACK)}) "
                              "(set recipe.predict_past_eot: false)")
 
     def training_sequence(self, tok, seq: TrainingSequence, rng: random.Random) -> TrainingSequence:

@@ -151,7 +151,7 @@ def test_predict_past_eot(tmp_path):
     assert abs(loss_past * n_past - (loss * n + term)) < 1e-4 * n_past
 
     train(config(tmp_path, "past", recipe={"predict_past_eot": True}, num_epochs=2))          # it trains
-    with pytest.raises(ConfigError, match="predict_past_eot.*no continuous thoughts"):
+    with pytest.raises(ConfigError, match="predict_past_eot.*no thoughts fed back"):
         Trainer(config(tmp_path, recipe={"predict_past_eot": True}, coconut=False, cot=True))
 
 

@@ -10,6 +10,8 @@ from coconut.curriculum.frontier import FrontierCoconut
 from coconut.curriculum.icot import ICoT
 from coconut.curriculum.method import Method
 from coconut.curriculum.pause import PauseToken
+from coconut.curriculum.pccot import PCCoT
+from coconut.curriculum.soft import SoftThoughts
 
 METHODS: dict[str, type[Method]] = {
     "cot": CoT,
@@ -21,6 +23,8 @@ METHODS: dict[str, type[Method]] = {
     "no_curriculum": NoCurriculum,
     "no_thought": NoThought,
     "pause_as_thought": PauseAsThought,
+    "soft_thoughts": SoftThoughts,
+    "pccot": PCCoT,
 }
 
 
