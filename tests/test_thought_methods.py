@@ -76,17 +76,22 @@ def test_pccot_is_the_padded_final_stage_from_epoch_0():
     assert staged.sequence(TOK, EXAMPLES[0], 0).n_thoughts == 0 and staged.thought_spec(TOK).mode == "jacobi"
 
 
+def decoded_thoughts(monkeypatch) -> list:
+    """The list that every later `GPT2.generate` call adds its ThoughtSpec to."""
+    seen, generate = [], coconut.GPT2.generate
+
+    def spy(self, prompts, max_new_tokens, **decode):
+        seen.append(decode["thoughts"])
+        return generate(self, prompts, max_new_tokens, **decode)
+
+    monkeypatch.setattr(coconut.GPT2, "generate", spy)
+    return seen
+
+
 def test_evaluate_and_k_sweep_run_the_methods_spec(monkeypatch):
     model = coconut.GPT2(coconut.GPT2Config(vocab_size=TOK.vocab_size, n_positions=128, n_embd=16, n_layer=1,
                                             n_head=2), seed=0)
-    seen = []
-    generate = coconut.GPT2.generate
-
-    def spy(self, prompts, max_new_tokens, **kw):
-        seen.append(kw["thoughts"])
-        return generate(self, prompts, max_new_tokens, **kw)
-
-    monkeypatch.setattr(coconut.GPT2, "generate", spy)
+    seen = decoded_thoughts(monkeypatch)
     method = SoftThoughts(temperature=0.5, max_latent_stage=2)
     evaluate(model, TOK, method, EXAMPLES, 4)
     k_sweep(model, TOK, EXAMPLES, ks=[0, 1], max_new_tokens=4, thoughts=sweep_thoughts(TOK, method))
@@ -130,14 +135,7 @@ def test_trains_resumes_and_sweeps(tmp_path, capsys, monkeypatch, name, option, 
 
     # coconut eval --k-sweep: k = 0..the method's two thoughts, each with the method's spec
     cfg = write_yaml(tmp_path / f"{name}.yaml", {**BASE, **kw, "save_path": str(tmp_path), "name": "split"})
-    seen = []
-    generate = coconut.GPT2.generate
-
-    def spy(self, prompts, max_new_tokens, **decode):
-        seen.append(decode["thoughts"])
-        return generate(self, prompts, max_new_tokens, **decode)
-
-    monkeypatch.setattr(coconut.GPT2, "generate", spy)
+    seen = decoded_thoughts(monkeypatch)
     capsys.readouterr()
     assert main(["eval", cfg, "--k-sweep"]) == 0
     table = capsys.readouterr().out.splitlines()
