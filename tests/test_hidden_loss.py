@@ -6,6 +6,8 @@ threads; CODI's distillation term (coconut/codi.py) against torch autograd; bad 
 
 Tolerances (fp32 core against the fp32 reference): the loss within 1e-5 relative, the
 hidden states within 1e-4 of their largest, every gradient within 1e-4 of its largest."""
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -18,6 +20,22 @@ from hf_bridge import hf_twin
 from test_thoughts import BOT, EOT, LAT, SPEC, assert_grads_close, batch_with, model_for_thoughts
 
 COUNTS = [[0, 0], [1, 1], [3, 3], [0, 1, 3], [3, 0, 1, 2]]
+
+
+def counts_and_threads(test):
+    """Runs test(counts, threads) for every thought count of COUNTS on 1 and 2 threads."""
+    test = pytest.mark.parametrize("counts", COUNTS, ids=[str(c) for c in COUNTS])(test)
+    return pytest.mark.parametrize("threads", [1, 2])(test)
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    old = coconut.get_num_threads()
+    coconut.set_num_threads(n)
+    try:
+        yield
+    finally:
+        coconut.set_num_threads(old)
 
 
 def cells_of(ids, mask):
@@ -50,8 +68,7 @@ def weights_for(model, cells, seed):
     return np.random.default_rng(seed).normal(0, 0.05, (len(cells), E, C)).astype(np.float32)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("counts", COUNTS, ids=[str(c) for c in COUNTS])
+@counts_and_threads
 def test_hidden_states_and_injected_gradient_equal_reference(counts, threads):
     model = model_for_thoughts(seed=len(counts))
     batch = batch_with(counts, seed=len(counts) + 1)
@@ -59,16 +76,12 @@ def test_hidden_states_and_injected_gradient_equal_reference(counts, threads):
     cells = cells_of(ids, mask)
     weight = weights_for(model, cells, seed=3)
     ref_loss, ref_hidden, ref_grads = reference(model, batch, cells, weight)
-    n = coconut.get_num_threads()
-    coconut.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         model.zero_grad()
         loss, count, hidden = model.loss_and_count(ids, labels, mask, pos, thoughts=SPEC, hidden_cells=cells,
                                                    hidden_grad=weight)
         grads = {k: g.astype(np.float64) for k, g in model.grads.items()}
         states = model.hidden_states(ids, cells, mask, pos, thoughts=SPEC)
-    finally:
-        coconut.set_num_threads(n)
     assert count == int((labels[:, 1:] != -100).sum())
     assert abs(loss - ref_loss) <= 1e-5 * abs(ref_loss)
     assert hidden.shape == (len(cells), model.config.n_layer + 1, model.config.n_embd)

@@ -20,6 +20,7 @@ from coconut.reference import torch_codi
 from hf_bridge import hf_twin
 from test_core_errors import fail_each_allocation
 from test_generate import prompts_with
+from test_hidden_loss import counts_and_threads, num_threads
 from test_thoughts import EOS, LAT, SPEC, V, assert_grads_close, batch_with
 
 H = 20
@@ -50,23 +51,15 @@ def reference(model, batch):
     return loss.item(), grads
 
 
-COUNTS = [[0, 0], [1, 1], [3, 3], [0, 1, 3], [3, 0, 1, 2]]
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("counts", COUNTS, ids=[str(c) for c in COUNTS])
+@counts_and_threads
 def test_loss_and_every_gradient_equal_reference(counts, threads):
     model = projected_model(seed=len(counts))
     batch = batch_with(counts, seed=len(counts) + 2)
     ids, mask, pos, labels = batch
     ref_loss, ref_grads = reference(model, batch)
-    n = coconut.get_num_threads()
-    coconut.set_num_threads(threads)
-    try:
+    with num_threads(threads):
         model.zero_grad()
         loss = model.loss_and_grad(ids, labels, mask, pos, thoughts=SPEC)
-    finally:
-        coconut.set_num_threads(n)
     grads = {k: g.astype(np.float64) for k, g in model.grads.items()}
     assert set(grads) == set(ref_grads)
     assert abs(loss - ref_loss) <= 1e-5 * abs(ref_loss)
