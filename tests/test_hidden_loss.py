@@ -6,17 +6,14 @@ threads; CODI's distillation term (coconut/codi.py) against torch autograd; bad 
 
 Tolerances (fp32 core against the fp32 reference): the loss within 1e-5 relative, the
 hidden states within 1e-4 of their largest, every gradient within 1e-4 of its largest."""
-import contextlib
-
 import numpy as np
 import pytest
 import torch
 
-import coconut
-from coconut import ThoughtSpec
 from coconut.codi import distillation_loss_and_grad
 from coconut.reference import torch_codi
 from hf_bridge import hf_twin
+from thought_mode_checks import threads as num_threads
 from test_thoughts import BOT, EOT, LAT, SPEC, assert_grads_close, batch_with, model_for_thoughts
 
 COUNTS = [[0, 0], [1, 1], [3, 3], [0, 1, 3], [3, 0, 1, 2]]
@@ -26,16 +23,6 @@ def counts_and_threads(test):
     """Runs test(counts, threads) for every thought count of COUNTS on 1 and 2 threads."""
     test = pytest.mark.parametrize("counts", COUNTS, ids=[str(c) for c in COUNTS])(test)
     return pytest.mark.parametrize("threads", [1, 2])(test)
-
-
-@contextlib.contextmanager
-def num_threads(n):
-    old = coconut.get_num_threads()
-    coconut.set_num_threads(n)
-    try:
-        yield
-    finally:
-        coconut.set_num_threads(old)
 
 
 def cells_of(ids, mask):

@@ -20,7 +20,8 @@ from coconut.reference import torch_codi
 from hf_bridge import hf_twin
 from test_core_errors import fail_each_allocation
 from test_generate import prompts_with
-from test_hidden_loss import counts_and_threads, num_threads
+from test_hidden_loss import counts_and_threads
+from thought_mode_checks import threads as num_threads
 from test_thoughts import EOS, LAT, SPEC, V, assert_grads_close, batch_with
 
 H = 20
