@@ -16,11 +16,15 @@ class GPT2Config:
     vocab_size: int = 50257
     n_positions: int = 1024
     dropout: float = 0.1  # embedding, attention and residual dropout, as GPT-2's default
+    # CODI's thought projection (Linear(C, H), GELU, Linear(H, C), LayerNorm(C) on a
+    # continuous thought's fed-back hidden state): its hidden width H, 0 for none
+    thought_projection: int = 0
 
     def __post_init__(self):
-        for name in ("n_layer", "n_head", "n_embd", "vocab_size", "n_positions"):
+        for name in ("n_layer", "n_head", "n_embd", "vocab_size", "n_positions", "thought_projection"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "n_layer" else 1):
+            if not isinstance(value, int) or isinstance(value, bool) or \
+                    value < (0 if name in ("n_layer", "thought_projection") else 1):
                 raise ValueError(f"GPT2Config.{name} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head:
             raise ValueError(f"GPT2Config: n_embd = {self.n_embd} is not divisible by n_head = {self.n_head}")
@@ -28,7 +32,10 @@ class GPT2Config:
             raise ValueError(f"GPT2Config.dropout must be in [0, 1), got {self.dropout}")
 
     def to_hf_dict(self, eos_token_id: int = 50256) -> dict:
-        """A `config.json` that `transformers.GPT2LMHeadModel` reads unchanged."""
+        """A `config.json` that `transformers.GPT2LMHeadModel` reads unchanged (a
+        thought projection adds the key `thought_projection`, which transformers keeps as
+        an attribute and does not use)."""
+        extra = {"thought_projection": self.thought_projection} if self.thought_projection else {}
         return {
             "architectures": ["GPT2LMHeadModel"],
             "model_type": "gpt2",
@@ -52,6 +59,7 @@ class GPT2Config:
             "eos_token_id": eos_token_id,
             "tie_word_embeddings": True,
             "torch_dtype": "float32",
+            **extra,
         }
 
     @classmethod
@@ -82,7 +90,8 @@ class GPT2Config:
             raise ValueError(f"{path}: missing field(s) {', '.join(missing)}")
         return cls(n_layer=raw["n_layer"], n_head=raw["n_head"], n_embd=raw["n_embd"],
                    vocab_size=raw["vocab_size"], n_positions=raw["n_positions"],
-                   dropout=float(raw.get("resid_pdrop", 0.1)))
+                   dropout=float(raw.get("resid_pdrop", 0.1)),
+                   thought_projection=raw.get("thought_projection", 0))
 
     def save_hf_file(self, path: str, eos_token_id: int = 50256) -> None:
         with open(path, "w", encoding="utf-8") as f:

@@ -26,7 +26,16 @@ def tensor_specs(config: GPT2Config) -> list[tuple[str, str, int, tuple[int, ...
                   (h + "mlp.c_fc.weight", "fc_w", i, (C, 4 * C)), (h + "mlp.c_fc.bias", "fc_b", i, (4 * C,)),
                   (h + "mlp.c_proj.weight", "fcproj_w", i, (4 * C, C)), (h + "mlp.c_proj.bias", "fcproj_b", i, (C,))]
     specs += [("transformer.ln_f.weight", "lnf_w", 0, (C,)), ("transformer.ln_f.bias", "lnf_b", 0, (C,))]
+    H = config.thought_projection
+    if H:  # CODI's projection, as torch.nn.Linear and nn.LayerNorm hold it (weight (out, in))
+        p = PROJECTION
+        specs += [(p + "fc1.weight", "prj_fc1_w", 0, (H, C)), (p + "fc1.bias", "prj_fc1_b", 0, (H,)),
+                  (p + "fc2.weight", "prj_fc2_w", 0, (C, H)), (p + "fc2.bias", "prj_fc2_b", 0, (C,)),
+                  (p + "ln.weight", "prj_ln_w", 0, (C,)), (p + "ln.bias", "prj_ln_b", 0, (C,))]
     return specs
+
+
+PROJECTION = "thought_projection."   # the thought projection's tensors, beside the HF keys
 
 
 def _named_views(block: np.ndarray, layout: dict, specs) -> dict[str, np.ndarray]:
@@ -61,7 +70,8 @@ class GPT2:
     def __init__(self, config: GPT2Config, seed: int = 0, init: bool = True, bf16: bool = False):
         self.config = config
         self.bf16 = bool(bf16)
-        self._core = _C.Core(config.n_layer, config.n_head, config.n_embd, config.vocab_size, config.n_positions)
+        self._core = _C.Core(config.n_layer, config.n_head, config.n_embd, config.vocab_size, config.n_positions,
+                             thought_projection=config.thought_projection)
         layout = self._core.layout()
         self.param_block = np.zeros(layout["total"], dtype=np.float32)
         self.grad_block = np.zeros(layout["total"], dtype=np.float32)
@@ -86,6 +96,8 @@ class GPT2:
         rng = np.random.default_rng(seed)
         residual_std = INIT_STD / np.sqrt(2 * max(self.config.n_layer, 1))
         for name, view in self.params.items():
+            if name.startswith(PROJECTION):
+                continue
             if name.endswith("ln_1.weight") or name.endswith("ln_2.weight") or name.endswith("ln_f.weight"):
                 view[...] = 1.0
             elif name.endswith(".bias"):
@@ -93,6 +105,20 @@ class GPT2:
             else:
                 std = residual_std if name.endswith("c_proj.weight") else INIT_STD
                 view[...] = rng.normal(0.0, std, size=view.shape).astype(np.float32)
+        self._init_projection(rng)
+
+    def _init_projection(self, rng) -> None:
+        """The thought projection as torch makes it (CODI builds it fresh): nn.Linear's
+        weight and bias uniform in +-1/sqrt(fan_in), nn.LayerNorm's gain 1 and bias 0."""
+        for name, view in self.params.items():
+            if not name.startswith(PROJECTION):
+                continue
+            if name.startswith(PROJECTION + "ln."):
+                view[...] = 1.0 if name.endswith("weight") else 0.0
+            else:
+                fan_in = self.params[name.rsplit(".", 1)[0] + ".weight"].shape[1]
+                bound = 1.0 / np.sqrt(fan_in)
+                view[...] = rng.uniform(-bound, bound, size=view.shape).astype(np.float32)
 
     # ------------------------------------------------------------------ modes
 
@@ -135,28 +161,43 @@ class GPT2:
     # ------------------------------------------------------------------ compute
 
     def loss_and_grad(self, input_ids, labels, attention_mask=None, position_ids=None, *, thoughts=None,
-                      grad_scale: float = 1.0) -> float:
+                      grad_scale: float = 1.0, hidden_cells=None, hidden_grad=None) -> float:
         """Mean next-token cross-entropy over positions whose label (shifted inside, as
         `transformers` does) is not -100; gradients are added into `self.grads`.
         `thoughts`: a ThoughtSpec, a mode name ("continuous", "soft", "jacobi", "pause",
         "none") with this model's thought tokens, or None for `self.thoughts`. With
         continuous thoughts every `<latent>` slot takes the final hidden state of the
-        position before it, with soft thoughts the mixture of token embeddings its logits
+        position before it (through the thought projection if the model has one), with
+        soft thoughts the mixture of token embeddings its logits
         weigh, with jacobi thoughts the state its Jacobi iterations reach (see
         coconut/thought_spec.py), and the gradient flows back through every thought.
+        hidden_cells and hidden_grad add a loss on hidden states (see loss_and_count).
         A batch without a supervised position raises ValueError, exhausted memory
         MemoryError, an overflowing loss FloatingPointError (the gradients may then hold
         part of this batch's sum: zero them before going on)."""
-        return self._loss(input_ids, labels, attention_mask, position_ids, thoughts, grad_scale, backward=True)[0]
+        return self._loss(input_ids, labels, attention_mask, position_ids, thoughts, grad_scale, True,
+                          hidden_cells, hidden_grad)[0]
 
     def loss(self, input_ids, labels, attention_mask=None, position_ids=None, *, thoughts=None) -> float:
         """The same loss without gradients (dropout off), e.g. for validation."""
         return self._loss(input_ids, labels, attention_mask, position_ids, thoughts, 1.0, backward=False)[0]
 
     def loss_and_count(self, input_ids, labels, attention_mask=None, position_ids=None, *, backward=True,
-                       thoughts=None, grad_scale=1.0):
-        """(mean loss, number of supervised positions): what a trainer needs to weigh micro-batches."""
-        return self._loss(input_ids, labels, attention_mask, position_ids, thoughts, grad_scale, backward=backward)
+                       thoughts=None, grad_scale=1.0, hidden_cells=None, hidden_grad=None):
+        """(mean loss, number of supervised positions): what a trainer needs to weigh micro-batches.
+
+        hidden_cells, an integer array (n, 2) of (example, position) pairs of the batch,
+        adds a third result: their hidden states (n, n_layer + 1, n_embd) float32 in
+        this very forward (its dropout included), as `transformers`'
+        output_hidden_states holds them: entry 0 the embeddings' sum, entry j the
+        output of block j-1, the last entry the ln_f output. hidden_grad (backward
+        only) adds a gradient for them, as given (grad_scale does not scale it), into
+        the backward, so into every weight: an array of that shape, or a callable that
+        the core calls with the hidden states between forward and backward and that
+        returns one (it must not call this model; if it raises, the gradients may hold
+        part of the batch's). Refused under bf16."""
+        return self._loss(input_ids, labels, attention_mask, position_ids, thoughts, grad_scale, backward,
+                          hidden_cells, hidden_grad)
 
     @property
     def dropout_calls_per_pass(self) -> int:
@@ -164,7 +205,8 @@ class GPT2:
         dropout seed per call, only when dropout is on."""
         return int(bool(self.training) and float(self.config.dropout) > 0.0)
 
-    def _loss(self, input_ids, labels, attention_mask, position_ids, thoughts, grad_scale, backward):
+    def _loss(self, input_ids, labels, attention_mask, position_ids, thoughts, grad_scale, backward,
+              hidden_cells=None, hidden_grad=None):
         ids, mask, pos, lab = self._batch(input_ids, attention_mask, position_ids, labels)
         targs = self._spec(thoughts).core_args()
         dropout = self.config.dropout if (backward and self.dropout_calls_per_pass) else 0.0
@@ -172,9 +214,9 @@ class GPT2:
         if dropout > 0.0:
             seed = (self.seed * 0x9E3779B1 + self.dropout_calls) & 0xFFFFFFFFFFFFFFFF
             self.dropout_calls += 1
-        loss, count = self._core.loss(ids, mask, pos, lab, backward=backward, dropout=dropout, seed=seed,
-                                      grad_scale=float(grad_scale), bf16=self.bf16, **targs)
-        return loss, count
+        return self._core.loss(ids, mask, pos, lab, backward=backward, dropout=dropout, seed=seed,
+                               grad_scale=float(grad_scale), bf16=self.bf16, hidden_cells=hidden_cells,
+                               hidden_grad=hidden_grad, **targs)
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, *, thoughts=None,
                 return_thoughts: bool = False):
@@ -185,14 +227,22 @@ class GPT2:
         Logits at masked (padding) positions carry no meaning."""
         ids, mask, pos, _ = self._batch(input_ids, attention_mask, position_ids)
         targs = self._spec(thoughts).core_args()
-        logits, vectors, where = self._core.forward(ids, mask, pos, logits=True, thoughts=return_thoughts,
-                                                    bf16=self.bf16, **targs)
+        logits, vectors, where, _ = self._core.forward(ids, mask, pos, logits=True, thoughts=return_thoughts,
+                                                       bf16=self.bf16, **targs)
         if not return_thoughts:
             return logits
         per_example = [vectors[where[:, 0] == b] for b in range(ids.shape[0])]
         return logits, per_example
 
     __call__ = forward
+
+    def hidden_states(self, input_ids, cells, attention_mask=None, position_ids=None, *, thoughts=None) -> np.ndarray:
+        """The hidden states (n, n_layer + 1, n_embd) float32 of the (example, position)
+        pairs `cells` (an integer array (n, 2)) after a forward without dropout or
+        gradient (entries as loss_and_count's hidden_cells): e.g. a teacher's, detached."""
+        ids, mask, pos, _ = self._batch(input_ids, attention_mask, position_ids)
+        targs = self._spec(thoughts).core_args()
+        return self._core.forward(ids, mask, pos, logits=False, bf16=self.bf16, hidden_cells=cells, **targs)[3]
 
     def generate(self, prompts, max_new_tokens: int = 128, *, eos_id: int, thoughts=None, batch_size: int = 64,
                  on_batch=None) -> list[list[int]]:
@@ -266,12 +316,16 @@ class GPT2:
     def state_dict(self) -> dict[str, np.ndarray]:
         return {name: view.copy() for name, view in self.params.items()}
 
-    def load_state_dict(self, tensors: dict[str, np.ndarray], source: str = "state dict") -> None:
+    def load_state_dict(self, tensors: dict[str, np.ndarray], source: str = "state dict",
+                        fresh_projection: bool = False) -> None:
         """Copies tensors in by Hugging Face name; accepts names with or without the
-        `transformer.` prefix, ignores the causal-mask buffers and a tied `lm_head`."""
+        `transformer.` prefix, ignores the causal-mask buffers and a tied `lm_head`.
+        fresh_projection: the thought projection's tensors may be missing (they keep
+        their values)."""
         seen = set()
         for raw_name, value in tensors.items():
-            name = raw_name if raw_name.startswith(("transformer.", "lm_head.")) else "transformer." + raw_name
+            name = raw_name if raw_name.startswith(("transformer.", "lm_head.", PROJECTION)) \
+                else "transformer." + raw_name
             if name.endswith((".attn.bias", ".attn.masked_bias")):
                 continue
             if name == "lm_head.weight":
@@ -288,22 +342,36 @@ class GPT2:
                                  f"the config needs {target.shape}")
             target[...] = value
             seen.add(name)
-        missing = [n for n in self.params if n not in seen]
+        missing = [n for n in self.params if n not in seen and not (fresh_projection and n.startswith(PROJECTION))]
         if missing:
             raise ValueError(f"{source}: missing tensor(s) {', '.join(missing[:5])}"
                              + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
 
     @classmethod
-    def from_pretrained(cls, directory: str, seed: int = 0, bf16: bool = False) -> "GPT2":
-        """Reads a Hugging Face GPT-2 directory (config.json + model.safetensors), no torch."""
+    def from_pretrained(cls, directory: str, seed: int = 0, bf16: bool = False,
+                        thought_projection: int | None = None) -> "GPT2":
+        """Reads a Hugging Face GPT-2 directory (config.json + model.safetensors), no torch,
+        with its thought projection if config.json names one. thought_projection = H > 0
+        gives a checkpoint without one (a plain GPT-2) a fresh projection of width H
+        (drawn from `seed`), or checks that the checkpoint's has that width."""
         config = GPT2Config.from_hf_file(GPT2Config.hf_path(directory))
+        fresh = False
+        if thought_projection is not None and thought_projection != config.thought_projection:
+            if config.thought_projection:
+                raise ValueError(f"{directory}: the checkpoint's thought projection has width "
+                                 f"{config.thought_projection}, not {thought_projection}")
+            config = GPT2Config(**{**config.__dict__, "thought_projection": int(thought_projection)})
+            fresh = True
         weights = os.path.join(directory, "model.safetensors")
         if not os.path.exists(weights):
             raise FileNotFoundError(f"{weights}: not found (only the safetensors format is read)")
         from .safetensors_io import load_safetensors
         tensors, _ = load_safetensors(weights)
         model = cls(config, seed=seed, init=False, bf16=bf16)
-        model.load_state_dict({k: v.astype(np.float32, copy=False) for k, v in tensors.items()}, source=weights)
+        if fresh:
+            model._init_projection(np.random.default_rng(seed))
+        model.load_state_dict({k: v.astype(np.float32, copy=False) for k, v in tensors.items()}, source=weights,
+                              fresh_projection=fresh)
         return model
 
     def save_pretrained(self, directory: str, eos_token_id: int = 50256) -> None:

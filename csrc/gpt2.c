@@ -25,6 +25,13 @@ void param_layout(const GPT2Shape *s, ParamLayout *o) {
     TAKE(fcproj_b, L * C);
     TAKE(lnf_w, C);
     TAKE(lnf_b, C);
+    size_t H = s->prj_hidden > 0 ? (size_t)s->prj_hidden : 0, HC = H ? C : 0;
+    TAKE(prj_fc1_w, H * C);
+    TAKE(prj_fc1_b, H);
+    TAKE(prj_fc2_w, HC * H);
+    TAKE(prj_fc2_b, HC);
+    TAKE(prj_ln_w, HC);
+    TAKE(prj_ln_b, HC);
 #undef TAKE
     o->total = at;
 }
@@ -38,6 +45,9 @@ void param_pointers(const ParamLayout *l, float *m, ParamPtrs *o) {
     o->fc_w = m + l->fc_w;         o->fc_b = m + l->fc_b;
     o->fcproj_w = m + l->fcproj_w; o->fcproj_b = m + l->fcproj_b;
     o->lnf_w = m + l->lnf_w;       o->lnf_b = m + l->lnf_b;
+    o->prj_fc1_w = m + l->prj_fc1_w; o->prj_fc1_b = m + l->prj_fc1_b;
+    o->prj_fc2_w = m + l->prj_fc2_w; o->prj_fc2_b = m + l->prj_fc2_b;
+    o->prj_ln_w = m + l->prj_ln_w; o->prj_ln_b = m + l->prj_ln_b;
 }
 
 /* Lays every activation tensor out in one arena; with base == NULL it only counts.

@@ -17,6 +17,7 @@
 
 typedef struct {
     int n_layer, n_head, n_embd, vocab_size, n_positions;
+    int prj_hidden;  /* the thought projection's hidden width H; 0: the model has none */
 } GPT2Shape;
 
 /* Offsets (in floats) of every parameter tensor inside the one block. Per-layer
@@ -32,6 +33,13 @@ typedef struct {
     size_t fc_w, fc_b;           /* (L, C, 4C), (L, 4C) */
     size_t fcproj_w, fcproj_b;   /* (L, 4C, C), (L, C) */
     size_t lnf_w, lnf_b;         /* (C) */
+    /* The thought projection (a model made with prj_hidden = H > 0; else empty, at the
+     * block's end): CODI's Linear(C, H), GELU (erf), Linear(H, C), LayerNorm(C), applied
+     * to a continuous thought's fed-back hidden state. Weights in torch.nn.Linear's
+     * layout (out, in): y = x @ W^T + b. */
+    size_t prj_fc1_w, prj_fc1_b;  /* (H, C), (H) */
+    size_t prj_fc2_w, prj_fc2_b;  /* (C, H), (C) */
+    size_t prj_ln_w, prj_ln_b;    /* (C) */
     size_t total;
 } ParamLayout;
 
@@ -41,6 +49,7 @@ void param_layout(const GPT2Shape *s, ParamLayout *out);
 typedef struct {
     float *wte, *wpe, *ln1_w, *ln1_b, *qkv_w, *qkv_b, *attproj_w, *attproj_b;
     float *ln2_w, *ln2_b, *fc_w, *fc_b, *fcproj_w, *fcproj_b, *lnf_w, *lnf_b;
+    float *prj_fc1_w, *prj_fc1_b, *prj_fc2_w, *prj_fc2_b, *prj_ln_w, *prj_ln_b;
 } ParamPtrs;
 
 void param_pointers(const ParamLayout *lay, float *block, ParamPtrs *out);
@@ -106,6 +115,16 @@ typedef struct {
     const int32_t *thought_index; /* (B,T) or NULL */
     const float *thought_in;
     float *d_thought_in;
+    /* Hidden states asked for (the loss's and the forward's hidden_cells): n_hid cells
+     * (b*T + t in this batch's columns, each in out_rows), whose residual stream at every
+     * depth the forward writes into hid_out (n_hid, L+1, C) as transformers'
+     * output_hidden_states has it: entry j < L the input of block j (entry 0 the
+     * embeddings' sum after dropout), entry L the ln_f output. The backward adds hid_grad
+     * (the same shape, NULL: none) to the gradient of those states. */
+    int n_hid;
+    const int32_t *hid_cell;
+    float *hid_out;
+    const float *hid_grad;
 } Batch;
 
 /* The cell (b*T + t) whose ln_f output the thought at cell i reads. */
@@ -143,5 +162,12 @@ void forward_range(Ctx *c, const Batch *b, int t0, int t1);
 void backward_range(Ctx *c, const Batch *b, int t0, int t1);
 /* After every backward_range: the weight and bias gradients of the linear layers. */
 void backward_weights(Ctx *c, const Batch *b);
+
+/* The row of hidden-state entry j (see Batch.n_hid) of cell i: in rows for j < L (the
+ * emb or the res2 of block j-1), in out_rows for j == L (ln_f). */
+float *hidden_state_row(const Ctx *c, const Batch *b, int j, size_t i);
+/* Adds hid_grad's entry j of the hidden cells in positions [t0, t1) into d (the rows
+ * [r0, ...) of bt->rows, or for j == L the ln_f gradient, rows of out_rows from 0). */
+void add_hidden_grad(const Ctx *c, const Batch *b, int j, int t0, int t1, float *d, size_t r0);
 
 #endif

@@ -193,6 +193,22 @@ void gelu_backward(float *dx, const float *x, const float *dout, size_t n, int b
     round_output(bf16, dx, n);
 }
 
+/* ---------------------------------------------------------------- GELU (erf form) */
+
+/* torch.nn.GELU() (approximate="none"): 0.5 x (1 + erf(x / sqrt 2)), fp32 */
+void gelu_erf_forward(float *out, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void gelu_erf_backward(float *dx, const float *x, const float *dout, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f));
+        float pdf = 0.3989422804014327f * expf(-0.5f * v * v);
+        dx[i] = dout[i] * (cdf + v * pdf);
+    }
+}
+
 /* ---------------------------------------------------------------- dropout */
 
 uint64_t dropout_site(uint64_t seed, uint64_t site) {

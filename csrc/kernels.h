@@ -49,6 +49,11 @@ void gelu_forward(float *out, const float *x, size_t n, int bf16);
 /* dx = dout * gelu'(x) (overwrites); bf16: rounded */
 void gelu_backward(float *dx, const float *x, const float *dout, size_t n, int bf16);
 
+/* The exact (erf) GELU of torch.nn.GELU(), fp32 only (the thought projection's); the
+ * backward overwrites dx = dout * gelu'(x) and may run in place (dx == dout) */
+void gelu_erf_forward(float *out, const float *x, size_t n);
+void gelu_erf_backward(float *dx, const float *x, const float *dout, size_t n);
+
 /* Counter-based dropout masks: keep(seed, site, index) is a pure function, so masks
  * never depend on how the positions were split into passes. */
 static inline uint64_t mix64(uint64_t z) {

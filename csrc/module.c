@@ -89,11 +89,16 @@ static void make_ctx(CoreObject *self, Ctx *c, float p_drop, unsigned long long 
 /* ------------------------------------------------------------------ Core type */
 
 static int Core_init(CoreObject *self, PyObject *args, PyObject *kw) {
-    static char *kws[] = {"n_layer", "n_head", "n_embd", "vocab_size", "n_positions", NULL};
-    GPT2Shape s;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiiii", kws, &s.n_layer, &s.n_head, &s.n_embd,
-                                     &s.vocab_size, &s.n_positions))
+    static char *kws[] = {"n_layer", "n_head", "n_embd", "vocab_size", "n_positions", "thought_projection",
+                          NULL};
+    GPT2Shape s = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiiii|i", kws, &s.n_layer, &s.n_head, &s.n_embd,
+                                     &s.vocab_size, &s.n_positions, &s.prj_hidden))
         return -1;
+    if (s.prj_hidden < 0) {
+        PyErr_Format(PyExc_ValueError, "thought_projection must be >= 0 (0: none), got %d", s.prj_hidden);
+        return -1;
+    }
     if (s.n_layer < 0 || s.n_head < 1 || s.n_embd < 1 || s.vocab_size < 1 || s.n_positions < 1) {
         PyErr_SetString(PyExc_ValueError, "n_layer >= 0 and n_head, n_embd, vocab_size, n_positions "
                         ">= 1 are required");
@@ -121,14 +126,17 @@ static void Core_dealloc(CoreObject *self) {
 static PyObject *Core_layout(CoreObject *self, PyObject *unused) {
     const ParamLayout *l = &self->lay;
     return Py_BuildValue(
-        "{s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}",
+        "{s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}",
         "wte", (Py_ssize_t)l->wte, "wpe", (Py_ssize_t)l->wpe, "ln1_w", (Py_ssize_t)l->ln1_w,
         "ln1_b", (Py_ssize_t)l->ln1_b, "qkv_w", (Py_ssize_t)l->qkv_w, "qkv_b", (Py_ssize_t)l->qkv_b,
         "attproj_w", (Py_ssize_t)l->attproj_w, "attproj_b", (Py_ssize_t)l->attproj_b,
         "ln2_w", (Py_ssize_t)l->ln2_w, "ln2_b", (Py_ssize_t)l->ln2_b, "fc_w", (Py_ssize_t)l->fc_w,
         "fc_b", (Py_ssize_t)l->fc_b, "fcproj_w", (Py_ssize_t)l->fcproj_w,
         "fcproj_b", (Py_ssize_t)l->fcproj_b, "lnf_w", (Py_ssize_t)l->lnf_w,
-        "lnf_b", (Py_ssize_t)l->lnf_b, "total", (Py_ssize_t)l->total);
+        "lnf_b", (Py_ssize_t)l->lnf_b, "prj_fc1_w", (Py_ssize_t)l->prj_fc1_w,
+        "prj_fc1_b", (Py_ssize_t)l->prj_fc1_b, "prj_fc2_w", (Py_ssize_t)l->prj_fc2_w,
+        "prj_fc2_b", (Py_ssize_t)l->prj_fc2_b, "prj_ln_w", (Py_ssize_t)l->prj_ln_w,
+        "prj_ln_b", (Py_ssize_t)l->prj_ln_b, "total", (Py_ssize_t)l->total);
 }
 
 static PyObject *Core_bind(CoreObject *self, PyObject *args) {
@@ -153,7 +161,62 @@ static PyObject *Core_bind(CoreObject *self, PyObject *args) {
 typedef struct {
     Batch bt;
     RowPlan plan;
+    PyObject *cells;    /* int32 (n_hid) the hidden cells in the batch's columns, or NULL */
+    PyObject *hidden;   /* float32 (n_hid, L+1, C) their states, or NULL */
 } Prepared;
+
+/* hidden_cells (None: none): (example, position) pairs of the caller's batch, as the
+ * batch's cells (Batch.n_hid) and the array that receives their states. */
+static int parse_hidden_cells(CoreObject *self, PyObject *obj, Prepared *pr) {
+    if (!obj || obj == Py_None) return 0;
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROM_OTF(obj, NPY_INT64, NPY_ARRAY_IN_ARRAY);
+    if (!a) return -1;
+    int rc = -1, B = pr->bt.B, T = pr->plan.real_T;
+    if (PyArray_NDIM(a) != 2 || PyArray_DIM(a, 1) != 2) {
+        PyErr_SetString(PyExc_ValueError, "hidden_cells must be an integer array of shape (n, 2): "
+                        "(example, position) pairs");
+        goto done;
+    }
+    npy_intp n = PyArray_DIM(a, 0), d3[3] = {n, self->shape.n_layer + 1, self->shape.n_embd};
+    const int64_t *v = PyArray_DATA(a);
+    for (npy_intp k = 0; k < n; k++)
+        if (v[2 * k] < 0 || v[2 * k] >= B || v[2 * k + 1] < 0 || v[2 * k + 1] >= T) {
+            PyErr_Format(PyExc_ValueError, "hidden_cells[%zd] = (%lld, %lld) is outside the (%d, %d) batch", (Py_ssize_t)k,
+                         (long long)v[2 * k], (long long)v[2 * k + 1], B, T);
+            goto done;
+        }
+    pr->cells = PyArray_SimpleNew(1, &n, NPY_INT32);
+    pr->hidden = PyArray_SimpleNew(3, d3, NPY_FLOAT32);
+    if (!pr->cells || !pr->hidden) goto done;
+    int32_t *cell = PyArray_DATA((PyArrayObject *)pr->cells);
+    for (npy_intp k = 0; k < n; k++)   /* a Jacobi batch is unrolled: the column of t's final output */
+        cell[k] = (int32_t)(v[2 * k] * pr->bt.T + plan_column(&pr->plan, (int)v[2 * k + 1]));
+    pr->bt.n_hid = (int)n;
+    pr->bt.hid_cell = cell;
+    pr->bt.hid_out = PyArray_DATA((PyArrayObject *)pr->hidden);
+    rc = 0;
+done:
+    Py_DECREF(a);
+    return rc;
+}
+
+/* hidden_grad: a float array of the hidden states' shape, as a float32 array (new reference). */
+static PyArrayObject *check_hidden_grad(const Prepared *pr, PyObject *obj) {
+    PyArrayObject *g = (PyArrayObject *)PyArray_FROM_OTF(obj, NPY_FLOAT32, NPY_ARRAY_IN_ARRAY | NPY_ARRAY_FORCECAST);
+    if (!g) return NULL;
+    PyArrayObject *h = (PyArrayObject *)pr->hidden;
+    if (PyArray_NDIM(g) != 3 || PyArray_DIM(g, 0) != PyArray_DIM(h, 0) || PyArray_DIM(g, 1) != PyArray_DIM(h, 1) ||
+        PyArray_DIM(g, 2) != PyArray_DIM(h, 2)) {
+        PyObject *shape = PyObject_GetAttrString((PyObject *)g, "shape");
+        PyErr_Format(PyExc_ValueError, "hidden_grad has shape %R, the hidden cells' states have (%zd, %zd, %zd) "
+                     "(cells, n_layer + 1, n_embd)", shape, (Py_ssize_t)PyArray_DIM(h, 0),
+                     (Py_ssize_t)PyArray_DIM(h, 1), (Py_ssize_t)PyArray_DIM(h, 2));
+        Py_XDECREF(shape);
+        Py_DECREF(g);
+        return NULL;
+    }
+    return g;
+}
 
 /* Optional extra pass boundaries: a sequence of ints (tests split passes at will). */
 static int parse_splits(PyObject *splits, int T, int **out, int *n) {
@@ -192,9 +255,22 @@ cleanup:
  * so that the activations are laid out once. The caller calls release() in any case. */
 static int prepare(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *pos, PyObject *labels,
                    PyObject *splits, ThoughtSpec *spec, int need_backward, int extra_columns, int bf16,
-                   Prepared *pr) {
+                   PyObject *hidden_cells, Prepared *pr) {
     memset(pr, 0, sizeof(*pr));
     char err[256];
+    int H = self->shape.prj_hidden, with_cells = hidden_cells && hidden_cells != Py_None;
+    if (H && (spec->mode == MODE_SOFT || spec->mode == MODE_JACOBI)) {
+        PyErr_SetString(PyExc_ValueError, "thought_projection: the model's thought projection applies to continuous "
+                        "thoughts only (soft and jacobi thoughts refuse a model that has one)");
+        return -1;
+    }
+    spec->projected = H && spec->mode == MODE_CONTINUOUS;
+    if (bf16 && (spec->projected || with_cells)) {
+        PyErr_SetString(PyExc_ValueError, spec->projected
+                        ? "bf16: the thought projection runs in fp32 only (set the model's bf16 to False)"
+                        : "bf16: hidden_cells run in fp32 only (set the model's bf16 to False)");
+        return -1;
+    }
     CoreStatus st = check_thought_spec(spec, self->shape.vocab_size, err, sizeof err);
     if (st != CORE_OK) {
         raise_status(st, "the thought spec", err);
@@ -207,17 +283,19 @@ static int prepare(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *po
     if (parse_batch(self, ids, mask, pos, labels, &pr->bt)) return -1;
     st = plan_thoughts(&pr->plan, &pr->bt, spec, err, sizeof err);
     if (st == CORE_OK)
-        st = plan_soft_tensors(&pr->plan, &pr->bt, self->shape.vocab_size, self->shape.n_embd, need_backward);
+        st = plan_soft_tensors(&pr->plan, &pr->bt, self->shape.vocab_size, self->shape.n_embd, H, need_backward);
     if (st != CORE_OK) {
         raise_status(st, "the thought slots and passes", err);
         return -1;
     }
+    if (parse_hidden_cells(self, hidden_cells, pr)) return -1;
     int B = pr->bt.B, T = pr->bt.T;  /* a Jacobi batch is unrolled: splits are its columns */
     int *extra, n_extra;
     if (parse_splits(splits, T, &extra, &n_extra)) return -1;
     plan_passes(&pr->plan, &pr->bt, extra, n_extra);
     core_free(extra);
-    st = acts_reserve(&self->acts, &self->shape, B, T + extra_columns, need_backward, g_threads, bf16);
+    /* hidden states are read after the passes: every layer keeps its own tensors */
+    st = acts_reserve(&self->acts, &self->shape, B, T + extra_columns, need_backward || with_cells, g_threads, bf16);
     if (st != CORE_OK) {
         char what[96];
         snprintf(what, sizeof what, "the activations of a %d x %d batch", B, T + extra_columns);
@@ -227,7 +305,11 @@ static int prepare(CoreObject *self, PyObject *ids, PyObject *mask, PyObject *po
     return 0;
 }
 
-static void release(Prepared *pr) { plan_free(&pr->plan); }
+static void release(Prepared *pr) {
+    plan_free(&pr->plan);
+    Py_CLEAR(pr->cells);
+    Py_CLEAR(pr->hidden);
+}
 
 static int plan_rows_or_raise(Prepared *pr, int n_layer) {
     CoreStatus st = plan_rows(&pr->plan, &pr->bt, n_layer);
@@ -238,16 +320,17 @@ static int plan_rows_or_raise(Prepared *pr, int n_layer) {
 static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
     static char *kws[] = {"input_ids", "attention_mask", "position_ids", "labels", "mode",
                           "latent_id", "bot_id", "eot_id", "backward", "dropout", "seed",
-                          "grad_scale", "splits", "bf16", "packed", "temperature", "iterations", NULL};
-    PyObject *ids, *mask, *pos, *labels, *splits = NULL;
+                          "grad_scale", "splits", "bf16", "packed", "temperature", "iterations",
+                          "hidden_cells", "hidden_grad", NULL};
+    PyObject *ids, *mask, *pos, *labels, *splits = NULL, *cells = Py_None, *hgrad = Py_None;
     ThoughtSpec spec = DEFAULT_SPEC;
     int backward = 1, bf16 = 0, packed = 1;
     float p_drop = 0.0f, grad_scale = 1.0f;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|iLLLpfKfOppfi", kws, &ids, &mask, &pos, &labels,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|iLLLpfKfOppfiOO", kws, &ids, &mask, &pos, &labels,
                                      &spec.mode, &spec.latent_id, &spec.bot_id, &spec.eot_id,
                                      &backward, &p_drop, &seed, &grad_scale, &splits, &bf16, &packed,
-                                     &spec.temperature, &spec.iterations))
+                                     &spec.temperature, &spec.iterations, &cells, &hgrad))
         return NULL;
     if (labels == Py_None) {
         PyErr_SetString(PyExc_ValueError, "labels are required for the loss");
@@ -257,25 +340,48 @@ static PyObject *Core_loss(CoreObject *self, PyObject *args, PyObject *kw) {
         PyErr_Format(PyExc_ValueError, "dropout must be in [0, 1), got %g", (double)p_drop);
         return NULL;
     }
+    if (hgrad != Py_None && (cells == Py_None || !backward)) {
+        PyErr_SetString(PyExc_ValueError, cells == Py_None ? "hidden_grad needs hidden_cells (the cells it is for)"
+                        : "hidden_grad needs backward=True");
+        return NULL;
+    }
     if (enter(self, backward)) return NULL;
     Prepared pr;
     PyObject *result = NULL;
-    if (prepare(self, ids, mask, pos, labels, splits, &spec, backward, 0, bf16, &pr) == 0 &&
+    PyArrayObject *hg = NULL;
+    LossState ls = {0};
+    if (prepare(self, ids, mask, pos, labels, splits, &spec, backward, 0, bf16, cells, &pr) == 0 &&
         (!packed || plan_rows_or_raise(&pr, self->shape.n_layer) == 0)) {
+        /* an array is checked before any compute; a callable's answer after the forward */
+        int call = hgrad != Py_None && PyCallable_Check(hgrad);
+        if (hgrad != Py_None && !call && !(hg = check_hidden_grad(&pr, hgrad))) goto cleanup;
         Ctx c;
         make_ctx(self, &c, p_drop, seed, bf16);
         double loss = 0.0;
         long n_sup = 0;
         CoreStatus st;
-        WITHOUT_GIL(product_weights(&c, &self->lay); st = run_loss(&c, &pr.bt, &pr.plan, backward, grad_scale, &loss, &n_sup));
-        if (st == CORE_OK) {
-            result = Py_BuildValue("(dl)", loss, n_sup);
-        } else {
+        WITHOUT_GIL(product_weights(&c, &self->lay);
+                    st = loss_forward(&c, &pr.bt, &pr.plan, backward, grad_scale, &loss, &n_sup, &ls));
+        if (st != CORE_OK) {
             char what[96];
             snprintf(what, sizeof what, "the loss of a %d x %d batch", pr.bt.B, pr.bt.T);
             raise_status(st, what, NULL);
+            goto cleanup;
         }
+        if (call) {
+            PyObject *answer = PyObject_CallFunctionObjArgs(hgrad, pr.hidden, NULL);
+            if (!answer) goto cleanup;
+            hg = check_hidden_grad(&pr, answer);
+            Py_DECREF(answer);
+            if (!hg) goto cleanup;
+        }
+        if (hg) pr.bt.hid_grad = PyArray_DATA(hg);
+        if (backward) WITHOUT_GIL(loss_backward(&c, &pr.bt, &pr.plan, &ls));
+        result = pr.hidden ? Py_BuildValue("(dlO)", loss, n_sup, pr.hidden) : Py_BuildValue("(dl)", loss, n_sup);
     }
+cleanup:
+    Py_XDECREF(hg);
+    loss_state_free(&ls);
     release(&pr);
     self->busy = 0;
     return result;
@@ -314,18 +420,18 @@ static int collect_thoughts(CoreObject *self, const Prepared *pr, PyObject **tho
 static PyObject *Core_forward(CoreObject *self, PyObject *args, PyObject *kw) {
     static char *kws[] = {"input_ids", "attention_mask", "position_ids", "mode", "latent_id",
                           "bot_id", "eot_id", "logits", "thoughts", "splits", "bf16", "temperature",
-                          "iterations", NULL};
-    PyObject *ids, *mask, *pos, *splits = NULL;
+                          "iterations", "hidden_cells", NULL};
+    PyObject *ids, *mask, *pos, *splits = NULL, *cells = Py_None;
     ThoughtSpec spec = DEFAULT_SPEC;
     int want_logits = 1, want_thoughts = 0, bf16 = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|iLLLppOpfi", kws, &ids, &mask, &pos, &spec.mode,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|iLLLppOpfiO", kws, &ids, &mask, &pos, &spec.mode,
                                      &spec.latent_id, &spec.bot_id, &spec.eot_id, &want_logits,
-                                     &want_thoughts, &splits, &bf16, &spec.temperature, &spec.iterations))
+                                     &want_thoughts, &splits, &bf16, &spec.temperature, &spec.iterations, &cells))
         return NULL;
     if (enter(self, 0)) return NULL;
     Prepared pr;
     PyObject *logits = NULL, *thoughts = NULL, *where = NULL, *result = NULL;
-    if (prepare(self, ids, mask, pos, Py_None, splits, &spec, 0, 0, bf16, &pr)) goto cleanup;
+    if (prepare(self, ids, mask, pos, Py_None, splits, &spec, 0, 0, bf16, cells, &pr)) goto cleanup;
     if (want_logits) {
         npy_intp dims[3] = {pr.bt.B, pr.plan.real_T, self->shape.vocab_size};
         logits = PyArray_SimpleNew(3, dims, NPY_FLOAT32);
@@ -336,8 +442,8 @@ static PyObject *Core_forward(CoreObject *self, PyObject *args, PyObject *kw) {
     float *lp = logits ? (float *)PyArray_DATA((PyArrayObject *)logits) : NULL;
     WITHOUT_GIL(product_weights(&c, &self->lay); run_forward(&c, &pr.bt, &pr.plan, lp));
     if (want_thoughts && collect_thoughts(self, &pr, &thoughts, &where)) goto cleanup;
-    result = Py_BuildValue("(OOO)", logits ? logits : Py_None, thoughts ? thoughts : Py_None,
-                           where ? where : Py_None);
+    result = Py_BuildValue("(OOOO)", logits ? logits : Py_None, thoughts ? thoughts : Py_None,
+                           where ? where : Py_None, pr.hidden ? pr.hidden : Py_None);
 cleanup:
     Py_XDECREF(logits);
     Py_XDECREF(thoughts);
@@ -370,7 +476,7 @@ static PyObject *Core_generate(CoreObject *self, PyObject *args, PyObject *kw) {
     Prepared pr;
     PyObject *out = NULL, *counts = NULL, *result = NULL;
     DecodingBatch dec = {0};
-    if (prepare(self, ids, mask, pos, Py_None, NULL, &spec, 0, max_new - 1, bf16, &pr)) goto cleanup;
+    if (prepare(self, ids, mask, pos, Py_None, NULL, &spec, 0, max_new - 1, bf16, NULL, &pr)) goto cleanup;
     if (decoding_batch(&dec, &pr.bt, max_new, eos) != CORE_OK) {
         raise_status(CORE_OUT_OF_MEMORY, "the decoding columns", NULL);
         goto cleanup;
@@ -405,12 +511,14 @@ static PyMethodDef Core_methods[] = {
     {"bind", (PyCFunction)Core_bind, METH_VARARGS, "bind(params, grads=None)"},
     {"loss", (PyCFunction)(void (*)(void))Core_loss, METH_VARARGS | METH_KEYWORDS,
      "loss(input_ids, attention_mask, position_ids, labels, mode, latent_id, bot_id, eot_id, "
-     "backward, dropout, seed, grad_scale, splits, bf16, packed, temperature, iterations) -> (mean loss, "
-     "supervised count); "
-     "packed=False runs every cell of the (B, T) grid"},
+     "backward, dropout, seed, grad_scale, splits, bf16, packed, temperature, iterations, hidden_cells, "
+     "hidden_grad) -> (mean loss, supervised count[, hidden states (n, L+1, C) of hidden_cells]); "
+     "packed=False runs every cell of the (B, T) grid; hidden_grad: an array of the hidden states' shape, or a "
+     "callable given the hidden states that returns one, added to their gradient"},
     {"forward", (PyCFunction)(void (*)(void))Core_forward, METH_VARARGS | METH_KEYWORDS,
      "forward(input_ids, attention_mask, position_ids, mode, latent_id, bot_id, eot_id, logits, "
-     "thoughts, splits, bf16, temperature, iterations) -> (logits, thoughts, thought positions)"},
+     "thoughts, splits, bf16, temperature, iterations, hidden_cells) -> (logits, thoughts, thought positions, "
+     "hidden states of hidden_cells or None)"},
     {"generate", (PyCFunction)(void (*)(void))Core_generate, METH_VARARGS | METH_KEYWORDS,
      "generate(input_ids, attention_mask, position_ids, max_new_tokens, eos_id, mode, latent_id, "
      "bot_id, eot_id, bf16, temperature, iterations) -> (new ids (B, max_new) padded with -1, counts (B,))"},

@@ -212,8 +212,31 @@ void backward_range(Ctx *c, const Batch *bt, int t0, int t1) {
         layernorm_backward(dres, g->ln1_w + (size_t)l * C, g->ln1_b + (size_t)l * C, dx,
                            x_in + r0 * C, p->ln1_w + (size_t)l * C, la->ln1_mean + r0,
                            la->ln1_rstd + r0, R, C);
+        /* dres is now the gradient of block l's input: hidden-state entry l */
+        add_hidden_grad(c, bt, l, t0, t1, dres, r0);
     }
     embed_backward(c, bt, r0, r1, dres);
+}
+
+float *hidden_state_row(const Ctx *c, const Batch *bt, int j, size_t i) {
+    int C = c->shape->n_embd, L = c->shape->n_layer;
+    if (j == L) return c->a->lnf + (size_t)rows_of_cell(&bt->out_rows, i) * C;
+    const float *x = j == 0 ? c->a->emb : c->a->layers[j - 1].res2;
+    return (float *)x + (size_t)rows_of_cell(&bt->rows, i) * C;
+}
+
+void add_hidden_grad(const Ctx *c, const Batch *bt, int j, int t0, int t1, float *d, size_t r0) {
+    if (!bt->hid_grad) return;
+    int C = c->shape->n_embd, E = c->shape->n_layer + 1;
+    const RowMap *m = j == E - 1 ? &bt->out_rows : &bt->rows;
+    for (int k = 0; k < bt->n_hid; k++) {
+        size_t i = (size_t)bt->hid_cell[k];
+        int t = (int)(i % (size_t)bt->T);
+        if (t < t0 || t >= t1) continue;
+        float *dst = d + ((size_t)rows_of_cell(m, i) - r0) * C;
+        const float *src = bt->hid_grad + ((size_t)k * E + j) * C;
+        for (int q = 0; q < C; q++) dst[q] += src[q];
+    }
 }
 
 /* The weight gradients of one linear layer (see linear_backward_weights*). */

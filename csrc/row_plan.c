@@ -144,11 +144,12 @@ static CoreStatus unroll_jacobi(RowPlan *p, Batch *bt, int iterations) {
     return CORE_OK;
 }
 
-/* Numbers the soft thoughts time-major. */
-static CoreStatus number_soft(RowPlan *p, Batch *bt, float tau) {
+/* Numbers the soft (or projected) thoughts time-major. */
+static CoreStatus number_soft(RowPlan *p, Batch *bt, float tau, int projected) {
     int B = bt->B, T = bt->T;
     SoftThoughts *s = &p->soft;
     s->tau = tau;
+    s->projected = projected;
     int n = 0;
     for (size_t i = 0; i < (size_t)B * T; i++) n += p->is_thought[i];
     s->index = core_malloc(sizeof(int32_t) * (size_t)B * T);
@@ -173,17 +174,36 @@ CoreStatus plan_thoughts(RowPlan *p, Batch *bt, const ThoughtSpec *spec, char *e
     if (!p->is_thought) return CORE_OUT_OF_MEMORY;
     CoreStatus st = find_thoughts(bt, spec, p->is_thought, err, errlen);
     if (st == CORE_OK && spec->mode == MODE_JACOBI) st = unroll_jacobi(p, bt, spec->iterations);
-    if (st == CORE_OK && spec->mode == MODE_SOFT) st = number_soft(p, bt, spec->temperature);
+    if (st == CORE_OK && spec->mode == MODE_SOFT) st = number_soft(p, bt, spec->temperature, 0);
+    if (st == CORE_OK && spec->mode == MODE_CONTINUOUS && spec->projected) st = number_soft(p, bt, 1.0f, 1);
     if (st != CORE_OK) return st;
     bt->is_thought = p->is_thought;
     p->bounds = core_malloc(sizeof(int) * (size_t)(bt->T + 1));
     return p->bounds ? CORE_OK : CORE_OUT_OF_MEMORY;
 }
 
-CoreStatus plan_soft_tensors(RowPlan *p, Batch *bt, int V, int C, int backward) {
+CoreStatus plan_soft_tensors(RowPlan *p, Batch *bt, int V, int C, int H, int backward) {
     SoftThoughts *s = &p->soft;
     if (!s->index) return CORE_OK;
     size_t n = (size_t)(s->n ? s->n : 1);
+    if (s->projected) {
+        s->H = H;
+        s->h = core_malloc(sizeof(float) * n * C);
+        s->pre = core_malloc(sizeof(float) * (n * 2 * H + n * C + 2 * n));   /* pre, act, y, stats */
+        s->mix = core_malloc(sizeof(float) * n * C);
+        if (backward) {
+            s->dmix = core_malloc(sizeof(float) * n * C);
+            s->dact = core_malloc(sizeof(float) * (n * H + n * C));            /* dact, dy */
+        }
+        if (!s->h || !s->pre || !s->mix || (backward && (!s->dmix || !s->dact))) return CORE_OUT_OF_MEMORY;
+        s->act = s->pre + n * H;
+        s->y = s->act + n * H;
+        s->stats = s->y + n * C;
+        if (backward) s->dy = s->dact + n * H;
+        bt->thought_in = s->mix;
+        bt->d_thought_in = s->dmix;
+        return CORE_OK;
+    }
     s->h = core_malloc(sizeof(float) * n * C);
     s->probs = core_malloc(sizeof(float) * n * V);
     s->mix = core_malloc(sizeof(float) * n * C);
@@ -251,6 +271,7 @@ CoreStatus plan_rows(RowPlan *p, Batch *bt, int n_layer) {
     for (size_t i = 0; i < n; i++) read[i] = (int)(i % T) + 1 < T && labels && labels[i + 1] != -100;
     for (size_t i = 0; i < n; i++)
         if (p->is_thought[i]) read[thought_source(bt, i)] = 1;
+    for (int k = 0; k < bt->n_hid; k++) read[bt->hid_cell[k]] = 1;
     for (int b = 0; b < B; b++) {
         int later = 0;
         for (int t = T - 1; t >= 0; t--) {
@@ -308,5 +329,7 @@ void plan_free(RowPlan *p) {
     core_free(s->mix);
     core_free(s->dmix);
     core_free(s->dz);
+    core_free(s->pre);
+    core_free(s->dact);
     memset(p, 0, sizeof(*p));
 }

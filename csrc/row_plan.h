@@ -20,10 +20,12 @@ typedef struct {
     int mode;
     float temperature;  /* soft: tau > 0 */
     int iterations;     /* jacobi: T >= 1 */
+    int projected;      /* continuous: the fed-back state goes through the model's thought
+                         * projection (set by the binding from the model, not the caller) */
 } ThoughtSpec;
 
 /* What a binding starts from before it parses the caller's keywords. */
-#define DEFAULT_SPEC ((ThoughtSpec){-1, -1, -1, MODE_NONE, 1.0f, 3})
+#define DEFAULT_SPEC ((ThoughtSpec){-1, -1, -1, MODE_NONE, 1.0f, 3, 0})
 
 /* CORE_BAD_INPUT with a message naming the field (mode, temperature, iterations or a
  * thought id) that the spec gets wrong. */
@@ -55,9 +57,12 @@ typedef struct {
 } JacobiLayout;
 
 /* Soft thoughts' tensors, thoughts numbered time-major (the thoughts of a pass are a
- * contiguous range). */
+ * contiguous range). Projected continuous thoughts (ThoughtSpec.projected) are numbered
+ * and fed the same way, mix then holding the projection's output. */
 typedef struct {
     int n;
+    int projected;             /* 1: projected continuous thoughts, 0: soft thoughts */
+    int H;                     /* projected: the projection's hidden width */
     float tau;
     int32_t *index;            /* (B,T) a thought's number, -1 elsewhere */
     int32_t *cell;             /* (n,2) example and position of each thought */
@@ -65,6 +70,9 @@ typedef struct {
     float *probs;              /* (n,V) softmax(h @ wte^T / tau) */
     float *mix;                /* (n,C) probs @ wte: the thought's input */
     float *dmix, *dz;          /* backward: (n,C) the gradient of mix, then of h; (n,V) of the logits */
+    /* projected: pre (n,H) = h W1^T + b1, act = gelu(pre), y (n,C) = act W2^T + b2, stats
+     * (2n) the LayerNorm's mean and rstd (mix = LN(y)); backward: dact (n,H), dy (n,C) */
+    float *pre, *act, *y, *stats, *dact, *dy;
 } SoftThoughts;
 
 /* The arrays a plan owns; the batch it planned points into them. */
@@ -89,9 +97,10 @@ typedef struct {
  * thoughts are numbered (SoftThoughts.index). */
 CoreStatus plan_thoughts(RowPlan *p, Batch *bt, const ThoughtSpec *spec, char *err, size_t errlen);
 
-/* Soft thoughts: their tensors for a vocabulary of V and width C (backward: the
- * gradients' too), and bt's pointers at them. CORE_OUT_OF_MEMORY. */
-CoreStatus plan_soft_tensors(RowPlan *p, Batch *bt, int V, int C, int backward);
+/* Soft or projected thoughts: their tensors for a vocabulary of V, width C and (projected)
+ * the projection's hidden width H (backward: the gradients' too), and bt's pointers at
+ * them. CORE_OUT_OF_MEMORY. */
+CoreStatus plan_soft_tensors(RowPlan *p, Batch *bt, int V, int C, int H, int backward);
 
 /* The column of the (unrolled) batch that holds the final output of the caller's
  * column t: t itself but for Jacobi. */
@@ -108,7 +117,7 @@ void plan_set_live(const RowPlan *p, int64_t *mask, int B, int ld, int t0);
 void plan_passes(RowPlan *p, const Batch *bt, const int *extra, int n_extra);
 
 /* Gives the loss's batch its packed row maps (bt->rows, bt->out_rows); needs labels.
- * CORE_OUT_OF_MEMORY. */
+ * The hidden cells (bt->hid_cell) count as read outputs. CORE_OUT_OF_MEMORY. */
 CoreStatus plan_rows(RowPlan *p, Batch *bt, int n_layer);
 
 /* Attention's work per pass i and example b ((n_pass, B) each): its keys (the unmasked

@@ -80,12 +80,70 @@ static void soft_backward(Ctx *c, const Batch *bt, const SoftThoughts *s, int t0
     }
 }
 
-/* A pass's mask (Jacobi) and soft thoughts, before it runs forward or backward. */
+/* Projected continuous thoughts of a pass, before it (CODI's projection, zhenyi4/codi
+ * src/model.py: nn.Sequential(Dropout(prj_dropout), Linear(dim, prj_dim), GELU(),
+ * Linear(prj_dim, dim), LayerNorm(dim)) applied to hidden_states[-1] of the position
+ * before the slot, i.e. the ln_f output; its scripts set prj_dropout 0, and so this
+ * has no dropout): h = that ln_f output, pre = h W1^T + b1, act = gelu_erf(pre),
+ * y = act W2^T + b2, mix = LayerNorm(y). */
+static void proj_forward(Ctx *c, const Batch *bt, const SoftThoughts *s, int t0, int t1) {
+    int C = c->shape->n_embd, H = s->H, k0, k1;
+    soft_range(s, t0, t1, &k0, &k1);
+    int m = k1 - k0;
+    if (m == 0) return;
+    const ParamPtrs *w = &c->p;
+    float *h = s->h + (size_t)k0 * C, *pre = s->pre + (size_t)k0 * H, *act = s->act + (size_t)k0 * H;
+    float *y = s->y + (size_t)k0 * C;
+    for (int k = k0; k < k1; k++)
+        memcpy(s->h + (size_t)k * C, c->a->lnf + soft_source_row(bt, s, k) * C, sizeof(float) * C);
+    for (int k = 0; k < m; k++) memcpy(pre + (size_t)k * H, w->prj_fc1_b, sizeof(float) * H);
+    matmul(0, 1, m, H, C, 1.0f, h, C, w->prj_fc1_w, C, 1.0f, pre, H);
+    gelu_erf_forward(act, pre, (size_t)m * H);
+    for (int k = 0; k < m; k++) memcpy(y + (size_t)k * C, w->prj_fc2_b, sizeof(float) * C);
+    matmul(0, 1, m, C, H, 1.0f, act, H, w->prj_fc2_w, H, 1.0f, y, C);
+    layernorm_forward(s->mix + (size_t)k0 * C, s->stats + k0, s->stats + s->n + k0, y, w->prj_ln_w, w->prj_ln_b,
+                      m, C, 0);
+}
+
+/* db (n) += the column sums of dy (m, n) */
+static void add_column_sums(float *db, const float *dy, int m, int n) {
+    for (int k = 0; k < m; k++)
+        for (int j = 0; j < n; j++) db[j] += dy[(size_t)k * n + j];
+}
+
+/* Projected thoughts of a pass, after its backward filled dmix: the projection's
+ * gradients, and h's into the ln_f gradient of the positions before (earlier passes). */
+static void proj_backward(Ctx *c, const Batch *bt, const SoftThoughts *s, int t0, int t1) {
+    int C = c->shape->n_embd, H = s->H, k0, k1;
+    soft_range(s, t0, t1, &k0, &k1);
+    int m = k1 - k0;
+    if (m == 0) return;
+    const ParamPtrs *w = &c->p, *g = &c->g;
+    const float *h = s->h + (size_t)k0 * C, *pre = s->pre + (size_t)k0 * H, *act = s->act + (size_t)k0 * H;
+    float *dy = s->dy + (size_t)k0 * C, *dact = s->dact + (size_t)k0 * H;
+    fill_zero(dy, (size_t)m * C);
+    layernorm_backward(dy, g->prj_ln_w, g->prj_ln_b, s->dmix + (size_t)k0 * C, s->y + (size_t)k0 * C, w->prj_ln_w,
+                       s->stats + k0, s->stats + s->n + k0, m, C);
+    matmul(1, 0, C, H, m, 1.0f, dy, C, act, H, 1.0f, g->prj_fc2_w, H);
+    add_column_sums(g->prj_fc2_b, dy, m, C);
+    matmul(0, 0, m, H, C, 1.0f, dy, C, w->prj_fc2_w, H, 0.0f, dact, H);
+    gelu_erf_backward(dact, pre, dact, (size_t)m * H);
+    matmul(1, 0, H, C, m, 1.0f, dact, H, h, C, 1.0f, g->prj_fc1_w, C);
+    add_column_sums(g->prj_fc1_b, dact, m, H);
+    matmul(0, 0, m, C, H, 1.0f, dact, H, w->prj_fc1_w, C, 0.0f, dy, C);      /* d h, over dy */
+    for (int k = k0; k < k1; k++) {
+        float *dst = c->a->dlnf + soft_source_row(bt, s, k) * C;
+        const float *src = s->dy + (size_t)k * C;
+        for (int j = 0; j < C; j++) dst[j] += src[j];
+    }
+}
+
+/* A pass's mask (Jacobi) and soft or projected thoughts, before it runs forward or backward. */
 static void pass_forward(Ctx *c, const Batch *bt, const RowPlan *p, int i) {
     int t0 = p->bounds[i], t1 = p->bounds[i + 1];
     /* the mask is the plan's or the decoding batch's own memory (thoughts.h) */
     plan_set_live(p, (int64_t *)bt->mask, bt->B, bt->T, t0);
-    if (p->soft.n) soft_forward(c, bt, &p->soft, t0, t1);
+    if (p->soft.n) (p->soft.projected ? proj_forward : soft_forward)(c, bt, &p->soft, t0, t1);
     forward_range(c, bt, t0, t1);
 }
 
@@ -131,51 +189,69 @@ static void backward_passes(Ctx *c, const Batch *bt, const RowPlan *p, const flo
         const float *src = dh + (size_t)i * C;
         for (int j = 0; j < C; j++) dst[j] += src[j];
     }
+    add_hidden_grad(c, bt, c->shape->n_layer, 0, bt->T, a->dlnf, 0);
     for (int l = 0; l < c->shape->n_layer; l++) fill_zero(a->layers[l].dqkv, n_rows * 3 * C);
     if (p->soft.n) fill_zero(p->soft.dmix, (size_t)p->soft.n * C);
     for (int i = p->n_pass - 1; i >= 0; i--) {
         int t0 = p->bounds[i], t1 = p->bounds[i + 1];
         plan_set_live(p, (int64_t *)bt->mask, bt->B, bt->T, t0);
         backward_range(c, bt, t0, t1);
-        if (p->soft.n) soft_backward(c, bt, &p->soft, t0, t1);
+        if (p->soft.n) (p->soft.projected ? proj_backward : soft_backward)(c, bt, &p->soft, t0, t1);
     }
     backward_weights(c, bt);
 }
 
-CoreStatus run_loss(Ctx *c, const Batch *bt, const RowPlan *p, int backward, float grad_scale, double *loss,
-                    long *n_supervised) {
+/* The hidden cells' states (Batch.n_hid) after the forward passes. */
+static void gather_hidden(const Ctx *c, const Batch *bt) {
+    int C = c->shape->n_embd, E = c->shape->n_layer + 1;
+    for (int k = 0; k < bt->n_hid; k++)
+        for (int j = 0; j < E; j++)
+            memcpy(bt->hid_out + ((size_t)k * E + j) * C, hidden_state_row(c, bt, j, (size_t)bt->hid_cell[k]),
+                   sizeof(float) * C);
+}
+
+CoreStatus loss_forward(Ctx *c, const Batch *bt, const RowPlan *p, int backward, float grad_scale, double *loss,
+                        long *n_supervised, LossState *ls) {
     int C = c->shape->n_embd, V = c->shape->vocab_size;
+    memset(ls, 0, sizeof(*ls));
     long N = count_supervised(bt);
     *n_supervised = N;
     if (N == 0) return CORE_NO_SUPERVISED;
-    CoreStatus st = CORE_OUT_OF_MEMORY;
     /* the loss reads logits only where the next label is supervised */
-    float *h = core_malloc(sizeof(float) * (size_t)N * C * (backward ? 2 : 1));
-    int64_t *tg = core_malloc(sizeof(int64_t) * (size_t)N);
-    size_t *rows = core_malloc(sizeof(size_t) * (size_t)N);
-    if (!h || !tg || !rows) goto cleanup;
+    float *h = ls->h = core_malloc(sizeof(float) * (size_t)N * C * (backward ? 2 : 1));
+    int64_t *tg = ls->tg = core_malloc(sizeof(int64_t) * (size_t)N);
+    size_t *rows = ls->rows = core_malloc(sizeof(size_t) * (size_t)N);
+    ls->N = N;
+    if (!h || !tg || !rows) return CORE_OUT_OF_MEMORY;
     forward_passes(c, bt, p);
+    gather_hidden(c, bt);
     gather_supervised(c, bt, h, tg, rows);
     /* ln_f's output stays fp32 (a thought reads it so); the LM head reads it in bf16 */
     if (c->bf16) bf16_round_copy(h, h, (size_t)N * C);
     float *dh = backward ? h + (size_t)N * C : NULL;
     if (dh) fill_zero(dh, (size_t)N * C);
     double total;
-    st = lm_head_xent(&total, dh, backward ? c->g.wte : NULL, h, c->pm.wte, tg, (int)N, C, V,
-                      grad_scale / (float)N, c->bf16, c->a->s_dw_bf16);
-    if (st != CORE_OK) goto cleanup;
-    *loss = total / (double)N;
-    if (backward) backward_passes(c, bt, p, dh, rows, N);
-cleanup:
-    core_free(h);
-    core_free(tg);
-    core_free(rows);
+    CoreStatus st = lm_head_xent(&total, dh, backward ? c->g.wte : NULL, h, c->pm.wte, tg, (int)N, C, V,
+                                 grad_scale / (float)N, c->bf16, c->a->s_dw_bf16);
+    if (st == CORE_OK) *loss = total / (double)N;
     return st;
+}
+
+void loss_backward(Ctx *c, const Batch *bt, const RowPlan *p, const LossState *ls) {
+    backward_passes(c, bt, p, ls->h + (size_t)ls->N * c->shape->n_embd, ls->rows, ls->N);
+}
+
+void loss_state_free(LossState *ls) {
+    core_free(ls->h);
+    core_free(ls->tg);
+    core_free(ls->rows);
+    memset(ls, 0, sizeof(*ls));
 }
 
 void run_forward(Ctx *c, const Batch *bt, const RowPlan *p, float *logits) {
     int B = bt->B, T = p->real_T, C = c->shape->n_embd, V = c->shape->vocab_size;
     forward_passes(c, bt, p);
+    gather_hidden(c, bt);
     if (!logits) return;
     /* under the full map the B rows of one position are contiguous; write them
      * batch-major (the passes are done, so the layer-0 inputs, emb, are free scratch) */

@@ -16,7 +16,8 @@ def hf_twin(model: coconut.GPT2, dtype=torch.float32) -> transformers.GPT2LMHead
     cfg.resid_pdrop = cfg.embd_pdrop = cfg.attn_pdrop = 0.0
     cfg.bos_token_id = cfg.eos_token_id = cfg.pad_token_id = model.config.vocab_size - 1
     hf = transformers.GPT2LMHeadModel(cfg)
-    state = {k: torch.from_numpy(v.copy()) for k, v in model.params.items()}
+    state = {k: torch.from_numpy(v.copy()) for k, v in model.params.items()
+             if not k.startswith("thought_projection.")}   # not GPT-2's: see torch_codi.projection_twin
     missing, unexpected = hf.load_state_dict(state, strict=False)
     assert not unexpected, unexpected
     assert all(m.endswith("attn.bias") or m.endswith("masked_bias") or m == "lm_head.weight" for m in missing), missing
