@@ -77,6 +77,18 @@ def train_small_coconut(name, seed=0):
     return trainer, result'''
 
 
+SHIPPED = '''\
+# the ProsQA Coconut model that ships with the package (coconut.shipped): the results table's
+# seed-0 row, trained from scratch on a CPU; its validation split is the official 300 questions
+run = coconut.pretrained("prosqa-coconut")
+model, tok, method = run.model, run.tok, run.method
+val = run.val_set[:20] if SMALL else run.val_set
+K = method.max_thoughts                          # 6 thoughts at the last stage
+record = coconut.shipped.record("prosqa-coconut")
+print(f"shipped model: {record['preset']}, {record['epochs']} epochs, {record['accuracy']:.3f} on the "
+      f"{record['n']} validation questions (reproducible mode); {len(val)} questions here")'''
+
+
 def trained_model_cells(name: str) -> list:
     """The setup, the training helper, and a small Coconut model trained under `name`."""
     return [new_code_cell(SETUP), new_code_cell(TRAIN_HELPER), new_code_cell(f'''\
@@ -143,6 +155,14 @@ print(f"accuracy: {res.accuracy:.3f} on {len(val)} validation questions, "
 rec = res.records[0]
 print("gold:", rec.gold)
 print("model wrote after", rec.n_thoughts, "thoughts:", rec.output.replace("\\n", " / "))'''),
+        new_markdown_cell("## Against the shipped model\n\nThe package ships the results table's ProsQA Coconut "
+                          "row, trained on the same kind of questions for the full budget "
+                          "(`coconut.pretrained`). The same validation questions, its own tokenization:"),
+        new_code_cell('''\
+shipped_run = coconut.pretrained("prosqa-coconut")
+ours = evaluate(model, tok, method, val, max_new_tokens=24).accuracy
+theirs = shipped_run.evaluate(val).accuracy
+print(f"this notebook's model: {ours:.3f}; the shipped model: {theirs:.3f} on the same {len(val)} questions")'''),
     ]
     return cells
 
@@ -153,12 +173,13 @@ def k_sweep_notebook():
                           "One trained model, evaluated with k = 0, 1, ... continuous thoughts; each output is "
                           "classified as in the paper: correct path, longer path, hallucination, wrong target, "
                           "correct label, incorrect label."),
-        *trained_model_cells("ksweep"),
+        new_code_cell(SETUP),
+        new_code_cell(SHIPPED),
         new_code_cell('''\
 from coconut.evaluate import k_sweep
 
-KS = list(range(0, MAX_STAGE + 2))
-sweep = k_sweep(model, tok, val, ks=KS, max_new_tokens=24)
+KS = list(range(0, K + 1))
+sweep = k_sweep(model, tok, val, ks=KS, max_new_tokens=run.cfg.max_new_tokens)
 for k, res in sweep.items():
     print(f"k={k}: accuracy {res.accuracy:.3f}, {res.mean_new_tokens:.1f} new tokens")'''),
         new_code_cell('''\
@@ -188,13 +209,17 @@ print(json.dumps({k: {c: round(v, 3) for c, v in f.items()} for k, f in fraction
                           "are causal, so one run with the most thoughts tells it every shorter run; each "
                           "question is then answered with its own k*."),
         new_code_cell('''\
+from coconut.data import generate_prosqa
 from coconut.stop_classifier import StopClassifier, evaluate_adaptive
 
-clf = StopClassifier(l2=1e-1).fit(model, tok, trainer.train_set, k_max=MAX_STAGE, method=trainer.method)
-report = evaluate_adaptive(model, tok, val, clf, fixed_ks=[1, MAX_STAGE], max_new_tokens=24,
-                           max_latent_stage=MAX_STAGE)
+fit_on = generate_prosqa(40 if SMALL else 1000, seed=12345)   # training-like questions, not the validation ones
+clf = StopClassifier(l2=1e-1).fit(model, tok, fit_on, k_max=K, method=method)
+report = evaluate_adaptive(model, tok, val, clf, fixed_ks=KS, max_new_tokens=run.cfg.max_new_tokens,
+                           max_latent_stage=K)
 print("\\n".join(report.lines()))
-print(f"k* equals the labelling rule for {report.label_accuracy:.2f} of the validation questions")'''),
+print(f"k* equals the labelling rule for {report.label_accuracy:.2f} of the validation questions; "
+      f"it thinks {report.mean_k:.2f} times on average instead of {K} "
+      f"({1 - report.mean_k / K:.0%} fewer thought passes) for {report.accuracy - report.fixed[K]:+.3f} accuracy")'''),
     ]
     return cells
 
@@ -206,13 +231,13 @@ def probe_notebook():
                           "gives each node's token is that node's *value*. The paper finds thought t favours the "
                           "frontier nodes at distance t + 1 from the root: a breadth-first search held in "
                           "superposition."),
-        *trained_model_cells("probe"),
+        new_code_cell(SETUP),
+        new_code_cell(SHIPPED),
         new_code_cell('''\
 from coconut.analysis import distances, frontier
 from coconut.analysis.latent_probe import probe_values
 
 ex = val[0]
-K = MAX_STAGE
 values = probe_values(model, tok, ex, K)          # (K thoughts, nodes)
 print("values shape:", values.shape)
 for t in range(K):
@@ -239,7 +264,7 @@ def layered_layout(ex):
 
 pos = layered_layout(ex)
 vmax = float(np.nanmax(values))
-fig, axes = plt.subplots(1, K, figsize=(4 * K, 4), squeeze=False)
+fig, axes = plt.subplots(1, K, figsize=(3 * K, 3.5), squeeze=False)
 for t, ax in enumerate(axes[0]):
     for s, d in ex.edges:
         (x0, y0), (x1, y1) = pos[s], pos[d]
