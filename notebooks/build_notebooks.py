@@ -228,9 +228,11 @@ def probe_notebook():
     cells = [
         new_markdown_cell("# The latent value probe: do continuous thoughts search breadth-first?\n\n"
                           "Each thought is a final hidden state, so the LM head can decode it. The probability it "
-                          "gives each node's token is that node's *value*. The paper finds thought t favours the "
-                          "frontier nodes at distance t + 1 from the root: a breadth-first search held in "
-                          "superposition."),
+                          "gives each node's token is that node's *value*. The paper finds the thoughts favour the "
+                          "frontier of a breadth-first search from the root, held in superposition. The shipped "
+                          "model's thought t holds the layer the search has reached, the nodes at distance t - 1, "
+                          "most of all those on a shortest path to the target (`coconut eval prosqa-coconut "
+                          "--probe` prints the same table)."),
         new_code_cell(SETUP),
         new_code_cell(SHIPPED),
         new_code_cell('''\
@@ -240,11 +242,11 @@ from coconut.analysis.latent_probe import probe_values
 ex = val[0]
 values = probe_values(model, tok, ex, K)          # (K thoughts, nodes)
 print("values shape:", values.shape)
-for t in range(K):
-    front = sorted(frontier(ex, t + 1))
+for t in range(K):   # thought t + 1 against the layer at distance t
+    layer = sorted(frontier(ex, t))
     best = np.argsort(-values[t])[:5]
-    print(f"thought {t + 1}: frontier {front}, mean value {values[t, front].mean() if front else float('nan'):.3f}; "
-          f"top nodes {best.tolist()}")'''),
+    print(f"thought {t + 1}: layer at distance {t} {layer}, mean value "
+          f"{values[t, layer].mean() if layer else float('nan'):.3f}; top nodes {best.tolist()}")'''),
         new_code_cell('''\
 def layered_layout(ex):
     """x = longest distance from a parentless node, y = order within that layer."""
@@ -272,32 +274,35 @@ for t, ax in enumerate(axes[0]):
                     arrowprops=dict(arrowstyle="->", color="#cccccc", lw=0.6, shrinkA=5, shrinkB=5))
     xy = np.array([pos[v] for v in range(len(ex.idx_to_symbol))])
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=values[t], cmap="viridis", vmin=0, vmax=vmax, s=90, zorder=3,
-                    edgecolors=["red" if v in frontier(ex, t + 1) else "none" for v in range(len(xy))])
+                    edgecolors=["red" if v in frontier(ex, t) else "none" for v in range(len(xy))])
     for v, name in [(ex.root, "root"), (ex.target, "target"), (ex.neg_target, "neg")]:
         ax.annotate(name, pos[v], textcoords="offset points", xytext=(0, 8), ha="center", fontsize=7)
-    ax.set_title(f"thought {t + 1} (red ring: frontier at depth {t + 1})", fontsize=8)
+    ax.set_title(f"thought {t + 1} (red ring: distance {t})", fontsize=8)
     ax.set_xticks([]); ax.set_yticks([])
 fig.colorbar(sc, ax=axes[0].tolist(), shrink=0.8, label="value (probability of the node token)")
 path = os.path.join(OUT, "03_probe_graph.png")
 fig.savefig(path)
 print("saved", path)'''),
-        new_markdown_cell("## Over the validation set\n\nPer thought: mean value of frontier nodes against all other "
-                          "nodes, and where the attention of the position computing the thought goes "
-                          "(mass per edge sentence: frontier edges against the rest)."),
+        new_markdown_cell("## Over the validation set\n\nPer thought: the mean value of the reached layer's nodes on "
+                          "a shortest path to the target, of its other nodes, and of every node outside it; and "
+                          "where the attention of the position computing the thought goes (mass per edge "
+                          "sentence: the layer's edges against the rest)."),
         new_code_cell('''\
 from coconut.analysis.attention_maps import attention_dataset
 from coconut.analysis.latent_probe import probe_dataset
 
 n = min(len(val), 8 if SMALL else 100)
-summary = probe_dataset(model, tok, val[:n], K)
-attn = attention_dataset(model, tok, val[:n], K)
+summary = probe_dataset(model, tok, val[:n], K, depth_offset=0)
+attn = attention_dataset(model, tok, val[:n], K, depth_offset=0)
 for t, row in summary.items():
-    print(f"thought {t + 1}: frontier value {row['frontier_mean']:.3f} vs rest {row['rest_mean']:.3f}; "
-          f"attention per frontier edge {attn['frontier_per_edge'][t]:.4f} vs other edges {attn['other_per_edge'][t]:.4f}")
+    print(f"thought {t + 1}: on path {row['optimal_mean']:.3f}, off path {row['off_path_mean']:.3f}, "
+          f"rest {row['rest_mean']:.3f}; attention per layer edge {attn['frontier_per_edge'][t]:.4f} vs other "
+          f"edges {attn['other_per_edge'][t]:.4f}")
 fig, ax = plt.subplots(figsize=(5, 3))
 ts = np.arange(1, K + 1)
-ax.bar(ts - 0.2, [summary[t]["frontier_mean"] for t in range(K)], 0.4, label="frontier nodes")
-ax.bar(ts + 0.2, [summary[t]["rest_mean"] for t in range(K)], 0.4, label="other nodes")
+for shift, key, label in ((-0.27, "optimal_mean", "on a shortest path"), (0, "off_path_mean", "rest of the layer"),
+                          (0.27, "rest_mean", "outside the layer")):
+    ax.bar(ts + shift, [summary[t][key] for t in range(K)], 0.27, label=label)
 ax.set_xlabel("thought"); ax.set_ylabel("mean value"); ax.legend(); fig.tight_layout()
 fig.savefig(os.path.join(OUT, "03_probe_summary.png"))'''),
     ]

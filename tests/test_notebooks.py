@@ -58,8 +58,8 @@ def test_k_sweep_and_path_classes(tmp_path, monkeypatch):
 def test_latent_bfs_probe(tmp_path, monkeypatch):
     text = run("03_latent_bfs_probe.ipynb", tmp_path, monkeypatch)
     assert "values shape: (6," in text
-    # no question's frontier reaches depth 6 in a small sample: its mean is nan
-    assert len(re.findall(r"thought \d: frontier value (?:0\.\d{3}|nan) vs rest 0\.\d{3}", text)) == 6
+    # a small sample's layers may be empty far from the root: their mean is nan
+    assert len(re.findall(r"thought \d: on path (?:\d\.\d{3}|nan), off path (?:\d\.\d{3}|nan), rest \d\.\d{3}", text)) == 6
     assert (tmp_path / "03_probe_graph.png").stat().st_size > 1000
     assert (tmp_path / "03_probe_summary.png").stat().st_size > 1000
 
