@@ -4,7 +4,7 @@ stated seed and settings, shipped in coconut/data/ood/ (README.md and SHA256SUMS
 
     steps7   shortest paths of 7 steps (the official questions take 3-6)
     steps8   shortest paths of 8 steps
-    dense    29-32 nodes and 54 or more edges (official: 17-28 nodes, 22-53 edges)
+    dense    60 or more edges among at most 28 nodes (official: 22-53 edges, 17-28 nodes)
     forest   every concept has one parent, so every node is reached by one path only
              (a shape the official graphs, where concepts share children, lack)
 
@@ -12,9 +12,10 @@ stated seed and settings, shipped in coconut/data/ood/ (README.md and SHA256SUMS
     coconut eval CONFIG --ood                # a checkpoint on every split
 
 The deep splits grow deeper graphs (depth_weight 3.0 instead of 1.5): with the official
-settings one graph in 4,000 has an 8-step answer. Every split keeps its graphs within 32
-nodes, the node vocabulary of the symbolic tokenizations the presets train. They are for
-reporting only: nothing is ever chosen on them.
+settings one graph in 4,000 has an 8-step answer. Every split keeps its graphs within 28
+nodes: the generator's own graphs never have more, so a model trained on them has never
+trained the tokens of nodes 28 and up, and a split with more nodes would test unseen
+symbols rather than the graph. They are for reporting only: nothing is chosen on them.
 
     python -m coconut.data.ood            # draws the files again (minutes: the 8-step one)
 """
@@ -33,12 +34,12 @@ OOD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ood")
 SIZE = 300
 SEED = 7001   # not a seed any preset trains or validates on
 
-_DEEP = replace(ProsQASettings(), depth_weight=3.0, max_nodes=32)
+_DEEP = replace(ProsQASettings(), depth_weight=3.0, max_nodes=28)
 SPLITS = {
     "steps7": replace(_DEEP, min_steps=7, max_steps=7),
     "steps8": replace(_DEEP, min_steps=8, max_steps=8),
-    "dense": replace(ProsQASettings(), grown_nodes=33, mean_parents=2.2, min_nodes=29, max_nodes=32, min_edges=54),
-    "forest": replace(ProsQASettings(), max_parents=1, max_nodes=32),
+    "dense": replace(ProsQASettings(), mean_parents=3.0, max_nodes=28, min_edges=60),
+    "forest": replace(ProsQASettings(), max_parents=1, max_nodes=28),
 }
 
 
