@@ -170,7 +170,7 @@ def model_shape(cfg: RunConfig, tok, checkpoint: str | None = None) -> GPT2Confi
     if source is None:
         dropout = GPT2Config.dropout if cfg.dropout is None else cfg.dropout
         return GPT2Config(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, vocab_size=tok.vocab_size,
-                          n_positions=cfg.n_positions, dropout=dropout)
+                          n_positions=cfg.n_positions, dropout=dropout, thought_projection=cfg.thought_projection)
     return GPT2Config.from_hf_file(GPT2Config.hf_path(source))
 
 
@@ -203,7 +203,7 @@ def build_model(cfg: RunConfig, tok, checkpoint: str | None = None, recipe: Reci
         model = coconut.GPT2(model_shape(cfg, tok), seed=cfg.seed)
         (recipe or Recipe()).init_model(model, tok, cfg.seed)
     else:
-        model = coconut.GPT2.from_pretrained(source, seed=cfg.seed)
+        model = coconut.GPT2.from_pretrained(source, seed=cfg.seed, thought_projection=cfg.thought_projection or None)
         if cfg.dropout is not None:
             model.config.dropout = cfg.dropout
         if model.config.vocab_size < tok.vocab_size:   # GPT-2 itself: grow by <bot> <eot> <latent> (<pause>)
@@ -237,7 +237,7 @@ def check_lengths(method, tok, examples, name, epochs, n_positions: int, max_new
                 n, s = max((len(method.layout(tok, ex, s).input_ids), s) for s in range(method.final_stage + 1))
                 what = f"it has {n} tokens at stage {s}"
             else:
-                n, epoch = max((len(method.sequence(tok, ex, e, random.Random(0)).input_ids), e)
+                n, epoch = max((method.sequence(tok, ex, e, random.Random(0)).longest, e)
                                for e in by_stage.values())
                 what = f"it has {n} tokens at epoch {epoch}"
         except ValueError as e:

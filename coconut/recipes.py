@@ -39,6 +39,7 @@ class Option:
 
     key: ClassVar[str]
     default: ClassVar[object]
+    rewrites_sequences: ClassVar[bool] = False   # its training_sequence hook changes sequences when on
 
     def __init__(self, value):
         self.value = value
@@ -127,6 +128,7 @@ class PredictPastEot(Option):
     Pause thoughts and methods without thoughts feed nothing back: refused."""
 
     key, default = "predict_past_eot", False
+    rewrites_sequences = True
 
     def check_value(self) -> None:
         _boolean(self)
@@ -148,6 +150,7 @@ class ShuffleNodes(Option):
     that change every epoch stop it from learning the training set by heart."""
 
     key, default = "shuffle_nodes", False
+    rewrites_sequences = True
 
     def check_value(self) -> None:
         _boolean(self)
@@ -210,6 +213,9 @@ class Recipe:
     def fits(self, method, tok, from_scratch: bool) -> None:
         for option in self.options:
             option.fits(method, tok, from_scratch)
+            if option.rewrites_sequences and option.value and method.trains_itself:
+                raise ValueError(f"{option.key} rewrites each training sequence; method {method.name!r} trains "
+                                 f"pairs of sequences of its own (set recipe.{option.key} off)")
 
     def init_model(self, model, tok, seed: int) -> None:
         std = self.value("embedding_std")

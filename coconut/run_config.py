@@ -119,6 +119,7 @@ class RunConfig:
     n_embd: int = 768
     n_positions: int = 1024
     dropout: Optional[float] = None          # null: GPT-2's 0.1 from scratch, a pretrained model's own
+    thought_projection: int = 0              # > 0: an MLP + LayerNorm of this width on every fed-back thought (CODI)
     tokenization: str = "gpt2"              # gpt2, or a symbolic one (coconut.tokenizer.symbolic)
     threads: Optional[int] = None            # C core threads (None: its default; under MPI cores / ranks)
     max_new_tokens: int = 128
@@ -306,7 +307,7 @@ def _check_values(cfg: RunConfig, where) -> None:
     for key in positive:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{where(key)} must be >= 1, got {getattr(cfg, key)}")
-    for key in ("resume", "log_every_steps"):
+    for key in ("resume", "log_every_steps", "thought_projection"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{where(key)} must be >= 0, got {getattr(cfg, key)}")
     twice = [name for i, name in enumerate(cfg.log_to) if name in cfg.log_to[:i]]

@@ -297,18 +297,23 @@ class Trainer:
         the dropout seed of its place in the run (`dropout_calls` = the step's first call
         + j). One in-place all-reduce sums the gradient block over the ranks; every rank
         then takes the same AdamW step. Returns this rank's (j, loss)."""
-        model, tok, world = self.model, self.tok, self.world
+        model, tok, world, method = self.model, self.tok, self.world, self.method
         acc = self.cfg.gradient_accumulation_steps
-        first_call, per_pass = model.dropout_calls, model.dropout_calls_per_pass
+        first_call, per_pass = model.dropout_calls, model.dropout_calls_per_pass * method.loss_calls
         done = []
         for j in distributed.shard(len(micro_batches), world.rank, world.size):
             model.dropout_calls = first_call + j * per_pass
-            with self.phases("collate"):
-                b = collate(micro_batches[j], tok.eos_id, tok.latent_id)
             # The reference divides each micro-batch's mean loss by the accumulation steps.
-            with self.phases("step"):
-                loss, _ = model.loss_and_count(b.input_ids, b.labels, b.attention_mask, b.position_ids,
-                                               thoughts=self.thoughts, grad_scale=1.0 / acc)
+            if method.trains_itself:
+                with self.phases("step"):
+                    loss = method.train_micro_batch(model, micro_batches[j], tok.eos_id, tok.latent_id,
+                                                    self.thoughts, grad_scale=1.0 / acc)["ce_loss"]
+            else:
+                with self.phases("collate"):
+                    b = collate(micro_batches[j], tok.eos_id, tok.latent_id)
+                with self.phases("step"):
+                    loss, _ = model.loss_and_count(b.input_ids, b.labels, b.attention_mask, b.position_ids,
+                                                   thoughts=self.thoughts, grad_scale=1.0 / acc)
             done.append((j, loss))
         model.dropout_calls = first_call + len(micro_batches) * per_pass
         with self.phases("optimizer"):

@@ -83,3 +83,30 @@ def test_one_micro_batch_equals_the_reference(k):
     assert abs(got["distill_loss"] - distill.item()) <= 1e-4 * distill.item()
     assert got["count"] == int((s.labels[:, 1:] != -100).sum())
     assert_grads_close(grads, want)
+
+
+def test_codi_trains_from_a_config_resumes_bitwise_and_evaluates(tmp_path, capsys):
+    """method: codi end to end on the 40-example ProsQA run: the student's loss falls, a
+    resumed run ends on the same weights, coconut eval scores it, and a recipe that
+    rewrites training sequences (which would drop the teacher) is refused."""
+    import yaml
+
+    from coconut.cli import main
+    from coconut.run_config import ConfigError
+    from coconut.train import Trainer, train
+    from test_train import BASE, config, metrics
+
+    kw = dict(method="codi", method_options={"num_latent": 2}, thought_projection=16, dropout=0.0, num_epochs=3)
+    straight = train(config(tmp_path, "straight", **kw))
+    losses = [line["train_loss"] for line in metrics(straight.save_dir)]
+    assert losses[-1] < losses[0] - 0.5
+    assert straight.model.config.thought_projection == 16
+    train(config(tmp_path, "split", **{**kw, "num_epochs": 2}))
+    resumed = train(config(tmp_path, "split", **kw), resume=2)
+    assert np.array_equal(straight.model.param_block, resumed.model.param_block)
+    path = tmp_path / "codi.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **kw, "save_path": str(tmp_path), "name": "straight"}))
+    assert main(["eval", str(path)]) == 0
+    assert "accuracy " in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="predict_past_eot rewrites each training sequence; method 'codi'"):
+        Trainer(config(tmp_path, "refused", recipe={"predict_past_eot": True}, **kw))

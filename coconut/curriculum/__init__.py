@@ -11,6 +11,7 @@ A new method is a subclass of `Method` (write `sequence`, maybe `prompt_ids`), o
 `StageCurriculum` overriding only `example_stage` for a new per-example schedule.
 """
 from coconut.curriculum.ablations import NoThought, PauseAsThought
+from coconut.curriculum.codi import CODI
 from coconut.curriculum.coconut import Coconut, NoCurriculum
 from coconut.curriculum.cot import CoT, NoCoT
 from coconut.curriculum.frontier import FrontierCoconut
@@ -24,7 +25,7 @@ from coconut.curriculum.soft import SoftThoughts
 from coconut.curriculum.stages import StageCurriculum
 
 __all__ = [
-    "METHODS", "IGNORE", "CoT", "Coconut", "FrontierCoconut", "ICoT", "Method", "NoCoT", "NoCurriculum",
+    "METHODS", "IGNORE", "CODI", "CoT", "Coconut", "FrontierCoconut", "ICoT", "Method", "NoCoT", "NoCurriculum",
     "NoThought", "PCCoT", "PauseAsThought", "PauseToken", "SoftThoughts", "StageCurriculum", "TrainingSequence",
     "latent_prompt", "make_method", "method_from_reference_config", "thought_block",
 ]

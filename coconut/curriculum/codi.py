@@ -28,7 +28,6 @@ from typing import ClassVar
 import numpy as np
 
 from coconut.codi import LOSSES, distillation_loss_and_grad
-from coconut.collate import collate
 from coconut.curriculum.method import Method
 from coconut.curriculum.sequence import TrainingSequence, latent_prompt, steps_from, thought_block
 
@@ -41,6 +40,10 @@ class CODISequence(TrainingSequence):
     teacher: TrainingSequence = None
     cell: int = -1
     teacher_cell: int = -1
+
+    @property
+    def longest(self) -> int:
+        return max(len(self.input_ids), len(self.teacher.input_ids))
 
 
 @dataclass
@@ -59,6 +62,8 @@ class CODI(Method):
     reset_optimizer: object = "never"
     name: ClassVar[str] = "codi"
     thought_mode: ClassVar[str] = "continuous"
+    trains_itself: ClassVar[bool] = True   # train_micro_batch: teacher and student, two loss calls
+    loss_calls: ClassVar[int] = 2
 
     def __post_init__(self):
         Method.__post_init__(self)
@@ -102,6 +107,7 @@ class CODI(Method):
         its hidden states at the teacher cells (no gradient flows into them: CODI's
         detach); then the student's, whose hidden states at the student cells go to
         the distillation term between forward and backward, its gradient injected."""
+        from coconut.collate import collate   # here: collate imports the curriculum package
         teacher = collate([s.teacher for s in sequences], pad_id, latent_id)
         t_cells = self._cells(teacher, [s.teacher_cell for s in sequences])
         t_loss, _, t_hidden = model.loss_and_count(

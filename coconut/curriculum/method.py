@@ -44,6 +44,13 @@ class Method:
     needs_pause_token: ClassVar[bool] = False
     reset_optimizer = "never"   # overridden by a dataclass field in concrete methods
     max_thoughts: ClassVar[int] = 0   # the most <latent> slots a prompt gets (a property where it varies)
+    # A method whose micro-batch is more than one loss over its collated sequences (CODI:
+    # a teacher's and a student's) computes it itself, in
+    # train_micro_batch(model, sequences, pad_id, latent_id, thoughts, grad_scale) -> dict
+    # with "ce_loss" (the loss the epoch line reports) and any other terms; loss_calls is
+    # how many dropout-drawing loss calls that makes.
+    trains_itself: ClassVar[bool] = False
+    loss_calls: ClassVar[int] = 1
     # the fields that are parameters of the thoughts, named as ThoughtSpec's (temperature, iterations)
     thought_params: ClassVar[tuple[str, ...]] = ()
 

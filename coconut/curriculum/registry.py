@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from coconut.curriculum.ablations import NoThought, PauseAsThought
+from coconut.curriculum.codi import CODI
 from coconut.curriculum.coconut import Coconut, NoCurriculum
 from coconut.curriculum.cot import CoT, NoCoT
 from coconut.curriculum.frontier import FrontierCoconut
@@ -25,6 +26,7 @@ METHODS: dict[str, type[Method]] = {
     "pause_as_thought": PauseAsThought,
     "soft_thoughts": SoftThoughts,
     "pccot": PCCoT,
+    "codi": CODI,
 }
 
 

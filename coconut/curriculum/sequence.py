@@ -26,6 +26,12 @@ class TrainingSequence:
                 f"input_ids ({len(self.input_ids)}) and labels ({len(self.labels)}) "
                 "differ in length")
 
+    @property
+    def longest(self) -> int:
+        """The most positions this training example needs (a method that trains a second
+        sequence beside it, as CODI's teacher, counts that one too)."""
+        return len(self.input_ids)
+
     @classmethod
     def from_parts(cls, untrained: Sequence[int], trained: Sequence[int],
                    n_thoughts: int = 0) -> "TrainingSequence":
