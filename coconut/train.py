@@ -44,13 +44,11 @@ from tqdm import tqdm
 import coconut
 from coconut import distributed
 from coconut.assembly import assemble
-from coconut.build import check_lengths
 from coconut.checkpoints import (clean_stale_temporaries, list_checkpoints, load_optimizer_state,
                                  refuse_to_overwrite, save_checkpoint, write_json_atomic)
 from coconut.collate import collate
-from coconut.data import generate
 from coconut.evaluate import EvalResult, evaluate
-from coconut.forked import Background
+from coconut.epoch_data import EpochData
 from coconut.metric_sinks import MetricLog
 from coconut.phases import PhaseClock
 from coconut.progress import Progress
@@ -120,7 +118,8 @@ class Trainer:
             refuse_to_overwrite(self.save_dir)
         self.resumed_from = run.checkpoint
         self._stop = False
-        self._ahead = None   # (epoch, coconut.forked.Background drawing its fresh examples)
+        self.data = EpochData(cfg, self.train_set, self.method, self.tok, self.model.config.n_positions,
+                              self.data_workers)
         if self.world.size > 1:
             self._agree_across_ranks()
         self.phases.add("setup", time.perf_counter() - started)
@@ -158,9 +157,7 @@ class Trainer:
                 self.metrics.open()
             return self._run(summary)
         finally:
-            if self._ahead is not None:   # an interrupted run: the next epoch's draw is not needed
-                self._ahead[1].close()
-                self._ahead = None
+            self.data.close()
             try:
                 self.metrics.close()
             finally:
@@ -254,35 +251,8 @@ class Trainer:
         return mean_loss, tokens / max(time.perf_counter() - start, 1e-9)
 
     def training_set(self, epoch: int) -> list:
-        """The examples epoch `epoch` trains on: the training set, or with
-        generate.fresh_each_epoch the epoch's own part of the generator's stream (with
-        data_ahead, drawn by a forked process while the epoch before trained)."""
-        g = self.cfg.generate
-        fresh = g is not None and g.fresh_each_epoch
-        ahead, self._ahead = self._ahead, None
-        if fresh and epoch > 0 and ahead is not None and ahead[0] == epoch:
-            examples = ahead[1].result()
-        else:
-            if ahead is not None:
-                ahead[1].close()
-            examples = self.fresh_examples(epoch, self.data_workers) if fresh and epoch > 0 else self.train_set
-        if fresh and self.cfg.data_ahead and epoch + 1 < self.cfg.num_epochs:
-            # one process: a pool worker cannot fork workers of its own
-            self._ahead = (epoch + 1, Background(lambda: self.fresh_examples(epoch + 1, 1)))
-        if examples is self.train_set:
-            return examples
-        self.tok.clear_cache()   # else every epoch's questions would stay alive in it
-        self.tok.encode_all(examples, self.data_workers)
-        check_lengths(self.method, self.tok, examples, f"generated {g.dataset} training set of epoch {epoch + 1}",
-                      [epoch], self.model.config.n_positions)
-        return examples
-
-    def fresh_examples(self, epoch: int, workers: int) -> list:
-        """Epoch `epoch`'s part of the generator's stream: after the first set and the
-        validation examples; only as many as train_size keeps."""
-        g = self.cfg.generate
-        start = g.n + g.val_n + (epoch - 1) * g.n
-        return generate(g.dataset, min(g.n, self.cfg.train_size or g.n), g.seed, start=start, workers=workers)
+        """The examples epoch `epoch` trains on (coconut.epoch_data)."""
+        return self.data.examples(epoch)
 
     def sequences(self, examples, epoch: int, rng: random.Random) -> list:
         """The training sequences of `examples` at `epoch`: the method lays each out, then

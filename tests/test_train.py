@@ -217,9 +217,9 @@ def test_fresh_each_epoch_trains_on_new_questions_and_resumes_exactly(tmp_path):
     trainer = Trainer(config(tmp_path, "look", generate=fresh), verbose=False)
     stream = generate_prosqa(40 + 6 + 2 * 40, seed=0)
     assert trainer.training_set(0) == stream[:40] and trainer.val_set == stream[40:46]
-    assert trainer._ahead[0] == 1   # data_ahead: epoch 1's questions are being drawn by a forked process
+    assert trainer.data.ahead[0] == 1   # data_ahead: epoch 1's questions are being drawn by a forked process
     assert trainer.training_set(1) == stream[46:86] and trainer.training_set(2) == stream[86:]
-    assert trainer._ahead is None   # nothing after the last epoch
+    assert trainer.data.ahead is None   # nothing after the last epoch
     seen = []
     trainer.train_step = lambda micro_batches: seen.extend(s.input_ids for b in micro_batches for s in b) or [(0, 0.0)]
     trainer.train_epoch(1)
