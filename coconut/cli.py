@@ -218,19 +218,15 @@ def _ood(run, comm) -> int:
     import numpy as np
     from coconut.data.ood import ood_names, ood_split
     from coconut.evaluate import evaluate
-    from coconut.run_config import ConfigError
     cfg, method, tok, model = run.cfg, run.method, run.tok, run.model
-    if getattr(run.val_set[0], "idx_to_symbol", None) is None:
-        raise ConfigError(f"{cfg.source}: --ood: the out-of-distribution splits are ProsQA graphs; this run's "
-                          "validation data is not ProsQA")
+    _prosqa_only(cfg, run.val_set, "--ood: the out-of-distribution splits are ProsQA graphs")
     more = method.max_thoughts + 2 if method.thought_mode != "none" else None
     splits = [("validation", run.val_set)] + [(name, ood_split(name)) for name in ood_names()]
     header = f"{'split':>10}  {'n':>4}  {'own prompt':>10}  {'thoughts':>8}"
     rows = []
     for name, examples in splits:
         tok.encode_all(examples)
-        own = evaluate(model, tok, method, examples, cfg.max_new_tokens, cfg.eval_batch_size, epoch=run.eval_epoch,
-                       comm=comm)
+        own = run.evaluate(examples, comm=comm)
         row = f"{name:>10}  {len(examples):>4}  {own.accuracy:>10.4f}  {np.mean([r.n_thoughts for r in own.records]):>8.2f}"
         if more is not None:
             extra = evaluate(model, tok, more, examples, cfg.max_new_tokens, cfg.eval_batch_size,
@@ -252,10 +248,8 @@ def _probe(cfg, method, tok, model, val, k_max) -> int:
     split into the nodes on a shortest path to the target and off it, against the other
     nodes; then the mean value of every layer."""
     from coconut.analysis.latent_probe import depth_dataset, probe_dataset
-    from coconut.run_config import ConfigError
     _continuous_only(cfg, method, "--probe")
-    if getattr(val[0], "idx_to_symbol", None) is None:
-        raise ConfigError(f"{cfg.source}: --probe needs ProsQA validation data (graphs with named nodes)")
+    _prosqa_only(cfg, val, "--probe needs graphs with named nodes")
     reached, following = (probe_dataset(model, tok, val, k_max, depth_offset=o) for o in (0, 1))
     layers = depth_dataset(model, tok, val, k_max, max_depth=k_max)
     print(f"latent value probe on {len(val)} validation examples: a node's value is the probability of its token "
@@ -299,6 +293,13 @@ def _adaptive(cfg, method, tok, model, train, val, comm) -> int:
     print(f"stop classifier fitted on {len(train)} training examples; it chose the curriculum's number of "
           f"thoughts for {report.label_accuracy:.1%} of the {len(val)} validation examples")
     return 0
+
+
+def _prosqa_only(cfg, val, what: str) -> None:
+    """A ConfigError unless the validation data are ProsQA graphs."""
+    from coconut.run_config import ConfigError
+    if not val[0].has_graph:
+        raise ConfigError(f"{cfg.source}: {what}; this run's validation data is not ProsQA")
 
 
 def _continuous_only(cfg, method, what: str) -> None:
