@@ -12,7 +12,7 @@ standing for the pair (src, dst) (vocabulary ~1,070). Steps and answer keep node
 Reading "the children of X" from the question then needs one attention step that
 matches X against the edge tokens; with node tokens it needs a head that first binds
 each dst to the src before it (an induction circuit), which no model trained from
-scratch on this project's CPU budgets formed (docs/log/round-01.md):
+scratch on this project's CPU budgets formed (docs/log/how-the-first-presets-failed.md):
 
     question  = e(src,dst) per edge, in the question's sentence order, then [Q] A B [R] root
 
