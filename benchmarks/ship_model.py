@@ -47,10 +47,7 @@ def score_reproducibly(model_name: str) -> dict:
     code = ("import json, coconut\n"
             f"run = coconut.pretrained({model_name!r}, ['threads=1'])\n"
             "ev = run.evaluate()\n"
-            "from coconut.evaluate import k_sweep, sweep_thoughts\n"
-            "k_max = run.method.max_thoughts\n"
-            "sweep = k_sweep(run.model, run.tok, run.val_set, ks=range(k_max + 1), max_new_tokens=run.cfg.max_new_tokens,"
-            " batch_size=run.cfg.eval_batch_size, thoughts=sweep_thoughts(run.tok, run.method))\n"
+            "sweep = run.k_sweep(range(run.method.max_thoughts + 1))\n"
             "print(json.dumps({'correct': sum(r.correct for r in ev.records), 'n': len(ev.records),"
             " 'accuracy': ev.accuracy, 'mean_new_tokens': ev.mean_new_tokens,"
             " 'k_sweep': {k: r.accuracy for k, r in sweep.items()}, 'blas': coconut.blas_info()['core']}))\n")

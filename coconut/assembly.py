@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from coconut.build import (build_method, build_model, build_recipe, build_tokenization, check_lengths, check_recipe,
                            load_data, model_shape, saved_tokenization)
 from coconut.checkpoints import best_checkpoint, find_checkpoint, read_state
-from coconut.evaluate import FINAL_EPOCH, EvalResult, evaluate
+from coconut.evaluate import FINAL_EPOCH, EvalResult, evaluate, k_sweep, sweep_thoughts
 from coconut.run_config import ConfigError, RunConfig
 from coconut.thought_spec import ThoughtSpec
 
@@ -61,6 +61,15 @@ class Run:
         return evaluate(self.model, self.tok, self.method, self.val_set if examples is None else examples,
                         cfg.max_new_tokens, cfg.eval_batch_size, epoch=self.eval_epoch, comm=comm,
                         on_batch=on_batch)
+
+    def k_sweep(self, ks=None, *, comm=None) -> dict:
+        """{k: EvalResult} on the validation set with k thoughts of the method's own kind
+        (coconut.evaluate.sweep_thoughts); ks default: 0..the method's most thoughts, 0..6
+        for a method without."""
+        ks = range((self.method.max_thoughts or 6) + 1) if ks is None else ks
+        return k_sweep(self.model, self.tok, self.val_set, ks=ks, max_new_tokens=self.cfg.max_new_tokens,
+                       batch_size=self.cfg.eval_batch_size, thoughts=sweep_thoughts(self.tok, self.method),
+                       comm=comm)
 
 
 def assemble(cfg: RunConfig, purpose: str = "train", *, method=None, resume=None, checkpoint: str | None = None,

@@ -176,7 +176,6 @@ def _score(args, cfg, checkpoint, untrained=False) -> int:
     """What `coconut eval` prints, for a checkpoint (or with only_eval, load_model_path)."""
     from coconut.assembly import assemble, checkpoint_label
     from coconut.distributed import configure_threads, world
-    from coconut.evaluate import k_sweep, sweep_thoughts
     from coconut.run_config import ConfigError
     adaptive, probe, sweep, ood = (getattr(args, k, False) for k in ("adaptive", "probe", "k_sweep", "ood"))
     comm = world()
@@ -195,8 +194,7 @@ def _score(args, cfg, checkpoint, untrained=False) -> int:
     if probe:
         return _probe(cfg, method, tok, model, val, k_max) if comm.is_root else 0
     if sweep:
-        results = k_sweep(model, tok, val, ks=range((k_max or 6) + 1), max_new_tokens=cfg.max_new_tokens,
-                          batch_size=cfg.eval_batch_size, thoughts=sweep_thoughts(tok, method), comm=comm)
+        results = run.k_sweep(comm=comm)
         if not comm.is_root:
             return 0
         print(f"{'k':>3}  {'accuracy':>8}  {'new tokens':>10}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from coconut.evaluate import k_sweep
 
 
 @dataclass
@@ -47,12 +46,9 @@ def summarize(trainer, result) -> RunSummary:
     final = result.history[-1] if result.history else None
     method = trainer.method
     sweep = {}
-    k_max = getattr(method, "max_thoughts", 0)
+    k_max = method.max_thoughts
     if method.thought_mode != "none" and k_max > 0:
-        cfg = trainer.cfg
-        runs = k_sweep(trainer.model, trainer.tok, trainer.val_set, ks=range(k_max + 1),
-                       max_new_tokens=cfg.max_new_tokens, batch_size=cfg.eval_batch_size,
-                       thoughts=method.thought_spec(trainer.tok), comm=trainer.world)
+        runs = trainer.assembled.k_sweep(range(k_max + 1), comm=trainer.world)   # the trained model, in place
         sweep = {k: (r.accuracy, r.mean_new_tokens) for k, r in runs.items()}
     return RunSummary(final_accuracy=final["val_accuracy"] if final else None,
                       final_epoch=final["epoch"] if final else None,

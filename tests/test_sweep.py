@@ -173,3 +173,20 @@ def test_cli_sweep_and_report(swept, tmp_path, capsys):
     assert "| method | seeds | final accuracy % |" in printed and "| Coconut | - |" in printed
     assert os.path.exists(tmp_path / "plots" / "tiny_curves.png") and os.path.exists(tmp_path / "plots" /
                                                                                       "tiny_coconut_probe.png")
+
+
+def test_the_splits_analysis_scores_the_row_model_on_another_file(swept, tmp_path):
+    """A split that holds the row's own validation questions scores what the row's final
+    accuracy says."""
+    from coconut.assembly import assemble
+    from coconut.checkpoints import list_checkpoints, read_state
+    from coconut.data import save_examples
+    from coconut.run_config import config_from_dict
+    from coconut.sweep.analyses import analyse
+    _, lines = swept
+    row = lines[0]
+    checkpoint = list_checkpoints(row["run_dir"])[-1][2]
+    cfg = config_from_dict(read_state(checkpoint)["config"])
+    path = tmp_path / "again.json"
+    save_examples(path, assemble(cfg, "eval", checkpoint=checkpoint).val_set)
+    assert analyse(cfg, checkpoint, ["splits"], {"again": str(path)}) == {"split_again": row["final_accuracy"]}

@@ -14,8 +14,7 @@ An analysis that does not apply to a row (a probe without thoughts) leaves its c
 from __future__ import annotations
 
 from coconut.assembly import assemble
-from coconut.evaluate import evaluate, k_sweep
-from coconut.run_config import config_from_dict
+from coconut.data import load_examples
 from coconut.sweep.results import probe_summary
 
 
@@ -25,7 +24,7 @@ def analyse(cfg, checkpoint: str, analyses, splits: dict) -> dict:
         return {}
     run = assemble(cfg, "eval", checkpoint=checkpoint)
     method, tok, model, val = run.method, run.tok, run.model, run.val_set
-    prosqa = getattr(val[0], "idx_to_symbol", None) is not None
+    prosqa = val[0].has_graph
     k_max = method.max_thoughts
     out = {}
     own = None
@@ -34,8 +33,7 @@ def analyse(cfg, checkpoint: str, analyses, splits: dict) -> dict:
             own = run.evaluate()
             out["k0"] = own.accuracy
         else:
-            sweep = k_sweep(model, tok, val, ks=range((k_max or 6) + 1), max_new_tokens=cfg.max_new_tokens,
-                            batch_size=cfg.eval_batch_size, thoughts=method.thought_spec(tok))
+            sweep = run.k_sweep()
             out.update({f"k{k}": r.accuracy for k, r in sweep.items()})
     if "probe" in analyses and prosqa and method.thought_mode == "continuous" and k_max >= 1:
         from coconut.analysis.latent_probe import depth_dataset, probe_dataset
@@ -49,10 +47,6 @@ def analyse(cfg, checkpoint: str, analyses, splits: dict) -> dict:
         own = own or run.evaluate()
         counts = class_counts(val, [r.output for r in own.records], [r.n_thoughts for r in own.records])
         out.update({f"path_{c}": f for c, f in class_fractions(counts).items()})
-    for name, path in (splits.items() if "splits" in analyses else ()):
-        split_cfg = config_from_dict({**cfg.to_dict(), "val_path": path, "val_size": None},
-                                     source=f"{cfg.source}: split {name}")
-        split = assemble(split_cfg, "eval", checkpoint=checkpoint)
-        out[f"split_{name}"] = evaluate(split.model, split.tok, split.method, split.val_set, cfg.max_new_tokens,
-                                        cfg.eval_batch_size, epoch=split.eval_epoch).accuracy
+    for name, path in (splits.items() if "splits" in analyses else ()):   # the same model on other questions
+        out[f"split_{name}"] = run.evaluate(load_examples(path)).accuracy
     return out
