@@ -22,7 +22,6 @@ symbols rather than the graph. They are for reporting only: nothing is chosen on
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 from dataclasses import asdict, replace
@@ -64,7 +63,9 @@ def draw(name: str, n: int = SIZE, start: int = 0) -> list:
 
 
 def write_files() -> None:
-    """Draw every split and write it with README.md's table and SHA256SUMS."""
+    """Draw every split and write it, with settings.json and the splits' SHA256SUMS
+    (README.md's table is written by hand)."""
+    from coconut.checkpoints import file_sha256
     from coconut.data.loaders import save_examples
     os.makedirs(OOD_DIR, exist_ok=True)
     sums = []
@@ -75,8 +76,7 @@ def write_files() -> None:
         with open(plain, "rb") as f, gzip.GzipFile(path, "wb", mtime=0) as out:   # mtime 0: the same bytes again
             out.write(f.read())
         os.remove(plain)
-        with open(path, "rb") as f:
-            sums.append(f"{hashlib.sha256(f.read()).hexdigest()}  {os.path.basename(path)}\n")
+        sums.append(f"{file_sha256(path)}  {os.path.basename(path)}\n")
     with open(os.path.join(OOD_DIR, "SHA256SUMS"), "w", encoding="utf-8") as f:
         f.writelines(sums)
     with open(os.path.join(OOD_DIR, "settings.json"), "w", encoding="utf-8") as f:
