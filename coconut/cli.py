@@ -246,10 +246,12 @@ def _probe(cfg, method, tok, model, val, k_max) -> int:
     split into the nodes on a shortest path to the target and off it, against the other
     nodes; then the mean value of every layer."""
     from coconut.analysis.latent_probe import depth_dataset, probe_dataset
-    _continuous_only(cfg, method, "--probe")
+    from coconut.thought_spec import FED_BACK
+    _thoughts_only(cfg, method, "--probe", FED_BACK)
     _prosqa_only(cfg, val, "--probe needs graphs with named nodes")
-    reached, following = (probe_dataset(model, tok, val, k_max, depth_offset=o) for o in (0, 1))
-    layers = depth_dataset(model, tok, val, k_max, max_depth=k_max)
+    spec = method.thought_spec(tok)
+    reached, following = (probe_dataset(model, tok, val, k_max, depth_offset=o, thoughts=spec) for o in (0, 1))
+    layers = depth_dataset(model, tok, val, k_max, max_depth=k_max, thoughts=spec)
     print(f"latent value probe on {len(val)} validation examples: a node's value is the probability of its token "
           f"under the decoded thought t; the layers are the nodes at distance t - 1 (reached) and t (next) "
           f"from the root")
@@ -273,7 +275,7 @@ def _adaptive(cfg, method, tok, model, train, val, comm) -> int:
     from coconut.evaluate import k_sweep
     from coconut.stop_classifier import StopClassifier, evaluate_adaptive
     k_max = method.max_thoughts
-    _continuous_only(cfg, method, "--adaptive: the stop classifier")
+    _thoughts_only(cfg, method, "--adaptive: the stop classifier")
     fixed = k_sweep(model, tok, val, ks=range(k_max + 1), max_new_tokens=cfg.max_new_tokens,
                     batch_size=cfg.eval_batch_size, comm=comm)
     # not shared out under MPI: every rank fits and decodes the same, rank 0 prints
@@ -300,12 +302,12 @@ def _prosqa_only(cfg, val, what: str) -> None:
         raise ConfigError(f"{cfg.source}: {what}; this run's validation data is not ProsQA")
 
 
-def _continuous_only(cfg, method, what: str) -> None:
-    """A ConfigError unless the method has continuous thoughts."""
-    from coconut.curriculum.method import require_continuous
+def _thoughts_only(cfg, method, what: str, modes=("continuous",)) -> None:
+    """A ConfigError unless the method has thoughts of one of `modes`."""
+    from coconut.curriculum.method import require_thoughts
     from coconut.run_config import ConfigError
     try:
-        require_continuous(method, what)
+        require_thoughts(method, what, modes)
     except ValueError as e:
         raise ConfigError(f"{cfg.source}: {e}") from None
 

@@ -41,7 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from coconut.collate import collate
-from coconut.curriculum.method import Method, require_continuous
+from coconut.curriculum.method import Method, require_thoughts
 from coconut.curriculum.sequence import latent_prompt
 
 __all__ = ["StopClassifier", "AdaptiveReport", "needed_thoughts", "thought_features", "stop_labels",
@@ -199,7 +199,7 @@ class StopClassifier:
         if len(examples) == 0:
             raise ValueError("fit needs at least one example")
         if method is not None:
-            require_continuous(method, "the stop classifier")
+            require_thoughts(method, "the stop classifier")
         if max_latent_stage is None:
             max_latent_stage = getattr(method, "max_latent_stage", k_max)
         if c_thought is None:

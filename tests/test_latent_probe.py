@@ -6,7 +6,8 @@ import pytest
 
 import coconut
 from coconut.analysis import aggregate_value_summaries, distances, frontier_value_summary, softmax
-from coconut.analysis.latent_probe import depth_dataset, node_tokens, probe_dataset, probe_example, probe_values
+from coconut.analysis.latent_probe import (depth_dataset, node_tokens, probe_dataset, probe_example, probe_values,
+                                          thought_logits, thought_vectors)
 from coconut.curriculum.sequence import latent_prompt
 from coconut.data import generate_prosqa
 from coconut.tokenizer.symbolic import ProsQASymbolic
@@ -108,3 +109,35 @@ def test_thoughts_are_causal_and_the_offset_moves_the_frontier():
     assert reached[1]["frontier"] == probe_example(model, tok, ex, 3)[0]["frontier"]
     assert probe_dataset(model, tok, [ex], 3, depth_offset=0)[2]["frontier_mean"] == \
         pytest.approx(reached[2]["frontier_mean"])
+
+
+def test_soft_thought_values_are_the_mixture_weights():
+    """A soft thought is softmax(logits / temperature) @ wte: the probe's full-vocabulary
+    distribution, mixed with the embedding matrix, must give back the vector the core fed
+    into the slot, and the node values are those weights at the nodes' tokens."""
+    ex = generate_prosqa(1, seed=4)[0]
+    tok = ProsQASymbolic(max_nodes=32)
+    model = make_model(tok.vocab_size, 200, seed=1)
+    wte = np.asarray(model.params["transformer.wte.weight"], dtype=np.float64)
+    for temperature in (1.0, 0.5):
+        spec = tok.thought_spec("soft", temperature=temperature)
+        weights = softmax(thought_logits(model, tok, ex, 3, thoughts=spec))
+        np.testing.assert_allclose(weights @ wte, thought_vectors(model, tok, ex, 3, thoughts=spec), atol=2e-5)
+        n = len(ex.idx_to_symbol)
+        np.testing.assert_allclose(probe_values(model, tok, ex, 3, thoughts=spec), weights[:, :n], rtol=1e-6)
+    sharp, flat = (probe_values(model, tok, ex, 3, thoughts=tok.thought_spec("soft", temperature=t)) for t in (0.5, 2.0))
+    assert np.max(sharp) > np.max(flat)     # the temperature reaches the weights
+
+
+def test_jacobi_thoughts_decode_their_last_inputs_and_pause_is_refused():
+    ex = generate_prosqa(1, seed=6)[0]
+    tok = ProsQASymbolic(max_nodes=32)
+    model = make_model(tok.vocab_size, 200, seed=2)
+    spec = tok.thought_spec("jacobi", iterations=2)
+    vectors = thought_vectors(model, tok, ex, 3, thoughts=spec).astype(np.float64)
+    logits = vectors @ np.asarray(model.params["transformer.wte.weight"], dtype=np.float64).T
+    n = len(ex.idx_to_symbol)
+    np.testing.assert_allclose(probe_values(model, tok, ex, 3, thoughts=spec), softmax(logits)[:, :n], rtol=1e-6)
+    assert not np.allclose(probe_values(model, tok, ex, 3, thoughts=spec), probe_values(model, tok, ex, 3), atol=1e-4)
+    with pytest.raises(ValueError, match="reads thoughts fed back .* not 'pause' ones"):
+        probe_values(model, tok, ex, 3, thoughts=tok.thought_spec("pause"))

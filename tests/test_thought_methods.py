@@ -106,7 +106,7 @@ def test_evaluate_and_k_sweep_run_the_methods_spec(monkeypatch):
 @pytest.mark.parametrize("method", [SoftThoughts(), PCCoT()], ids=["soft", "jacobi"])
 def test_stop_classifier_reads_continuous_thoughts_only(method):
     with pytest.raises(ValueError, match=f"the stop classifier reads continuous thoughts; method {method.name} "
-                                         f"has {method.thought_mode} thoughts, not continuous ones"):
+                                         f"has {method.thought_mode} thoughts$"):
         StopClassifier().fit(None, TOK, EXAMPLES, 2, method=method)
 
 
@@ -141,11 +141,12 @@ def test_trains_resumes_and_sweeps(tmp_path, capsys, monkeypatch, name, option, 
     table = capsys.readouterr().out.splitlines()
     assert [row.split()[0] for row in table[1:]] == ["0", "1", "2"]
     assert seen and all(s == trainer.thoughts for s in seen)
-    # the stop classifier and the probe read continuous thoughts: refused by name
-    for flag in ("--probe", "--adaptive"):
-        assert main(["eval", cfg, flag]) == 2
-        err = capsys.readouterr().err
-        assert f"method {name} has {mode} thoughts, not continuous ones" in err
+    # the stop classifier reads continuous thoughts only: refused by name; the probe reads
+    # these thoughts with the method's own spec
+    assert main(["eval", cfg, "--adaptive"]) == 2
+    assert f"reads continuous thoughts; method {name} has {mode} thoughts" in capsys.readouterr().err
+    assert main(["eval", cfg, "--probe"]) == 0
+    assert "latent value probe on" in capsys.readouterr().out
 
     # a bad option: one line naming it, from YAML and from the command line
     with pytest.raises(ConfigError) as e:

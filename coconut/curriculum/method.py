@@ -99,13 +99,13 @@ class Method:
                 "with one (TextTokenization(..., with_pause=True))")
 
 
-def require_continuous(method, what: str) -> None:
-    """ValueError unless `method` has continuous thoughts (at least one): `what` (a
-    stop classifier, a probe) reads hidden states fed back as thoughts."""
+def require_thoughts(method, what: str, modes=("continuous",)) -> None:
+    """ValueError unless `method` has thoughts of one of `modes` (at least one thought):
+    `what` (a stop classifier, a probe) reads the vectors fed back as thoughts."""
     mode = method.thought_mode
-    if mode != "continuous" or method.max_thoughts < 1:
-        has = f"{mode} thoughts, not continuous ones" if mode not in ("none", "continuous") else "none"
-        raise ValueError(f"{what} reads continuous thoughts; method {method.name} has {has}")
+    if mode not in modes or method.max_thoughts < 1:
+        has = "none" if mode == "none" or method.max_thoughts < 1 else f"{mode} thoughts"
+        raise ValueError(f"{what} reads {' or '.join(modes)} thoughts; method {method.name} has {has}")
 
 
 def random_unit(rng) -> float:
