@@ -62,12 +62,13 @@ class Run:
                         cfg.max_new_tokens, cfg.eval_batch_size, epoch=self.eval_epoch, comm=comm,
                         on_batch=on_batch)
 
-    def k_sweep(self, ks=None, *, comm=None) -> dict:
-        """{k: EvalResult} on the validation set with k thoughts of the method's own kind
-        (coconut.evaluate.sweep_thoughts); ks default: 0..the method's most thoughts, 0..6
-        for a method without."""
+    def k_sweep(self, ks=None, examples=None, *, comm=None) -> dict:
+        """{k: EvalResult} on `examples` (default: the validation set) with k thoughts of the
+        method's own kind (coconut.evaluate.sweep_thoughts); ks default: 0..the method's
+        most thoughts, 0..6 for a method without."""
         ks = range((self.method.max_thoughts or 6) + 1) if ks is None else ks
-        return k_sweep(self.model, self.tok, self.val_set, ks=ks, max_new_tokens=self.cfg.max_new_tokens,
+        examples = self.val_set if examples is None else examples
+        return k_sweep(self.model, self.tok, examples, ks=ks, max_new_tokens=self.cfg.max_new_tokens,
                        batch_size=self.cfg.eval_batch_size, thoughts=sweep_thoughts(self.tok, self.method),
                        comm=comm)
 

@@ -26,8 +26,8 @@ import numpy as np
 
 import coconut
 
-# FULL_SIZE = True trains with the budget of coconut/configs/default.yaml (about 10 minutes on
-# 2 CPU cores); False, a shorter run of the same recipe (about 3 minutes). COCONUT_NOTEBOOK_SMALL=1
+# FULL_SIZE = True trains the shipped model's whole recipe (about 12 minutes on 2 CPU cores);
+# False, the same recipe on a sixth of its data (about 2.5 minutes). COCONUT_NOTEBOOK_SMALL=1
 # shrinks everything so that the tests can run this notebook in seconds.
 FULL_SIZE = False
 SMALL = os.environ.get("COCONUT_NOTEBOOK_SMALL") == "1"
@@ -38,40 +38,30 @@ if SMALL:   # tiny matrices: one thread wastes nothing, and never fights other p
 print("small" if SMALL else "full-size" if FULL_SIZE else "default-size", "run; outputs in", OUT)'''
 
 TRAIN_HELPER = '''\
-from coconut.data import generate_prosqa, save_examples
-from coconut.run_config import config_from_dict
+from coconut.data import generate_prosqa
+from coconut.run_config import load_config
 from coconut.train import Trainer
 
-# thoughts at the last stage, training and validation questions, language epochs (stage 0) and epochs
-# in all: one per latent stage after the language ones; the full size adds two at the final stage
-# (every step replaced), as default.yaml does
+# The shipped ProsQA model's recipe, coconut/configs/prosqa-cpu-thoughts.yaml: 12,000 new questions
+# every epoch, a language stage, then stage s replaces the first s steps by s thoughts (8 epochs a
+# stage, six thoughts at the end, 64 epochs), the state before <eot> also trained on the step after
+# it, one optimizer, the learning rate falling to 0 over the last stage; validation on the official
+# 300 questions. The default size keeps the recipe and trains on a sixth of its questions.
 if SMALL:
-    MAX_STAGE, N_TRAIN, N_VAL, LANGUAGE_EPOCHS, NUM_EPOCHS = 3, 48, 12, 1, 4
+    SIZE = ["generate.n=48", "n_embd=32", "max_latent_stage=3", "epochs_per_stage=1", "num_epochs=4",
+            "recipe.lr_decay_epochs=1", "val_size=12", "max_new_tokens=24", "threads=1"]
 elif FULL_SIZE:
-    MAX_STAGE, N_TRAIN, N_VAL, LANGUAGE_EPOCHS, NUM_EPOCHS = 2, 24000, 300, 7, 11
+    SIZE = []
 else:
-    MAX_STAGE, N_TRAIN, N_VAL, LANGUAGE_EPOCHS, NUM_EPOCHS = 2, 16000, 200, 3, 5
+    SIZE = ["generate.n=9000", "epochs_per_stage=2", "num_epochs=16", "recipe.lr_decay_epochs=2"]
+MAX_STAGE = 3 if SMALL else 6
 
 
 def train_small_coconut(name, seed=0):
-    """Generated ProsQA, edge tokens (one token per edge of the question, one per node in
-    the steps), a 2-layer, 128-wide GPT-2 from scratch, Coconut's curriculum: language
-    epochs first, then stage s replaces the first s steps by s thoughts. One training set
-    for every epoch: over this few epochs a new set each epoch (default.yaml) gains little
-    and costs generation time."""
-    examples = generate_prosqa(N_TRAIN + N_VAL, seed=seed)
-    train_path, val_path = os.path.join(OUT, f"{name}_train.json"), os.path.join(OUT, f"{name}_val.json")
-    save_examples(train_path, examples[:N_TRAIN])
-    save_examples(val_path, examples[N_TRAIN:])
-    cfg = config_from_dict(dict(
-        name=name, save_path=OUT, debug=True,               # debug: no checkpoints written
-        method="coconut", c_thought=1, max_latent_stage=MAX_STAGE, pad_latent_to_max=True,
-        first_stage_epochs=LANGUAGE_EPOCHS, epochs_per_stage=1, num_epochs=NUM_EPOCHS,
-        train_path=train_path, val_path=val_path,
-        tokenization="prosqa_edge_tokens", init="scratch",
-        n_layer=2, n_head=4, n_embd=32 if SMALL else 128, n_positions=256, dropout=0.0,
-        batch_size_training=16, lr=1e-3, weight_decay=0.01, reset_optimizer=True,
-        max_new_tokens=24, eval_batch_size=100, seed=seed, threads=1 if SMALL else None))
+    """The recipe at this notebook's size: a 2-layer, 128-wide GPT-2 from scratch on edge tokens
+    (one token per edge of the question, one per node in the steps). debug: no checkpoints."""
+    cfg = load_config("prosqa-cpu-thoughts", SIZE + [f"name={name}", f"save_path={OUT}", "debug=true",
+                                                     f"seed={seed}"])
     trainer = Trainer(cfg, verbose=True)                   # verbose: a line per epoch
     result = trainer.run()
     return trainer, result'''
@@ -87,14 +77,6 @@ K = method.max_thoughts                          # 6 thoughts at the last stage
 record = coconut.shipped.record("prosqa-coconut")
 print(f"shipped model: {record['preset']}, {record['epochs']} epochs, {record['accuracy']:.3f} on the "
       f"{record['n']} validation questions (reproducible mode); {len(val)} questions here")'''
-
-
-def trained_model_cells(name: str) -> list:
-    """The setup, the training helper, and a small Coconut model trained under `name`."""
-    return [new_code_cell(SETUP), new_code_cell(TRAIN_HELPER), new_code_cell(f'''\
-trainer, result = train_small_coconut("{name}")
-model, tok, val = result.model, trainer.tok, trainer.val_set
-print("final validation accuracy:", result.history[-1]["val_accuracy"])''')]
 
 
 def quickstart():
@@ -126,9 +108,9 @@ for stage in range(MAX_STAGE + 2):
     seq = method.layout(tok, example, stage)
     tail = seq.input_ids[len(tok.question_ids(example)):]
     print(f"stage {stage}: {seq.n_thoughts} thoughts, after the question:", tok.decode(tail, example).replace("\\n", " / "))'''),
-        new_markdown_cell("## Training\n\nThe trainer runs the curriculum (language epochs, then one epoch per "
-                          "stage), resets AdamW every epoch as the reference code does, and validates every "
-                          "epoch."),
+        new_markdown_cell("## Training\n\nThe trainer runs the curriculum (the language stage, then the latent "
+                          "stages), draws the next epoch's questions while one trains, and validates every "
+                          "epoch; the learning rate falls over the last stage."),
         new_code_cell('''\
 trainer, result = train_small_coconut("quickstart")
 model, tok, method = result.model, trainer.tok, trainer.method
@@ -149,20 +131,27 @@ fig.savefig(os.path.join(OUT, "01_training.png"))'''),
 from coconut.evaluate import evaluate
 
 val = trainer.val_set
-res = evaluate(model, tok, method, val, max_new_tokens=24)
+res = evaluate(model, tok, method, val, max_new_tokens=trainer.cfg.max_new_tokens)
 print(f"accuracy: {res.accuracy:.3f} on {len(val)} validation questions, "
       f"{res.mean_new_tokens:.1f} new tokens on average")
 rec = res.records[0]
 print("gold:", rec.gold)
 print("model wrote after", rec.n_thoughts, "thoughts:", rec.output.replace("\\n", " / "))'''),
         new_markdown_cell("## Against the shipped model\n\nThe package ships the results table's ProsQA Coconut "
-                          "row, trained on the same kind of questions for the full budget "
-                          "(`coconut.pretrained`). The same validation questions, its own tokenization:"),
+                          "row: this recipe on all of its data (`coconut.pretrained`). Both models on the same "
+                          "validation questions with k = 0..6 thoughts at inference: a model whose answers rest "
+                          "on its thoughts gains with every thought."),
         new_code_cell('''\
+from coconut.evaluate import k_sweep
+
 shipped_run = coconut.pretrained("prosqa-coconut")
-ours = evaluate(model, tok, method, val, max_new_tokens=24).accuracy
-theirs = shipped_run.evaluate(val).accuracy
-print(f"this notebook's model: {ours:.3f}; the shipped model: {theirs:.3f} on the same {len(val)} questions")'''),
+KS = list(range(MAX_STAGE + 1))
+ours = k_sweep(model, tok, val, ks=KS, max_new_tokens=trainer.cfg.max_new_tokens)
+theirs = shipped_run.k_sweep(KS, val)
+print(f"this notebook's model: {res.accuracy:.3f}; the shipped model: {theirs[MAX_STAGE].accuracy:.3f} "
+      f"on the same {len(val)} questions")
+for k in KS:
+    print(f"k={k}: this notebook's model {ours[k].accuracy:.3f}, the shipped model {theirs[k].accuracy:.3f}")'''),
     ]
     return cells
 

@@ -39,8 +39,8 @@ def test_quickstart(tmp_path, monkeypatch):
     assert m and 0.0 <= float(m.group(1)) <= 1.0 and int(m.group(2)) == 12
     assert "stage 0: 0 thoughts" in text and "stage 3: 3 thoughts" in text
     assert (tmp_path / "01_training.png").stat().st_size > 1000
-    assert (tmp_path / "quickstart_train.json").exists()
     assert re.search(r"this notebook's model: \d\.\d{3}; the shipped model: \d\.\d{3} on the same 12 questions", text)
+    assert len(re.findall(r"k=\d: this notebook's model \d\.\d{3}, the shipped model \d\.\d{3}", text)) == 4
 
 
 def test_k_sweep_and_path_classes(tmp_path, monkeypatch):
