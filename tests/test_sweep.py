@@ -42,7 +42,7 @@ def test_the_grid_is_the_product_of_the_axes_with_options(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["prosqa-cpu", "prosqa-cpu-long", "prosqa-cpu-fresh", "prosqa-cpu-thoughts",
-                                  "prontoqa-cpu"])
+                                  "prosqa-cpu-fixed", "prontoqa-cpu"])
 def test_each_shipped_spec_row_trains_its_method(name):
     """The presets' tables: every row's config is a valid run of its method, with the
     options a row needs (iCoT's pace, no label past <eot> without continuous thoughts)."""
@@ -51,13 +51,21 @@ def test_each_shipped_spec_row_trains_its_method(name):
     for row in spec.rows:
         cfg, method = row.cfg, row.values["method"]
         assert type(build_method(cfg)) is METHODS[method] and cfg.name == f"{name}-{method}"
-        long_schedule = name in ("prosqa-cpu-long", "prosqa-cpu-fresh", "prosqa-cpu-thoughts")
+        long_schedule = name in ("prosqa-cpu-long", "prosqa-cpu-fresh", "prosqa-cpu-thoughts", "prosqa-cpu-fixed")
         if method == "icot":
             assert build_method(cfg).tokens_removed_per_epoch == (1 if long_schedule else 2)
         if name == "prosqa-cpu-thoughts":
             # 8 epochs a stage, the final one from epoch 49; the label past <eot> only with thoughts
             if method in STAGE_CURRICULUM:
                 assert [build_method(cfg).stage(e) for e in (7, 8, 47, 48, 63)] == [0, 1, 5, 6, 7]
+            assert cfg.recipe["predict_past_eot"] == (method in ("coconut", "no_curriculum"))
+        elif name == "prosqa-cpu-fixed":
+            # 5 epochs a stage, the final one from epoch 36 of 43; one fixed set, the same steps
+            if method in STAGE_CURRICULUM:
+                assert [build_method(cfg).stage(e) for e in (4, 5, 29, 30, 34, 35, 42)] == [0, 1, 5, 6, 6, 7, 7]
+            assert cfg.generate.n == 17886 and not cfg.generate.fresh_each_epoch
+            steps = cfg.num_epochs * -(-cfg.generate.n // cfg.batch_size_training)
+            assert steps == 48074 and abs(steps - 64 * 750) / (64 * 750) < 0.002   # prosqa-cpu-thoughts' 48,000
             assert cfg.recipe["predict_past_eot"] == (method in ("coconut", "no_curriculum"))
         elif name == "prontoqa-cpu":
             assert cfg.recipe["predict_past_eot"] == (method == "coconut")
