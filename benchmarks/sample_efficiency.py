@@ -21,8 +21,10 @@ from common import write_record
 
 
 def run_config(run_dir: str) -> dict:
-    """The config the run trained with, as its last checkpoint saved it."""
-    last = max(glob.glob(os.path.join(run_dir, "checkpoint_*")), key=lambda p: int(p.rsplit("_", 1)[1]))
+    """The config the run trained with, as its last checkpoint saved it (a shipped model's
+    folder is one checkpoint)."""
+    checkpoints = glob.glob(os.path.join(run_dir, "checkpoint_*"))
+    last = max(checkpoints, key=lambda p: int(p.rsplit("_", 1)[1])) if checkpoints else run_dir
     with open(os.path.join(last, "trainer_state.json"), encoding="utf-8") as f:
         return json.load(f)["config"]
 
@@ -42,7 +44,8 @@ def differences(cfg: dict, base: dict) -> dict:
 
 
 def summarise(run_dir: str, base: dict, target: float) -> dict:
-    cfg = run_config(run_dir)
+    from coconut.run_config import config_from_dict
+    cfg = config_from_dict(run_config(run_dir), source=run_dir).to_dict()   # data paths resolved as the base's
     with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
         lines = [json.loads(line) for line in f if '"val_accuracy"' in line]
     reached = next((line for line in lines if line["val_accuracy"] >= target), None)
@@ -51,9 +54,10 @@ def summarise(run_dir: str, base: dict, target: float) -> dict:
             "seed": cfg["seed"], "epochs": len(lines), "finished": len(lines) == cfg["num_epochs"],
             "epoch_at_target": reached["epoch"] if reached else None,
             "questions_to_target": reached["epoch"] * per_epoch if reached and per_epoch else None,
-            "tokens_to_target": reached["tokens_trained"] if reached else None,
+            # None where the run's records predate the count
+            "tokens_to_target": reached.get("tokens_trained") if reached else None,
             "final_accuracy": lines[-1]["val_accuracy"], "best_accuracy": max(x["val_accuracy"] for x in lines),
-            "tokens": lines[-1]["tokens_trained"], "accuracy_by_epoch": [x["val_accuracy"] for x in lines]}
+            "tokens": lines[-1].get("tokens_trained"), "accuracy_by_epoch": [x["val_accuracy"] for x in lines]}
 
 
 def main():
@@ -68,10 +72,10 @@ def main():
     rows = [summarise(d, base, args.target) for d in args.runs]
     for r in rows:
         at = "never" if r["epoch_at_target"] is None else \
-            f"epoch {r['epoch_at_target']} ({r['tokens_to_target'] / 1e6:.1f} M tokens)"
+            f"epoch {r['epoch_at_target']} ({r['questions_to_target']:,} questions)"
         stopped = "" if r["finished"] else f" (stopped after epoch {r['epochs']})"
         print(f"{r['run']}{stopped}: {r['changes']}: {args.target:.0%} at {at}; final {r['final_accuracy']:.3f}, "
-              f"best {r['best_accuracy']:.3f}, {r['tokens'] / 1e6:.1f} M tokens in all")
+              f"best {r['best_accuracy']:.3f}")
     if args.record:
         print("record:", write_record(args.record, {"base": args.base, "target": args.target, "runs": rows}))
 

@@ -198,3 +198,23 @@ def test_the_splits_analysis_scores_the_row_model_on_another_file(swept, tmp_pat
     path = tmp_path / "again.json"
     save_examples(path, assemble(cfg, "eval", checkpoint=checkpoint).val_set)
     assert analyse(cfg, checkpoint, ["splits"], {"again": str(path)}) == {"split_again": row["final_accuracy"]}
+
+
+def test_a_folder_another_run_holds_is_never_moved_aside(swept, tmp_path):
+    """A second sweep started while the first trains a row sees the row's folder without
+    a results line; it must refuse, naming the folder, instead of moving it away from
+    under the live run."""
+    from coconut.run_lock import RunFolderBusy, RunLock
+    spec, _ = swept
+    out = tmp_path / "out"
+    shutil.copytree(spec.out, out)
+    (out / "results.jsonl").unlink()
+    for n in (1, 2, 3):
+        shutil.rmtree(out / "tiny-cot" / f"checkpoint_{n}")       # its first epoch not saved yet: a new row
+    spec = load_spec({**TINY, "out": str(out)})
+    assert [p.action for p in plan(spec)] == ["resume", "new"]
+    before = sorted(os.listdir(out))
+    with RunLock(str(out / "tiny-cot")):
+        with pytest.raises(RunFolderBusy, match=f"{out / 'tiny-cot'} is in use by another coconut run"):
+            run_sweep(spec, "local", echo=lambda _: None)
+    assert sorted(os.listdir(out)) == before        # nothing moved, the coconut row's folder neither

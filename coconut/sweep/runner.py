@@ -15,7 +15,8 @@ run folder holds the final epoch's checkpoint; it is kept. A row whose latest ch
 was written with the same config continues from it (`coconut train --resume`: bitwise
 where an uninterrupted run ends). A row whose config changed is trained again from the
 start, its old folder moved aside to NAME.replaced-N; the plan says which rows, and
-which keys changed, before anything runs. Only the parent process writes results.jsonl.
+which keys changed, before anything runs. A folder that another live run holds (its
+run.lock) is never moved: the sweep stops with RunFolderBusy first. Only the parent process writes results.jsonl.
 """
 from __future__ import annotations
 
@@ -26,11 +27,12 @@ import socket
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import ExitStack, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 
 from coconut.checkpoints import list_checkpoints
 from coconut.distributed import LAUNCHER_SIZE_VARS
+from coconut.run_lock import RunLock
 from coconut.sweep.results import RESULTS_FILE, read_lines, write_lines
 from coconut.sweep.spec import Row, Spec, config_hash
 
@@ -95,8 +97,13 @@ def run_sweep(spec: Spec, executor: str = "auto", workers: int | None = None, ec
     planned = plan(spec)
     echo(describe(planned))
     os.makedirs(spec.out, exist_ok=True)
-    for p in planned:
-        if p.action in ("rerun", "new") and os.path.exists(p.row.cfg.save_dir):
+    replaced = [p for p in planned if p.action in ("rerun", "new") and os.path.exists(p.row.cfg.save_dir)]
+    with ExitStack() as held:
+        # a folder a live run writes (another sweep's row, a lone coconut train) is never
+        # moved: RunFolderBusy names it before any folder moves
+        for p in replaced:
+            held.enter_context(RunLock(p.row.cfg.save_dir))
+        for p in replaced:
             aside = _move_aside(p.row.cfg.save_dir)
             echo(f"  {p.row.name}: its earlier folder moved to {os.path.basename(aside)}")
     todo = [Task(p.row, p.action == "resume", spec.analyses, spec.splits, spec.threads)
