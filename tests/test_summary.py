@@ -1,6 +1,8 @@
 """The summary at the end of a run: accuracy, time, tokens and the final model's k-sweep."""
+import numpy as np
 import pytest
 
+from coconut.analysis.latent_probe import probe_dataset
 from coconut.cli import main
 from coconut.evaluate import k_sweep
 from coconut.run_config import config_from_dict
@@ -31,9 +33,20 @@ def test_summary_of_a_method_with_thoughts(tmp_path, method, mode):
     sweep = k_sweep(result.model, tok, trainer.val_set, ks=range(5), max_new_tokens=16, thoughts=mode)
     assert s.thoughts == mode
     assert s.k_sweep == {k: (r.accuracy, r.mean_new_tokens) for k, r in sweep.items()}
-    rows = s.table().splitlines()[-5:]
-    assert [row.split() for row in rows] == [[str(k), f"{r.accuracy:.4f}", f"{r.mean_new_tokens:.2f}"]
-                                             for k, r in sweep.items()]
+    lines = s.table().splitlines()
+    start = next(i for i, line in enumerate(lines) if "thoughts at inference" in line) + 2
+    assert [row.split() for row in lines[start:start + 5]] == [[str(k), f"{r.accuracy:.4f}", f"{r.mean_new_tokens:.2f}"]
+                                                           for k, r in sweep.items()]
+    # the latent probe of the final model, for thoughts fed back only: the reached layer's values
+    if mode == "continuous":
+        reached = probe_dataset(result.model, tok, trainer.val_set, 4, depth_offset=0)
+        np.testing.assert_equal(s.probe, {t + 1: (r["optimal_mean"], r["off_path_mean"], r["rest_mean"])
+                                          for t, r in reached.items()})   # nan (no node off the path) equal too
+        assert "latent probe of the final model" in lines[start + 5] and len(lines) == start + 5 + 2 + 4
+        t1 = lines[start + 7].split()
+        assert t1[0] == "1" and t1[1] == f"{s.probe[1][0]:.3f}" and t1[2] == "-"   # the root: no node off the path
+    else:
+        assert s.probe == {} and len(lines) == start + 5
     assert f"final validation accuracy  {s.final_accuracy:.4f} (epoch 3)" in s.table()
     assert f"tokens trained             {s.tokens_trained:,}" in s.table()
 
