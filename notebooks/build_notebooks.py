@@ -26,8 +26,8 @@ import numpy as np
 
 import coconut
 
-# FULL_SIZE = True trains the shipped model's whole recipe (about 12 minutes on 2 CPU cores);
-# False, the same recipe on a sixth of its data (about 2.5 minutes). COCONUT_NOTEBOOK_SMALL=1
+# FULL_SIZE = True trains the shipped model's whole recipe (about 20 minutes on 2 CPU cores);
+# False, the same recipe on an eighth of its data (about 2.5 minutes). COCONUT_NOTEBOOK_SMALL=1
 # shrinks everything so that the tests can run this notebook in seconds.
 FULL_SIZE = False
 SMALL = os.environ.get("COCONUT_NOTEBOOK_SMALL") == "1"
@@ -46,14 +46,15 @@ from coconut.train import Trainer
 # every epoch, a language stage, then stage s replaces the first s steps by s thoughts (8 epochs a
 # stage, six thoughts at the end, 64 epochs), the state before <eot> also trained on the step after
 # it, one optimizer, the learning rate falling to 0 over the last stage; validation on the official
-# 300 questions. The default size keeps the recipe and trains on a sixth of its questions.
+# 300 questions. The default size keeps the recipe and trains on an eighth of its questions
+# (6,000 an epoch, 2 epochs a stage).
 if SMALL:
     SIZE = ["generate.n=48", "n_embd=32", "max_latent_stage=3", "epochs_per_stage=1", "num_epochs=4",
             "recipe.lr_decay_epochs=1", "val_size=12", "max_new_tokens=24", "threads=1"]
 elif FULL_SIZE:
     SIZE = []
 else:
-    SIZE = ["generate.n=9000", "epochs_per_stage=2", "num_epochs=16", "recipe.lr_decay_epochs=2"]
+    SIZE = ["generate.n=6000", "epochs_per_stage=2", "num_epochs=16", "recipe.lr_decay_epochs=2"]
 MAX_STAGE = 3 if SMALL else 6
 
 

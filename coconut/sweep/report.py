@@ -20,7 +20,9 @@ PAPER = {
 }
 VALIDATION = {"prosqa": "ProsQA 300", "prontoqa": "ProntoQA 200"}
 LABELS = {"coconut": "Coconut", "cot": "CoT", "no_cot": "No-CoT", "icot": "iCoT", "pause_token": "Pause token",
-          "no_curriculum": "w/o curriculum", "no_thought": "w/o thought", "pause_as_thought": "pause as thought"}
+          "no_curriculum": "w/o curriculum", "no_thought": "w/o thought", "pause_as_thought": "pause as thought",
+          "coconut_frontier": "Coconut, frontier labels", "soft_thoughts": "soft thoughts", "pccot": "PCCoT",
+          "codi": "CODI"}
 # the methods that walk the stage curriculum (iCoT's "stage" counts tokens removed;
 # w/o curriculum has one stage): the stages plot draws them
 STAGE_CURRICULUM = ("coconut", "no_thought", "pause_as_thought")
