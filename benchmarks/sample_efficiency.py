@@ -19,6 +19,8 @@ import os
 
 from common import write_record
 
+from coconut.run_config import config_from_dict, load_config
+
 
 def run_config(run_dir: str) -> dict:
     """The config the run trained with, as its last checkpoint saved it (a shipped model's
@@ -44,7 +46,6 @@ def differences(cfg: dict, base: dict) -> dict:
 
 
 def summarise(run_dir: str, base: dict, target: float) -> dict:
-    from coconut.run_config import config_from_dict
     cfg = config_from_dict(run_config(run_dir), source=run_dir).to_dict()   # data paths resolved as the base's
     with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
         lines = [json.loads(line) for line in f if '"val_accuracy"' in line]
@@ -67,7 +68,6 @@ def main():
     ap.add_argument("--target", type=float, required=True)
     ap.add_argument("--record", default=None)
     args = ap.parse_args()
-    from coconut.run_config import load_config
     base = load_config(args.base).to_dict()
     rows = [summarise(d, base, args.target) for d in args.runs]
     for r in rows:

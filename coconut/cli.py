@@ -245,13 +245,12 @@ def _probe(cfg, method, tok, model, val, k_max) -> int:
     (distance t - 1 from the root for thought t) and of the next layer (distance t), each
     split into the nodes on a shortest path to the target and off it, against the other
     nodes; then the mean value of every layer."""
-    from coconut.analysis.latent_probe import depth_dataset, probe_dataset
+    from coconut.analysis.latent_probe import layer_tables
     from coconut.thought_spec import FED_BACK
     _thoughts_only(cfg, method, "--probe", FED_BACK)
     _prosqa_only(cfg, val, "--probe needs graphs with named nodes")
-    spec = method.thought_spec(tok)
-    reached, following = (probe_dataset(model, tok, val, k_max, depth_offset=o, thoughts=spec) for o in (0, 1))
-    layers = depth_dataset(model, tok, val, k_max, max_depth=k_max, thoughts=spec)
+    tables = layer_tables(model, tok, val, k_max, thoughts=method.thought_spec(tok))
+    reached, following, layers = tables["reached"], tables["next"], tables["layers"]
     print(f"latent value probe on {len(val)} validation examples: a node's value is the probability of its token "
           f"under the decoded thought t; the layers are the nodes at distance t - 1 (reached) and t (next) "
           f"from the root")

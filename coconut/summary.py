@@ -59,14 +59,13 @@ def summarize(trainer, result) -> RunSummary:
     """The summary of `result` (what `trainer.run()` returned). Under MPI every rank
     calls it: the k-sweep's decoding is shared over the ranks."""
     final = result.history[-1] if result.history else None
-    method = trainer.method
+    method, run = trainer.method, trainer.assembled   # the trained model, in place
     sweep = {}
     k_max = method.max_thoughts
     if method.thought_mode != "none" and k_max > 0:
-        runs = trainer.assembled.k_sweep(range(k_max + 1), comm=trainer.world)   # the trained model, in place
+        runs = run.k_sweep(range(k_max + 1), comm=trainer.world)
         sweep = {k: (r.accuracy, r.mean_new_tokens) for k, r in runs.items()}
     probe = {}
-    run = trainer.assembled
     if method.thought_mode in FED_BACK and k_max > 0 and run.val_set[0].has_graph:
         from coconut.analysis.latent_probe import probe_dataset
         reached = probe_dataset(run.model, run.tok, run.val_set, k_max, depth_offset=0, thoughts=run.thoughts)

@@ -6,8 +6,8 @@ import pytest
 
 import coconut
 from coconut.analysis import aggregate_value_summaries, distances, frontier_value_summary, softmax
-from coconut.analysis.latent_probe import (depth_dataset, node_tokens, probe_dataset, probe_example, probe_values,
-                                          thought_logits, thought_vectors)
+from coconut.analysis.latent_probe import (depth_dataset, layer_tables, node_tokens, probe_dataset, probe_example,
+                                          probe_values, thought_logits, thought_vectors)
 from coconut.curriculum.sequence import latent_prompt
 from coconut.data import generate_prosqa
 from coconut.tokenizer.symbolic import ProsQASymbolic
@@ -141,3 +141,16 @@ def test_jacobi_thoughts_decode_their_last_inputs_and_pause_is_refused():
     assert not np.allclose(probe_values(model, tok, ex, 3, thoughts=spec), probe_values(model, tok, ex, 3), atol=1e-4)
     with pytest.raises(ValueError, match="reads thoughts fed back .* not 'pause' ones"):
         probe_values(model, tok, ex, 3, thoughts=tok.thought_spec("pause"))
+
+
+def test_layer_tables_are_the_three_readings_at_once():
+    examples = generate_prosqa(4, seed=8)
+    tok = ProsQASymbolic(max_nodes=32)
+    model = make_model(tok.vocab_size, 200, seed=3)
+    spec = tok.thought_spec("soft", temperature=0.5)
+    tables = layer_tables(model, tok, examples, 3, thoughts=spec)
+    np.testing.assert_equal(tables["reached"], probe_dataset(model, tok, examples, 3, depth_offset=0, thoughts=spec))
+    np.testing.assert_equal(tables["next"], probe_dataset(model, tok, examples, 3, depth_offset=1, thoughts=spec))
+    np.testing.assert_equal(tables["layers"], depth_dataset(model, tok, examples, 3, max_depth=3, thoughts=spec))
+    with pytest.raises(ValueError, match="no examples"):
+        layer_tables(model, tok, [], 3)

@@ -37,7 +37,8 @@ from coconut.thought_spec import FED_BACK
 from .probe import (aggregate_depth_profiles, aggregate_value_summaries, depth_profile, frontier_value_summary,
                     node_values)
 
-__all__ = ["node_tokens", "thought_vectors", "thought_logits", "probe_values", "probe_example", "probe_dataset", "depth_dataset"]
+__all__ = ["node_tokens", "thought_vectors", "thought_logits", "probe_values", "probe_example", "probe_dataset",
+           "depth_dataset", "layer_tables"]
 
 
 def node_tokens(tok, example) -> dict[int, list[int]]:
@@ -112,3 +113,16 @@ def depth_dataset(model, tok, examples: Sequence, k: int, max_depth: int = 6,
         raise ValueError("depth_dataset: no examples")
     return aggregate_depth_profiles([depth_profile(probe_values(model, tok, ex, k, thoughts), ex, max_depth)
                                      for ex in examples])
+
+
+def layer_tables(model, tok, examples: Sequence, k: int, thoughts=None) -> dict:
+    """What `coconut eval --probe` prints, each example's thoughts read once: "reached" and
+    "next" (`probe_dataset` with thought t against the layer at distance t - 1 and t) and
+    "layers" (`depth_dataset` up to distance k)."""
+    if len(examples) == 0:
+        raise ValueError("layer_tables: no examples")
+    values = [probe_values(model, tok, ex, k, thoughts) for ex in examples]
+    return {**{kind: aggregate_value_summaries([frontier_value_summary(v, ex, depth_offset=offset)
+                                                for v, ex in zip(values, examples)])
+               for kind, offset in (("reached", 0), ("next", 1))},
+            "layers": aggregate_depth_profiles([depth_profile(v, ex, k) for v, ex in zip(values, examples)])}

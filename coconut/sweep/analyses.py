@@ -4,8 +4,9 @@ does, so a row is scored the way a lone run is.
 
 - k_sweep: accuracy with k = 0..the method's most thoughts, run as the method runs
   them (0..6 for a method with none: its own prompt is k = 0), columns k0..kN;
-- probe (ProsQA, thoughts fed back: continuous, soft, jacobi): the latent value probe of coconut.analysis, per
-  thought the layer it has reached (distance t - 1) and the next, and every layer's mean;
+- probe (ProsQA, thoughts fed back: continuous, soft, jacobi): the latent value probe of
+  coconut.analysis, per thought the layer it has reached (distance t - 1) and the next,
+  and every layer's mean;
 - path_classes (ProsQA): the fractions of the paper's reasoning-path classes of the
   final model's own answers, columns path_CLASS;
 - splits: accuracy on extra evaluation files, columns split_NAME.
@@ -37,11 +38,10 @@ def analyse(cfg, checkpoint: str, analyses, splits: dict) -> dict:
             sweep = run.k_sweep()
             out.update({f"k{k}": r.accuracy for k, r in sweep.items()})
     if "probe" in analyses and prosqa and method.thought_mode in FED_BACK and k_max >= 1:
-        from coconut.analysis.latent_probe import depth_dataset, probe_dataset
-        probe = {kind: probe_dataset(model, tok, val, k_max, depth_offset=offset, thoughts=run.thoughts)
-                 for kind, offset in (("reached", 0), ("next", 1))}
-        probe["by_depth"] = depth_dataset(model, tok, val, k_max, max_depth=k_max,
-                                          thoughts=run.thoughts)["by_depth"].tolist()
+        from coconut.analysis.latent_probe import layer_tables
+        tables = layer_tables(model, tok, val, k_max, thoughts=run.thoughts)
+        probe = {"reached": tables["reached"], "next": tables["next"],
+                 "by_depth": tables["layers"]["by_depth"].tolist()}
         out.update(probe_summary({kind: ({str(t): v for t, v in value.items()} if isinstance(value, dict) else value)
                                   for kind, value in probe.items()}))
     if "path_classes" in analyses and prosqa:

@@ -16,7 +16,8 @@ was written with the same config continues from it (`coconut train --resume`: bi
 where an uninterrupted run ends). A row whose config changed is trained again from the
 start, its old folder moved aside to NAME.replaced-N; the plan says which rows, and
 which keys changed, before anything runs. A folder that another live run holds (its
-run.lock) is never moved: the sweep stops with RunFolderBusy first. Only the parent process writes results.jsonl.
+run.lock) is never moved: the sweep stops with RunFolderBusy first. Only the parent
+process writes results.jsonl.
 """
 from __future__ import annotations
 
