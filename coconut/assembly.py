@@ -72,6 +72,20 @@ class Run:
                        batch_size=self.cfg.eval_batch_size, thoughts=sweep_thoughts(self.tok, self.method),
                        comm=comm)
 
+    def ood(self, *, comm=None) -> dict:
+        """{split: (own, more)} on the validation set and every out-of-distribution split
+        (coconut.data.ood): `own` the EvalResult with the method's own prompt, `more` with
+        two thoughts more than the method trains with (None for a method without)."""
+        from coconut.data.ood import ood_names, ood_split
+        more = self.method.max_thoughts + 2 if self.method.thought_mode != "none" else None
+        out = {}
+        for name, examples in [("validation", self.val_set)] + [(n, ood_split(n)) for n in ood_names()]:
+            self.tok.encode_all(examples)
+            extra = None if more is None else evaluate(self.model, self.tok, more, examples, self.cfg.max_new_tokens,
+                                                       self.cfg.eval_batch_size, thoughts=self.thoughts, comm=comm)
+            out[name] = (self.evaluate(examples, comm=comm), extra)
+        return out
+
 
 def assemble(cfg: RunConfig, purpose: str = "train", *, method=None, resume=None, checkpoint: str | None = None,
              untrained: bool = False, with_train: bool | None = None, data_workers: int = 1) -> Run:
@@ -112,6 +126,9 @@ def assemble(cfg: RunConfig, purpose: str = "train", *, method=None, resume=None
     except ValueError as e:
         raise ConfigError(f"{cfg.source}: method: {e}") from None
     check_recipe(cfg, recipe, method, tok)
+    if cfg.thought_projection and method.thought_mode in ("soft", "jacobi"):
+        raise ConfigError(f"{cfg.source}: thought_projection: method {method.name} has {method.thought_mode} "
+                          "thoughts, which take no projection (set thought_projection: 0)")
     if cfg.bf16 and method.thought_mode == "soft":
         raise ConfigError(f"{cfg.source}: bf16: method {method.name} has soft thoughts, which run in fp32 only "
                           "(set bf16: false)")

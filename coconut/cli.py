@@ -214,28 +214,18 @@ def _score(args, cfg, checkpoint, untrained=False) -> int:
 def _ood(run, comm) -> int:
     """The run's model on the validation split and every out-of-distribution split."""
     import numpy as np
-    from coconut.data.ood import ood_names, ood_split
-    from coconut.evaluate import evaluate
-    cfg, method, tok, model = run.cfg, run.method, run.tok, run.model
-    _prosqa_only(cfg, run.val_set, "--ood: the out-of-distribution splits are ProsQA graphs")
-    more = method.max_thoughts + 2 if method.thought_mode != "none" else None
-    splits = [("validation", run.val_set)] + [(name, ood_split(name)) for name in ood_names()]
-    header = f"{'split':>10}  {'n':>4}  {'own prompt':>10}  {'thoughts':>8}"
-    rows = []
-    for name, examples in splits:
-        tok.encode_all(examples)
-        own = run.evaluate(examples, comm=comm)
-        row = f"{name:>10}  {len(examples):>4}  {own.accuracy:>10.4f}  {np.mean([r.n_thoughts for r in own.records]):>8.2f}"
-        if more is not None:
-            extra = evaluate(model, tok, more, examples, cfg.max_new_tokens, cfg.eval_batch_size,
-                             thoughts=method.thought_spec(tok), comm=comm)
-            row += f"  {extra.accuracy:>10.4f}"
-        rows.append(row)
-    if comm.is_root:
-        print(header + (f"  {f'k = {more}':>10}" if more is not None else ""))
-        print("\n".join(rows))
-        print("own prompt: the method's validation prompt, with the thoughts it was trained to use"
-              + ("" if more is None else f"; k = {more}: {more} thoughts, two more than it was trained with"))
+    _prosqa_only(run.cfg, run.val_set, "--ood: the out-of-distribution splits are ProsQA graphs")
+    table = run.ood(comm=comm)
+    if not comm.is_root:
+        return 0
+    more = next(iter(table.values()))[1]
+    k_more = run.method.max_thoughts + 2
+    print(f"{'split':>10}  {'n':>4}  {'own prompt':>10}  {'thoughts':>8}" + (f"  {f'k = {k_more}':>10}" if more else ""))
+    for name, (own, extra) in table.items():
+        print(f"{name:>10}  {len(own.records):>4}  {own.accuracy:>10.4f}  "
+              f"{np.mean([r.n_thoughts for r in own.records]):>8.2f}" + (f"  {extra.accuracy:>10.4f}" if extra else ""))
+    print("own prompt: the method's validation prompt, with the thoughts it was trained to use"
+          + (f"; k = {k_more}: {k_more} thoughts, two more than it was trained with" if more else ""))
     return 0
 
 

@@ -4,6 +4,8 @@ the PyTorch re-enactment (teacher CE + student CE through the thought projection
 CODI's distillation term on the teacher's detached states). Tolerances as
 tests/test_thought_projection.py: the losses within 1e-5 relative (the distillation
 term 1e-4), every gradient within 1e-4 of its largest."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -18,7 +20,7 @@ from coconut.tokenizer.text import TextTokenization
 from hf_bridge import hf_twin
 from test_curriculum import BOT, EOT, GSM_A, GSM_Q, GSM_S, LAT, X
 from test_thought_projection import projected_model
-from test_thoughts import EOS, SPEC, assert_grads_close
+from test_thoughts import EOS, SPEC, assert_grads_close, model_for_thoughts
 from test_thoughts import BOT as S_BOT, EOT as S_EOT, LAT as S_LAT
 
 
@@ -35,7 +37,8 @@ def test_student_and_teacher_sequences_and_cells():
     before = CODI(num_latent=3, answer_marker_tokens=0).sequence(tok, official("gsm8k", "valid")[0], epoch=0)
     assert before.input_ids[before.cell] == EOT and before.teacher.input_ids[before.teacher_cell] == steps[-1]
     assert CODI(num_latent=2).prompt_ids(tok, official("gsm8k", "valid")[0], 0) == GSM_Q + [BOT, LAT, LAT, EOT]
-    for bad in (dict(num_latent=-1), dict(distill_loss="l1"), dict(distill_factor=-1.0)):
+    for bad in (dict(num_latent=-1), dict(distill_loss="l1"), dict(distill_factor=-1.0), dict(iterations=-1),
+                dict(iterations=True)):
         with pytest.raises(ValueError):
             CODI(**bad)
 
@@ -50,34 +53,38 @@ def codi_sequence(rng, q_len, k, n_steps, tail_len):
                         cell=len(student.input_ids) - len(answer), teacher_cell=len(teacher.input_ids) - len(answer))
 
 
-@pytest.mark.parametrize("k", [0, 1, 3])
-def test_one_micro_batch_equals_the_reference(k):
-    rng = np.random.default_rng(k)
+@pytest.mark.parametrize("k, iterations", [(0, 0), (1, 0), (3, 0), (4, 1), (4, 3)])
+def test_one_micro_batch_equals_the_reference(k, iterations):
+    """iterations >= 1: PCCoT's training, the student's thoughts Jacobi thoughts and the
+    model without a projection."""
+    rng = np.random.default_rng(k + 10 * iterations)
     seqs = [codi_sequence(rng, int(rng.integers(2, 7)), k, int(rng.integers(1, 6)), int(rng.integers(1, 4)))
             for _ in range(3)]
-    method = CODI(num_latent=k, distill_factor=0.7, teacher_factor=0.5)
-    model = projected_model(seed=k)
+    method = CODI(num_latent=k, distill_factor=0.7, teacher_factor=0.5, iterations=iterations)
+    model = model_for_thoughts(seed=k) if iterations else projected_model(seed=k)
+    spec = dataclasses.replace(SPEC, mode="jacobi", iterations=iterations) if iterations else SPEC
+    assert method.thought_mode == spec.mode
     model.zero_grad()
-    got = method.train_micro_batch(model, seqs, EOS, S_LAT, SPEC, grad_scale=0.5)
+    got = method.train_micro_batch(model, seqs, EOS, S_LAT, spec, grad_scale=0.5)
     grads = {n: g.astype(np.float64) for n, g in model.grads.items()}
 
-    hf, prj = hf_twin(model), torch_codi.projection_twin(model)
+    hf = hf_twin(model)
+    prj = None if iterations else torch_codi.projection_twin(model)
     t, s = collate([q.teacher for q in seqs], EOS, S_LAT), collate(seqs, EOS, S_LAT)
     t_cells = np.array([(b, int(np.argmax(t.attention_mask[b])) + q.teacher_cell) for b, q in enumerate(seqs)])
     s_cells = np.array([(b, int(np.argmax(s.attention_mask[b])) + q.cell) for b, q in enumerate(seqs)])
     t_ce, _, t_hidden = torch_codi.codi_forward(hf, None, t.input_ids, t.attention_mask, t.position_ids, t.labels,
                                                 S_LAT, t_cells)
     s_ce, _, s_hidden = torch_codi.codi_forward(hf, prj, s.input_ids, s.attention_mask, s.position_ids, s.labels,
-                                                S_LAT, s_cells)
+                                                S_LAT, s_cells, iterations=iterations)
     ref = t_hidden.detach()
     distill = sum(torch.nn.functional.smooth_l1_loss(s_hidden[:, j], ref[:, j]) / ref[:, j].std()
                   for j in range(ref.shape[1])) / ref.shape[1]
     hf.zero_grad()
-    prj.zero_grad()
     (0.5 * (s_ce + 0.7 * distill + 0.5 * t_ce)).backward()
     want = {n: p.grad.double().numpy() for n, p in hf.named_parameters()}
     want.update({"thought_projection." + n: np.zeros(tuple(p.shape)) if p.grad is None else p.grad.double().numpy()
-                 for n, p in prj.named_parameters()})
+                 for n, p in (prj.named_parameters() if prj else ())})
     assert abs(got["ce_loss"] - s_ce.item()) <= 1e-5 * s_ce.item()
     assert abs(got["teacher_ce_loss"] - t_ce.item()) <= 1e-5 * t_ce.item()
     assert abs(got["distill_loss"] - distill.item()) <= 1e-4 * distill.item()
@@ -110,3 +117,8 @@ def test_codi_trains_from_a_config_resumes_bitwise_and_evaluates(tmp_path, capsy
     assert "accuracy " in capsys.readouterr().out
     with pytest.raises(ConfigError, match="predict_past_eot rewrites each training sequence; method 'codi'"):
         Trainer(config(tmp_path, "refused", recipe={"predict_past_eot": True}, **kw))
+    with pytest.raises(ConfigError, match="method codi has jacobi thoughts, which take no projection"):
+        Trainer(config(tmp_path, "refused", **{**kw, "method_options": {"num_latent": 2, "iterations": 3}}))
+    pccot = train(config(tmp_path, "pccot", **{**kw, "thought_projection": 0, "num_epochs": 2,
+                                                   "method_options": {"num_latent": 2, "iterations": 3}}))
+    assert metrics(pccot.save_dir)[-1]["train_loss"] < metrics(pccot.save_dir)[0]["train_loss"]

@@ -49,9 +49,14 @@ class CODISequence(TrainingSequence):
 @dataclass
 class CODI(Method):
     """CODI(num_latent=6, answer_marker_tokens=1, distill_loss="smooth_l1",
-    distill_div_std=True, distill_factor=1.0, teacher_factor=1.0, reset_optimizer="never").
-    CODI's GPT-2 scripts: num_latent 6, prj_dim 768, distill_loss_div_std True,
-    smooth L1 and both factors 1 (its defaults)."""
+    distill_div_std=True, distill_factor=1.0, teacher_factor=1.0, iterations=0,
+    reset_optimizer="never"). CODI's GPT-2 scripts: num_latent 6, prj_dim 768,
+    distill_loss_div_std True, smooth L1 and both factors 1 (its defaults).
+
+    iterations >= 1 makes the student's thoughts PCCoT's Jacobi thoughts (whyNLP/PCCoT
+    trains them with these very three losses; its scripts: 3 iterations, no projection,
+    so build the model without one): every slot filled in parallel, `iterations` times,
+    as method `pccot` fills them. 0: CODI's own sequential thoughts."""
 
     num_latent: int = 6
     answer_marker_tokens: int = 1
@@ -59,13 +64,23 @@ class CODI(Method):
     distill_div_std: bool = True
     distill_factor: float = 1.0
     teacher_factor: float = 1.0
+    iterations: int = 0
     reset_optimizer: object = "never"
     name: ClassVar[str] = "codi"
-    thought_mode: ClassVar[str] = "continuous"
     trains_itself: ClassVar[bool] = True   # train_micro_batch: teacher and student, two loss calls
     loss_calls: ClassVar[int] = 2
 
+    @property
+    def thought_mode(self) -> str:
+        return "jacobi" if self.iterations else "continuous"
+
+    @property
+    def thought_params(self) -> tuple[str, ...]:
+        return ("iterations",) if self.iterations else ()
+
     def __post_init__(self):
+        if not isinstance(self.iterations, int) or isinstance(self.iterations, bool) or self.iterations < 0:
+            raise ValueError(f"iterations must be an integer >= 0 (0: sequential thoughts), got {self.iterations!r}")
         Method.__post_init__(self)
         if not isinstance(self.num_latent, int) or isinstance(self.num_latent, bool) or self.num_latent < 0:
             raise ValueError(f"num_latent must be an integer >= 0, got {self.num_latent!r}")

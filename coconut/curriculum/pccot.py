@@ -24,9 +24,10 @@ class PCCoT(Coconut):
     filled by `iterations` (>= 1) iterations. One optimizer for the whole run, as PCCoT
     trains (reset_optimizer: epoch gives the reference's fresh one every epoch).
 
-    What it is not: PCCoT itself. PCCoT trains on top of CODI, whose loss distils a
-    teacher's explicit chain of thought into the student's hidden states; that loss is
-    not in this project, so here the answer tokens are the only training signal.
+    What it is not: PCCoT as its paper trains it. PCCoT trains on top of CODI, whose
+    losses add a teacher's explicit chain of thought and distil it into the student's
+    hidden states; here the answer tokens are the only training signal. PCCoT's own
+    training is method `codi` with `iterations: 3` (and no thought projection).
 
     `curriculum: true` (method_options) gives Coconut's step-removal curriculum with
     Jacobi thoughts instead of a fixed number of thoughts."""

@@ -18,13 +18,17 @@ Facts taken from zhenyi4/codi (src/model.py):
 example is filled after the j-th full forward of the whole sequence, from that
 forward's final hidden state at the position before it (a ``torch.where`` selection,
 nothing in place), and a last full forward gives the logits, the loss and the hidden
-states. A causal model makes that equal to the cached schedule the core runs.
+states. A causal model makes that equal to the cached schedule the core runs. With
+``iterations`` the slots are Jacobi thoughts instead (torch_thought_modes.jacobi_inputs),
+as PCCoT's student (whyNLP/PCCoT, models/modeling_gpt2.py) fills them under CODI's losses.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from coconut.reference.torch_thought_modes import jacobi_inputs
 
 IGNORE_INDEX = -100
 
@@ -45,11 +49,12 @@ def projection_twin(model) -> torch.nn.Sequential:
     return prj
 
 
-def codi_forward(hf, prj, input_ids, attention_mask, position_ids, labels, latent_id: int, cells=None):
+def codi_forward(hf, prj, input_ids, attention_mask, position_ids, labels, latent_id: int, cells=None,
+                 iterations: int = 0):
     """(loss, logits, hidden) of continuous thoughts whose fed-back state goes through
     ``prj`` (None: the identity, Coconut's rule). ``cells`` (n, 2) (example, position)
     pairs: ``hidden`` (n, n_layer + 1, C), their ``output_hidden_states`` in the last
-    forward (None without cells)."""
+    forward (None without cells). ``iterations`` >= 1: Jacobi thoughts (``prj`` None)."""
     ids = torch.as_tensor(np.asarray(input_ids), dtype=torch.long)
     B, T = ids.shape
     mask = torch.as_tensor(np.asarray(attention_mask), dtype=torch.long)
@@ -60,6 +65,11 @@ def codi_forward(hf, prj, input_ids, attention_mask, position_ids, labels, laten
         raise ValueError("a <latent> in column 0 has no position before it")
     order = torch.cumsum(is_slot.long(), dim=1) - 1          # a slot's index among its example's
     n_max = int(is_slot.sum(dim=1).max().item())
+    if iterations:
+        if prj is not None:
+            raise ValueError("Jacobi thoughts take no projection")
+        embeds, _ = jacobi_inputs(hf, ids, mask, pos, latent_id, iterations)
+        n_max = 0
     for j in range(n_max):
         h = hf.transformer(inputs_embeds=embeds, attention_mask=mask, position_ids=pos).last_hidden_state
         fed = h if prj is None else prj(h)
