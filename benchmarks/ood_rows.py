@@ -27,7 +27,7 @@ def score(run_dir: str) -> dict:
         best = json.load(f)
     run = assemble(cfg, "eval", checkpoint=os.path.join(run_dir, best["checkpoint"]))
     table = run.ood()
-    more = run.method.max_thoughts + 2 if run.method.thought_mode != "none" else None
+    more = run.more_thoughts
     return {"run": os.path.basename(os.path.normpath(run_dir)), "method": cfg.method, "seed": cfg.seed,
             "best_epoch": best["epoch"], "trained_thoughts": run.method.max_thoughts, "more_thoughts": more,
             "own": {name: own.accuracy for name, (own, _) in table.items()},

@@ -72,12 +72,18 @@ class Run:
                        batch_size=self.cfg.eval_batch_size, thoughts=sweep_thoughts(self.tok, self.method),
                        comm=comm)
 
+    @property
+    def more_thoughts(self) -> int | None:
+        """Two thoughts more than the method trains with (None for a method without): how
+        `ood` asks whether more thoughts carry a longer search."""
+        return self.method.max_thoughts + 2 if self.method.thought_mode != "none" else None
+
     def ood(self, *, comm=None) -> dict:
         """{split: (own, more)} on the validation set and every out-of-distribution split
         (coconut.data.ood): `own` the EvalResult with the method's own prompt, `more` with
-        two thoughts more than the method trains with (None for a method without)."""
+        `more_thoughts` thoughts (None for a method without)."""
         from coconut.data.ood import ood_names, ood_split
-        more = self.method.max_thoughts + 2 if self.method.thought_mode != "none" else None
+        more = self.more_thoughts
         out = {}
         for name, examples in [("validation", self.val_set)] + [(n, ood_split(n)) for n in ood_names()]:
             self.tok.encode_all(examples)

@@ -218,14 +218,13 @@ def _ood(run, comm) -> int:
     table = run.ood(comm=comm)
     if not comm.is_root:
         return 0
-    more = next(iter(table.values()))[1]
-    k_more = run.method.max_thoughts + 2
-    print(f"{'split':>10}  {'n':>4}  {'own prompt':>10}  {'thoughts':>8}" + (f"  {f'k = {k_more}':>10}" if more else ""))
+    more = run.more_thoughts
+    print(f"{'split':>10}  {'n':>4}  {'own prompt':>10}  {'thoughts':>8}" + (f"  {f'k = {more}':>10}" if more else ""))
     for name, (own, extra) in table.items():
         print(f"{name:>10}  {len(own.records):>4}  {own.accuracy:>10.4f}  "
               f"{np.mean([r.n_thoughts for r in own.records]):>8.2f}" + (f"  {extra.accuracy:>10.4f}" if extra else ""))
     print("own prompt: the method's validation prompt, with the thoughts it was trained to use"
-          + (f"; k = {k_more}: {k_more} thoughts, two more than it was trained with" if more else ""))
+          + (f"; k = {more}: {more} thoughts, two more than it was trained with" if more else ""))
     return 0
 
 

@@ -69,12 +69,12 @@ def codi_forward(hf, prj, input_ids, attention_mask, position_ids, labels, laten
         if prj is not None:
             raise ValueError("Jacobi thoughts take no projection")
         embeds, _ = jacobi_inputs(hf, ids, mask, pos, latent_id, iterations)
-        n_max = 0
-    for j in range(n_max):
-        h = hf.transformer(inputs_embeds=embeds, attention_mask=mask, position_ids=pos).last_hidden_state
-        fed = h if prj is None else prj(h)
-        fed = torch.cat([torch.zeros_like(fed[:, :1]), fed[:, :-1]], dim=1)   # position p reads p-1
-        embeds = torch.where((is_slot & (order == j)).unsqueeze(-1), fed, embeds)
+    else:
+        for j in range(n_max):
+            h = hf.transformer(inputs_embeds=embeds, attention_mask=mask, position_ids=pos).last_hidden_state
+            fed = h if prj is None else prj(h)
+            fed = torch.cat([torch.zeros_like(fed[:, :1]), fed[:, :-1]], dim=1)   # position p reads p-1
+            embeds = torch.where((is_slot & (order == j)).unsqueeze(-1), fed, embeds)
     out = hf.transformer(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, output_hidden_states=True)
     logits = hf.lm_head(out.last_hidden_state)
     loss = None
