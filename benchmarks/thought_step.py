@@ -34,27 +34,29 @@ TASKS = {"prosqa": (380, 12), "gsm8k": (70, 12)}
 CHAIN = {"prosqa": 50, "gsm8k": 40}
 
 
-def batch(task, B, n_thoughts, seed=0):
+def students(task, B, n_thoughts, seed=0):
+    """B (question, answer, the student's TrainingSequence of them with n_thoughts slots)."""
     q, a = TASKS[task]
     rng = np.random.default_rng(seed)
-    seqs = []
+    out = []
     for _ in range(B):
         question = rng.integers(0, TOK.eos_id, size=q).tolist()
         answer = rng.integers(0, TOK.eos_id, size=a).tolist() + [TOK.eos_id]
-        seqs.append(TrainingSequence.from_parts(question + thought_block(TOK, n_thoughts), answer, n_thoughts))
+        out.append((question, answer,
+                    TrainingSequence.from_parts(question + thought_block(TOK, n_thoughts), answer, n_thoughts)))
+    return out
+
+
+def batch(task, B, n_thoughts, seed=0):
+    seqs = [s for _, _, s in students(task, B, n_thoughts, seed)]
     return np.array([s.input_ids for s in seqs]), np.array([s.labels for s in seqs])
 
 
 def codi_batch(task, B, n_thoughts, seed=0):
     """CODI's sequences of `batch`'s questions and answers, each student with its teacher."""
-    q, a = TASKS[task]
-    rng = np.random.default_rng(seed)
+    chains = np.random.default_rng(seed + 1).integers(0, TOK.eos_id, size=(B, CHAIN[task])).tolist()
     seqs = []
-    for _ in range(B):
-        question = rng.integers(0, TOK.eos_id, size=q).tolist()
-        answer = rng.integers(0, TOK.eos_id, size=a).tolist() + [TOK.eos_id]
-        chain = rng.integers(0, TOK.eos_id, size=CHAIN[task]).tolist()
-        student = TrainingSequence.from_parts(question + thought_block(TOK, n_thoughts), answer, n_thoughts)
+    for (question, answer, student), chain in zip(students(task, B, n_thoughts, seed), chains):
         teacher = TrainingSequence.from_parts(question, chain + answer)
         # the answer's first token plays its marker ("###"): the distilled cell
         seqs.append(CODISequence(student.input_ids, student.labels, n_thoughts, teacher=teacher,
@@ -89,8 +91,7 @@ def ours(shape, task, ids, labels, repeats):
         if mode in codi:
             method, m, o = codi[mode]
             m.zero_grad()
-            spec = MODES["jacobi3"] if method.iterations else MODES["continuous"]
-            method.train_micro_batch(m, codi_seqs, TOK.eos_id, TOK.latent_id, spec, 1.0)
+            method.train_micro_batch(m, codi_seqs, TOK.eos_id, TOK.latent_id, method.thought_spec(TOK), 1.0)
             o.step()
             return
         model.zero_grad()
