@@ -349,12 +349,15 @@ def _sweep(args) -> int:
 
 
 def _report(args) -> int:
-    from coconut.sweep import plot, read_results, table
+    from coconut.sweep import path_table, plot, read_results, table
     lines = [line for path in args.results for line in read_results(path)]
     if not lines:
         raise ValueError(f"no runs in {', '.join(args.results)}")
     by = [b for b in args.by.split(",") if b] if args.by else None
     print(table(lines, by))
+    paths = path_table(lines, by)
+    if paths:
+        print(paths)
     if args.plots:
         for path in plot(lines, args.plots, args.prefix, by):
             print("wrote", path)

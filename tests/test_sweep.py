@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from coconut.analysis.path_classes import PATH_CLASSES
 from coconut.build import build_method
 from coconut.cli import main
 from coconut.curriculum import METHODS
@@ -136,6 +137,11 @@ def test_rows_train_in_parallel_into_one_tidy_file(swept):
     assert coconut["probe"] and 0 <= coconut["probe_on_path"] <= 1 and "probe" not in cot
     assert abs(sum(coconut[f"path_{c}"] for c in ("correct_path", "longer_path", "hallucination", "wrong_target",
                                                   "correct_label", "incorrect_label")) - 1) < 1e-9
+    # the path classes after each k of the sweep; k = 2 is the final model's own prompt
+    assert sorted(coconut["path_k"]) == ["0", "1", "2"] and "path_k" not in cot
+    assert all(abs(sum(f.values()) - 1) < 1e-9 for f in coconut["path_k"].values())
+    assert coconut["path_k"]["2"] == {c: coconut[f"path_{c}"] for c in coconut["path_k"]["2"]}
+    assert coconut["analyses"] == cot["analyses"] == ["k_sweep", "path_classes", "probe"]
     assert coconut["tokens_trained"] == sum(e["tokens"] for e in map(json.loads, open(
         os.path.join(spec.out, "tiny-coconut", "metrics.jsonl"))))
     assert [e["epoch"] for e in coconut["history"]] == [1, 2, 3] and coconut["threads"] == 1
@@ -168,6 +174,37 @@ def test_a_rerun_keeps_finished_rows_and_resumes_a_stopped_one_bitwise(swept, tm
         describe(planned)
 
 
+def test_a_finished_row_gains_a_new_analysis_without_training(swept, tmp_path):
+    """Lines written before their spec asked for path classes (and before the `analyses`
+    column): the rerun runs only what each line lacks on the final checkpoint, and gets
+    what training with the analysis would have written."""
+    spec, lines = swept
+    out = tmp_path / "out"
+    shutil.copytree(spec.out, out)
+    older = [{k: v for k, v in line.items() if not k.startswith("path_") and k != "analyses"} for line in lines]
+    (out / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in older))
+    model = (out / "tiny-coconut" / "checkpoint_3" / "model.safetensors").read_bytes()
+    spec = load_spec({**TINY, "out": str(out)})
+    planned = plan(spec)
+    assert [(p.action, p.why) for p in planned] == [("analyse", "path_classes"), ("analyse", "probe, path_classes")]
+    assert "2 finished (kept; 2 to analyse)" in describe(planned)
+    again = run_sweep(spec, "local", echo=lambda _: None)
+    assert again == lines   # the same columns as when the rows trained, their history and times kept
+    assert (out / "tiny-coconut" / "checkpoint_3" / "model.safetensors").read_bytes() == model
+    assert [p.action for p in plan(spec)] == ["keep", "keep"]
+
+
+def test_sweeps_sharing_an_out_folder_keep_each_others_lines(tmp_path):
+    """Two queues write one results file: each line goes in under the lock, read afresh."""
+    from coconut.sweep.results import read_lines, update_line
+    path = str(tmp_path / "results.jsonl")
+    update_line(path, {"name": "a", "final_accuracy": 0.5})
+    update_line(path, {"name": "b", "final_accuracy": 0.7})          # the other queue, started before "a" ended
+    update_line(path, {"name": "a", "final_accuracy": 0.6}, order=["b", "a"])
+    assert list(read_lines(path).items()) == [("b", {"name": "b", "final_accuracy": 0.7}),
+                                              ("a", {"name": "a", "final_accuracy": 0.6})]
+
+
 def test_cli_sweep_and_report(swept, tmp_path, capsys):
     spec, lines = swept
     out = tmp_path / "out"
@@ -179,8 +216,13 @@ def test_cli_sweep_and_report(swept, tmp_path, capsys):
     assert main(["report", str(out / "results.jsonl"), "--by", "method", "--plots", str(tmp_path / "plots")]) == 0
     printed = capsys.readouterr().out
     assert "| method | seeds | final accuracy % |" in printed and "| Coconut | - |" in printed
-    assert os.path.exists(tmp_path / "plots" / "tiny_curves.png") and os.path.exists(tmp_path / "plots" /
-                                                                                      "tiny_coconut_probe.png")
+    # the path-class table: the final model's answers, then each k of Coconut's sweep
+    rows = {cells[0]: cells for cells in (line.strip("| ").split(" | ") for line in printed.splitlines())}
+    assert [name in rows for name in ("Coconut", "Coconut, k = 0", "Coconut, k = 2", "CoT", "CoT, k = 0")] == \
+        [True, True, True, True, False]
+    assert rows["Coconut"][2:] == [f"{100 * lines[0][f'path_{c}']:.1f}" for c in PATH_CLASSES]
+    for plot in ("curves", "coconut_probe", "path_classes"):
+        assert os.path.exists(tmp_path / "plots" / f"tiny_{plot}.png"), plot
 
 
 def test_the_splits_analysis_scores_the_row_model_on_another_file(swept, tmp_path):

@@ -1,7 +1,8 @@
 """The report of results files (coconut.sweep.results): a Markdown table per base config,
 one line per group of runs (`by`: the spec's axes but the seed) with the mean ± sd over
-the group's seeds, and the plots: training curves, accuracy per stage, the k-sweep and
-the latent probe (matplotlib, needed only for the plots).
+the group's seeds, the reasoning-path classes where the rows have them, and the plots:
+training curves, accuracy per stage, the k-sweep, the latent probe and the path classes
+(matplotlib, needed only for the plots).
 
     coconut report runs/prosqa-cpu-thoughts/results.jsonl --by method --plots plots/
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from coconut.analysis.path_classes import PATH_CLASSES
 from coconut.sweep.results import k_columns
 
 # Hao et al. 2024, table 1: GPT-2 accuracy % (mean generated tokens), by task
@@ -93,6 +95,41 @@ def table(lines: list[dict], by: list[str] | None = None) -> str:
     return "\n".join(out)
 
 
+def path_table(lines: list[dict], by: list[str] | None = None) -> str:
+    """A Markdown table per base config of the paper's reasoning-path classes (its Figure
+    5), % of the validation questions, the mean over each group's seeds: a line for the
+    final model's own answers and, for a method with thoughts, one for each k of the
+    k-sweep. Empty when no row has them."""
+    out = []
+    for base, (by, groups) in group_by(lines, by).items():
+        bars = path_bars(groups, by)
+        if not bars:
+            continue
+        head = ["run", "seeds", *(c.replace("_", " ") for c in PATH_CLASSES)]
+        out += [f"**{base}**: reasoning-path classes %", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join([name, str(n)] + [f"{100 * f[c]:.1f}" for c in PATH_CLASSES]) + " |"
+                for name, n, f in bars]
+        out.append("")
+    return "\n".join(out)
+
+
+def path_bars(groups: dict, by: list[str]) -> list[tuple[str, int, dict]]:
+    """(name, runs, {class: mean fraction}) per group: its final model's answers, then
+    after k thoughts for each k the group's rows swept (`path_k`)."""
+    bars = []
+    for values, runs in groups.items():
+        runs = [r for r in runs if r.get("path_correct_path") is not None]
+        if not runs:
+            continue
+        name = ", ".join(label(k, v) for k, v in zip(by, values))
+        bars.append((name, len(runs), {c: mean([r[f"path_{c}"] for r in runs]) for c in PATH_CLASSES}))
+        swept = [r["path_k"] for r in runs if r.get("path_k")]
+        for k in sorted({k for p in swept for k in p}, key=int):
+            at_k = [p[k] for p in swept if k in p]
+            bars.append((f"{name}, k = {k}", len(at_k), {c: mean([p[c] for p in at_k]) for c in PATH_CLASSES}))
+    return bars
+
+
 def _accuracy(runs: list[dict]) -> str:
     accs = [100 * r["final_accuracy"] for r in runs]
     if len(runs) > 1:
@@ -121,7 +158,7 @@ def _mean_sd(xs: list[float]) -> str:
 
 def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None = None) -> list[str]:
     """The plots of each base config into `folder` (PREFIXBASE_curves.png, _stages,
-    _k_sweep, _METHOD_probe); returns their paths. Needs matplotlib."""
+    _k_sweep, _METHOD_probe, _path_classes); returns their paths. Needs matplotlib."""
     try:
         import matplotlib
     except ImportError:
@@ -200,4 +237,17 @@ def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None 
                 ax.set(xlabel="thought t", yscale="log",
                        ylabel="mean value (probability of the node's token)", title=f"{base}: {title}")
             save(fig, axes, f"{method}_probe")
+
+        bars = path_bars(groups, keys)
+        if bars:   # the paper's Figure 5: each bar a run's answers split into the path classes
+            fig, ax = plt.subplots(figsize=(max(6.5, 0.45 * len(bars) + 2), 5))
+            bottom = [0.0] * len(bars)
+            for c, color in zip(PATH_CLASSES, ("#2e7d32", "#9ccc65", "#e53935", "#fb8c00", "#1e88e5", "#90a4ae")):
+                heights = [100 * f[c] for _, _, f in bars]
+                ax.bar(range(len(bars)), heights, bottom=bottom, color=color, label=c.replace("_", " "))
+                bottom = [b + h for b, h in zip(bottom, heights)]
+            ax.set_xticks(range(len(bars)), [name for name, _, _ in bars], rotation=60, ha="right", fontsize=8)
+            ax.set(ylabel="% of the validation questions", ylim=(0, 100),
+                   title=f"{base}: reasoning-path classes (mean over seeds)")
+            save(fig, (ax,), "path_classes")
     return written

@@ -4,10 +4,10 @@
 Columns: `name`, `base`, the spec's axes (`method`, `seed`, `recipe.embedding_std`, ...;
 `axes` lists them), `config_hash` (coconut.sweep.spec.config_hash of the row's config),
 `final_accuracy`, `final_epoch`, `best_accuracy`, `best_epoch`, `planned_epochs`,
-`mean_new_tokens`, `mean_thoughts`, the k-sweep as `k0..kN`, the probe's summary
-(`probe_on_path`, `probe_off_path`, `probe_rest`: thought 2's values of the nodes it has
-reached, and the whole probe in `probe`), the path classes as `path_CLASS` fractions,
-the extra splits as `split_NAME` accuracies, `tokens_trained`, `minutes` (training, every
+`mean_new_tokens`, `mean_thoughts`, `analyses` (those that ran), the k-sweep as
+`k0..kN`, the probe's summary (`probe_on_path`, `probe_off_path`, `probe_rest`: thought
+2's values of the nodes it has reached, and the whole probe in `probe`), the path
+classes as `path_CLASS` fractions (and after each k: `path_k`), the extra splits as `split_NAME` accuracies, `tokens_trained`, `minutes` (training, every
 epoch's wall time), `host`, `kernels` (coconut.blas_info()["core"]), `threads`, `run_dir`,
 `finished` (a time), and the curves the plots draw: `history` (per epoch: epoch, stage,
 train_loss, val_accuracy, global_step) and `loss_steps` ([step, loss] pairs, with
@@ -18,8 +18,10 @@ read as the same columns (`read_results`), so `coconut report` takes either.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from contextlib import contextmanager
 
 RESULTS_FILE = "results.jsonl"
 HISTORY_KEYS = ("epoch", "stage", "train_loss", "val_accuracy", "global_step")
@@ -38,9 +40,9 @@ def epoch_lines(save_dir: str) -> tuple[list[dict], list[dict]]:
     return [epochs[e] for e in sorted(epochs)], [steps[s] for s in sorted(steps)]
 
 
-def result_line(row, analyses: dict, *, host: str, kernels: str, threads: int, finished: str) -> dict:
+def result_line(row, analyses: dict, *, analysed, host: str, kernels: str, threads: int, finished: str) -> dict:
     """The results line of a trained row (a coconut.sweep.spec.Row) from its metrics and
-    the analyses' results."""
+    the analyses' results (`analysed`: the analyses that ran)."""
     epochs, steps = epoch_lines(row.cfg.save_dir)
     final = epochs[-1]
     best = max(epochs, key=lambda x: x["val_accuracy"])
@@ -50,13 +52,24 @@ def result_line(row, analyses: dict, *, host: str, kernels: str, threads: int, f
             "best_accuracy": best["val_accuracy"], "best_epoch": best["epoch"], "planned_epochs": row.cfg.num_epochs,
             "mean_new_tokens": final["mean_new_tokens"], "mean_thoughts": final.get("mean_thoughts")}
     line.update(analyses)
-    line.update({"tokens_trained": sum(e.get("tokens", 0) for e in epochs),
+    line.update({"analyses": sorted(analysed), "tokens_trained": sum(e.get("tokens", 0) for e in epochs),
                  "minutes": sum(sum(e.get("seconds", {}).values()) for e in epochs) / 60,
                  "host": host, "kernels": kernels, "threads": threads, "run_dir": row.cfg.save_dir,
                  "finished": finished,
                  "history": [{k: e.get(k) for k in HISTORY_KEYS} for e in epochs],
                  "loss_steps": [[s["step"], s["loss"]] for s in steps]})
     return finite(line)
+
+
+def analyses_done(line: dict) -> set[str]:
+    """The analyses a results line holds: its `analyses`, or for a line written before
+    that column, what its columns show."""
+    if "analyses" in line:
+        return set(line["analyses"])
+    shown = {"k_sweep": bool(k_columns(line)), "probe": "probe" in line,
+             "path_classes": any(c.startswith("path_") for c in line),
+             "splits": any(c.startswith("split_") for c in line)}
+    return {a for a, there in shown.items() if there}
 
 
 def finite(value):
@@ -93,6 +106,29 @@ def write_lines(path: str, lines: list[dict]) -> None:
     with open(tmp, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(line) + "\n" for line in lines)
     os.replace(tmp, path)
+
+
+def update_line(path: str, line: dict, order=()) -> dict[str, dict]:
+    """Put one run's line into the file and return all of them: the file is read again
+    under a lock, so sweeps that share an out folder (a queue per core) keep each other's
+    lines. `order`: names that come first, in that order."""
+    with _locked(path):
+        lines = read_lines(path)
+        lines[line["name"]] = line
+        names = [n for n in order if n in lines] + [n for n in lines if n not in order]
+        write_lines(path, [lines[n] for n in names])
+    return lines
+
+
+@contextmanager
+def _locked(path: str):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(f"{path}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def read_results(path: str) -> list[dict]:

@@ -11,13 +11,15 @@ row where Python allows, 3.11+), cores // threads rows at a time unless `workers
 (a run folder on a file system every host shares). "auto": mpi under an MPI launcher.
 
 Resuming: a row is finished when its results line has the row's config hash and its
-run folder holds the final epoch's checkpoint; it is kept. A row whose latest checkpoint
+run folder holds the final epoch's checkpoint; it is kept, and analysed only for the
+spec's analyses its line lacks (an analysis added to a spec after its rows trained). A row whose latest checkpoint
 was written with the same config continues from it (`coconut train --resume`: bitwise
 where an uninterrupted run ends). A row whose config changed is trained again from the
 start, its old folder moved aside to NAME.replaced-N; the plan says which rows, and
 which keys changed, before anything runs. A folder that another live run holds (its
 run.lock) is never moved: the sweep stops with RunFolderBusy first. Only the parent
-process writes results.jsonl.
+process writes results.jsonl, each line under a lock on the file, so that sweeps of
+one out folder (a queue per core) keep each other's lines.
 """
 from __future__ import annotations
 
@@ -34,10 +36,10 @@ from dataclasses import dataclass
 from coconut.checkpoints import list_checkpoints
 from coconut.distributed import LAUNCHER_SIZE_VARS
 from coconut.run_lock import RunLock
-from coconut.sweep.results import RESULTS_FILE, read_lines, write_lines
+from coconut.sweep.results import RESULTS_FILE, analyses_done, read_lines, update_line
 from coconut.sweep.spec import Row, Spec, config_hash
 
-ACTIONS = ("keep", "resume", "rerun", "new")
+ACTIONS = ("keep", "analyse", "resume", "rerun", "new")
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Task:
     analyses: tuple
     splits: dict
     threads: int
+    line: dict | None = None   # a finished row's results line: only `analyses` are run
 
 
 def plan(spec: Spec) -> list[Planned]:
@@ -66,7 +69,8 @@ def plan(spec: Spec) -> list[Planned]:
         found = list_checkpoints(row.cfg.save_dir)
         final = [c for c in found if c[1] == 0 and c[0] == row.cfg.num_epochs]
         if line is not None and line.get("config_hash") == h and final:
-            out.append(Planned(row, "keep"))
+            missing = missing_analyses(line, spec)
+            out.append(Planned(row, "analyse", ", ".join(missing)) if missing else Planned(row, "keep"))
             continue
         saved = _saved_config(found[-1][2]) if found else None
         if saved is not None and config_hash(saved) == h:
@@ -85,8 +89,10 @@ def plan(spec: Spec) -> list[Planned]:
 def describe(planned: list[Planned]) -> str:
     """The plan in a few lines: counts, then every row that resumes or is trained again."""
     counts = {a: sum(p.action == a for p in planned) for a in ACTIONS}
-    lines = [f"{len(planned)} rows: {counts['keep']} finished (kept), {counts['resume']} to resume, "
-             f"{counts['rerun']} to re-run (config changed), {counts['new']} new"]
+    analyse = f"; {counts['analyse']} to analyse" if counts["analyse"] else ""
+    lines = [f"{len(planned)} rows: {counts['keep'] + counts['analyse']} finished (kept{analyse}), "
+             f"{counts['resume']} to resume, {counts['rerun']} to re-run (config changed), {counts['new']} new"]
+    lines += [f"  analyse {p.row.name} ({p.why})" for p in planned if p.action == "analyse"]
     lines += [f"  re-run {p.row.name} ({p.why})" for p in planned if p.action == "rerun"]
     lines += [f"  resume {p.row.name} ({p.why})" for p in planned if p.action == "resume"]
     return "\n".join(lines)
@@ -107,17 +113,23 @@ def run_sweep(spec: Spec, executor: str = "auto", workers: int | None = None, ec
         for p in replaced:
             aside = _move_aside(p.row.cfg.save_dir)
             echo(f"  {p.row.name}: its earlier folder moved to {os.path.basename(aside)}")
-    todo = [Task(p.row, p.action == "resume", spec.analyses, spec.splits, spec.threads)
-            for p in planned if p.action != "keep"]
     path = os.path.join(spec.out, RESULTS_FILE)
     lines = read_lines(path)
+    todo = []
+    for p in planned:
+        if p.action == "analyse":
+            line = lines[p.row.name]
+            todo.append(Task(p.row, False, tuple(missing_analyses(line, spec)), spec.splits, spec.threads, line))
+        elif p.action != "keep":
+            todo.append(Task(p.row, p.action == "resume", spec.analyses, spec.splits, spec.threads))
     failed = []
     if todo:
         pool = make_executor(executor, spec.threads, workers, len(todo))
         try:
-            futures = {pool.submit(train_row, t): t.row.name for t in todo}
+            futures = {pool.submit(train_row, t): t for t in todo}
             for future in as_completed(futures):
-                name = futures[future]
+                task = futures[future]
+                name = task.row.name
                 try:
                     line = future.result()
                 except Exception as e:   # the row's own error; the other rows go on
@@ -127,10 +139,9 @@ def run_sweep(spec: Spec, executor: str = "auto", workers: int | None = None, ec
                 if line is None:
                     echo(f"{name}: stopped with a checkpoint; run the sweep again to resume it")
                     continue
-                lines[name] = line
-                write_lines(path, _ordered(lines, spec))
+                lines = update_line(path, line, [r.name for r in spec.rows])
                 echo(f"{name}: final accuracy {line['final_accuracy']:.4f} after {line['minutes']:.1f} min "
-                     f"on {line['host']}")
+                     f"on {line['host']}" + (f" (analysed: {', '.join(task.analyses)})" if task.line else ""))
         except KeyboardInterrupt:
             echo("interrupted: waiting for the running rows to write a checkpoint; run the sweep again to resume")
             pool.shutdown(wait=True, cancel_futures=True)
@@ -165,12 +176,13 @@ def under_mpi() -> bool:
 
 def train_row(task: Task) -> dict | None:
     """In the worker: train the row (continuing its latest checkpoint when resuming),
-    analyse its final checkpoint, and return its results line (None: stopped by Ctrl-C).
+    analyse its final checkpoint, and return its results line (None: stopped by Ctrl-C);
+    for a finished row (`task.line`), only the analyses, added to its line.
     Everything the row prints goes to OUT/NAME.log."""
     row = task.row
     os.makedirs(row.cfg.save_path, exist_ok=True)
     log = os.path.join(row.cfg.save_path, f"{row.name}.log")
-    with open(log, "a" if task.resume else "w", encoding="utf-8", buffering=1) as f, \
+    with open(log, "a" if task.resume or task.line else "w", encoding="utf-8", buffering=1) as f, \
             redirect_stdout(f), redirect_stderr(f):
         return _train_and_analyse(task)
 
@@ -179,22 +191,41 @@ def _train_and_analyse(task: Task) -> dict | None:
     import coconut
     from coconut.distributed import SingleProcess
     from coconut.sweep.analyses import analyse
-    from coconut.sweep.results import result_line
+    from coconut.sweep.results import analyses_done, finite, result_line
     from coconut.train import Trainer
     row = task.row
     coconut.set_num_threads(task.threads)
+    if task.line is not None:
+        final = _final_checkpoint(row)
+        print(f"analyses added: {', '.join(task.analyses)} of {final}", flush=True)
+        found = analyse(row.cfg, final, task.analyses, task.splits)
+        return finite({**task.line, **found, "analyses": sorted(analyses_done(task.line) | set(task.analyses))})
     # one process per row: under an MPI launch the worker is no rank of a data-parallel run
     trainer = Trainer(row.cfg, resume="latest" if task.resume else None, world=SingleProcess(), progress_every=60)
     result = trainer.run()
     if result.interrupted:
         return None
+    final = _final_checkpoint(row)
+    print(f"analyses: {', '.join(task.analyses) or 'none'} of {final}", flush=True)
+    found = analyse(row.cfg, final, task.analyses, task.splits)
+    return result_line(row, found, analysed=task.analyses, host=socket.gethostname(),
+                       kernels=coconut.blas_info()["core"], threads=task.threads,
+                       finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def _final_checkpoint(row) -> str:
     final = [c for c in list_checkpoints(row.cfg.save_dir) if c[1] == 0 and c[0] == row.cfg.num_epochs]
     if not final:
-        raise RuntimeError(f"{row.cfg.save_dir}: no checkpoint of epoch {row.cfg.num_epochs} after training")
-    print(f"analyses: {', '.join(task.analyses) or 'none'} of {final[-1][2]}", flush=True)
-    found = analyse(row.cfg, final[-1][2], task.analyses, task.splits)
-    return result_line(row, found, host=socket.gethostname(), kernels=coconut.blas_info()["core"],
-                       threads=task.threads, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+        raise RuntimeError(f"{row.cfg.save_dir}: no checkpoint of epoch {row.cfg.num_epochs}")
+    return final[-1][2]
+
+
+def missing_analyses(line: dict, spec: Spec) -> list[str]:
+    """The spec's analyses a finished row's line lacks (splits: any split without its column)."""
+    done = analyses_done(line)
+    if any(f"split_{name}" not in line for name in spec.splits):
+        done.discard("splits")
+    return [a for a in spec.analyses if a not in done]
 
 
 def _saved_config(checkpoint: str) -> dict | None:
@@ -211,9 +242,3 @@ def _move_aside(folder: str) -> str:
         n += 1
     os.rename(folder, f"{folder}.replaced-{n}")
     return f"{folder}.replaced-{n}"
-
-
-def _ordered(lines: dict, spec: Spec) -> list[dict]:
-    """The grid's rows in its order, then any other rows the file held."""
-    names = [r.name for r in spec.rows]
-    return [lines[n] for n in names if n in lines] + [v for k, v in lines.items() if k not in names]
