@@ -42,6 +42,50 @@ def test_the_grid_is_the_product_of_the_axes_with_options(tmp_path):
     assert len({r.config_hash for r in spec.rows}) == 8
 
 
+def test_variants_are_one_more_axis_of_named_settings(tmp_path):
+    """One factor at a time: each variant a set of keys, its name the row's last part and
+    the `variant` column; options may match it."""
+    spec = load_spec({"base": "prosqa-cpu-thoughts", "out": str(tmp_path),
+                      "axes": {"method": ["coconut", "no_thought"], "seed": [0, 1]},
+                      "variants": {"preset": {}, "reset": {"reset_optimizer": True},
+                                   "stages": {"epochs_per_stage": 6, "first_stage_epochs": 14}},
+                      "options": [{"when": {"method": "no_thought"}, "set": {"recipe.predict_past_eot": False}},
+                                  {"when": {"method": "coconut", "variant": "reset"}, "set": {"lr": 5e-4}}]})
+    rows = {r.name: r for r in spec.rows}
+    assert len(rows) == 12 and list(rows)[:3] == ["prosqa-cpu-thoughts-coconut-preset",
+                                                  "prosqa-cpu-thoughts-coconut-reset",
+                                                  "prosqa-cpu-thoughts-coconut-stages"]
+    preset, reset = rows["prosqa-cpu-thoughts-coconut-seed1-preset"], rows["prosqa-cpu-thoughts-coconut-seed1-reset"]
+    assert preset.values == {"method": "coconut", "seed": 1, "variant": "preset"}
+    assert (preset.cfg.reset_optimizer, preset.cfg.lr, reset.cfg.reset_optimizer, reset.cfg.lr) == \
+        (False, 1e-3, True, 5e-4)
+    stages = rows["prosqa-cpu-thoughts-no_thought-stages"].cfg
+    assert (stages.epochs_per_stage, stages.first_stage_epochs, stages.lr, stages.recipe["predict_past_eot"]) == \
+        (6, 14, 1e-3, False)
+    assert rows["prosqa-cpu-thoughts-no_thought-reset"].cfg.lr == 1e-3   # the option's `when` names coconut
+
+
+def test_the_ablation_gap_depth_and_baseline_specs():
+    """The gap spec's variants are the fresh recipe's differences one at a time, and
+    `fresh` trains what prosqa-cpu-fresh does; depth changes the layers alone; the
+    baselines' search keeps the data and step budget."""
+    gap = {r.name: r.cfg for r in load_spec("prosqa-cpu-thoughts-gap").rows}
+    assert len(gap) == 16
+    fresh, preset = gap["prosqa-cpu-thoughts-no_thought-fresh"], gap["prosqa-cpu-thoughts-no_thought-preset"]
+    target = load_spec("prosqa-cpu-fresh", overrides=["axes.method=[no_thought]"]).rows[0].cfg.to_dict()
+    differ = {k for k, v in fresh.to_dict().items() if v != target[k]}
+    assert differ == {"name", "save_path", "recipe"} and not {k: v for k, v in fresh.recipe.items() if v}
+    for variant, cfg in gap.items():
+        if "no_thought" in variant and not variant.endswith(("fresh", "preset")):
+            assert 1 <= len({k for k, v in cfg.to_dict().items() if v != preset.to_dict()[k]} - {"name"}) <= 2
+    depth = load_spec("prosqa-cpu-thoughts-depth").rows
+    assert [r.cfg.n_layer for r in depth[:3]] == [2, 4, 6] and len(depth) == 12
+    assert {(r.cfg.n_embd, r.cfg.n_head, r.cfg.num_epochs, r.cfg.generate.n) for r in depth} == {(128, 4, 64, 12000)}
+    baselines = load_spec("prosqa-cpu-thoughts-baselines").rows
+    assert {(r.cfg.num_epochs, r.cfg.generate.n, r.cfg.batch_size_training) for r in baselines} == {(64, 12000, 16)}
+    assert sorted({r.cfg.lr for r in baselines}) == [5e-4, 1e-3, 2e-3]
+
+
 @pytest.mark.parametrize("name", ["prosqa-cpu", "prosqa-cpu-long", "prosqa-cpu-fresh", "prosqa-cpu-thoughts",
                                   "prosqa-cpu-fixed", "prontoqa-cpu"])
 def test_each_shipped_spec_row_trains_its_method(name):
@@ -95,6 +139,10 @@ def _spec_file(tmp_path, text):
     ("base: no-such-preset\n", "no-such-preset: cannot read the config"),
     ("axes: {}\n", "no 'base'"),
     ("base: prosqa-cpu\nthreads: 0\n", "line 2: key 'threads': expected a number of threads >= 1"),
+    ("base: prosqa-cpu\nvariants:\n  fast: {lrr: 1}\n", "line 3: key 'variants.fast': key 'lrr': not a config key"),
+    ("base: prosqa-cpu\naxes:\n  lr: [1, 2]\nvariants:\n  fast: {lr: 3}\n", "'lr' is an axis"),
+    ("base: prosqa-cpu\nvariants:\n  a b: {}\n", "a variant's name is letters"),
+    ("base: prosqa-cpu\nvariants:\n  fast: 3\n", "line 3: key 'variants.fast': expected a mapping"),
 ])
 def test_a_bad_spec_is_one_line_naming_file_line_and_key(tmp_path, capsys, text, message):
     path = _spec_file(tmp_path, text)

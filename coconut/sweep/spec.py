@@ -6,6 +6,9 @@ rows need, the analyses after training, where the rows go and how many threads e
       method: [coconut, cot, icot]
       seed: [0, 1, 2]
       recipe.embedding_std: [0.05, 0.1]  # any config key, dotted into generate / method_options / recipe
+    variants:                            # one more axis, `variant` (optional): named sets of keys,
+      preset: {}                         #   for what one key per axis cannot say (one factor at a time)
+      fresh_stages: {epochs_per_stage: 6, first_stage_epochs: 14}
     set: {num_epochs: 64}                # every row (optional)
     options:                             # some rows (optional): `set` where every `when` key matches
       - when: {method: icot}             # a value, or a list of values any of which matches
@@ -15,7 +18,8 @@ rows need, the analyses after training, where the rows go and how many threads e
     out: runs/my-sweep                   # the run folders and results.jsonl
     threads: 1                           # per row (default 1)
 
-A row is named after the base and its axis values (PRESET-METHOD[-seedS][-KEYVALUE...]),
+A row is named after the base and its axis values (PRESET-METHOD[-seedS][-KEYVALUE...]
+[-VARIANT]),
 the names the benchmarks' run folders have always had. Every error is a ConfigError
 naming the spec file, the line and the key, as coconut.run_config's are; every row's
 config is built and checked when the spec is read, before anything trains.
@@ -39,7 +43,7 @@ from coconut.run_config import (DOTTED_KEYS, PRESETS_DIR, RunConfig, config_from
 
 SPECS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sweeps")
 ANALYSES = ("k_sweep", "probe", "path_classes", "splits")
-SPEC_KEYS = ("base", "axes", "set", "options", "analyses", "splits", "out", "threads")
+SPEC_KEYS = ("base", "axes", "variants", "set", "options", "analyses", "splits", "out", "threads")
 # what the sweep sets on every row itself
 RESERVED = ("name", "save_path", "threads")
 
@@ -63,6 +67,7 @@ class Spec:
     base: str | dict
     base_name: str               # the rows' names start with it
     axes: dict = field(default_factory=dict)
+    variants: dict = field(default_factory=dict)     # name -> {key: value}: the `variant` axis
     set: dict = field(default_factory=dict)
     options: list = field(default_factory=list)     # [(when, set)]
     analyses: tuple = ()
@@ -70,6 +75,11 @@ class Spec:
     out: str = "runs/sweep"
     threads: int = 1
     rows: list = field(default_factory=list)         # the grid, built and checked by load_spec
+
+    @property
+    def grid_axes(self) -> dict:
+        """The axes, and the variants' names as one more, `variant`."""
+        return {**self.axes, "variant": list(self.variants)} if self.variants else self.axes
 
 
 def config_hash(config: dict) -> str:
@@ -129,10 +139,22 @@ def load_spec(spec: str | os.PathLike | dict, out: str | None = None, overrides=
             raise ConfigError(f"{where('axes.' + key)}: expected a non-empty list of values, got {_kind(values)}")
         if len(set(map(_canonical, values))) != len(values):
             raise ConfigError(f"{where('axes.' + key)}: a value appears twice in {values}")
+    s.variants = _mapping(raw, "variants", where)
+    for name, keys in s.variants.items():
+        here = where("variants." + name)
+        if not re.fullmatch(r"[\w.-]+", name):
+            raise ConfigError(f"{here}: a variant's name is letters, digits, . _ - (it ends the rows' names)")
+        if not isinstance(keys, dict):
+            raise ConfigError(f"{here}: expected a mapping of config keys ({{}} for the base as it is), "
+                              f"got {_kind(keys)}")
+        for key in keys:
+            _check_key(key, f"{here}: key '{key}'")
+            if key in s.axes:
+                raise ConfigError(f"{here}: '{key}' is an axis; a variant sets what the axes leave alone")
     s.set = _mapping(raw, "set", where)
     for key in s.set:
         _check_key(key, where("set." + key))
-    s.options = _options(raw.get("options", []), where("options"), s.axes, s.set)
+    s.options = _options(raw.get("options", []), where("options"), s.grid_axes, s.set)
     s.analyses = tuple(_analyses(raw.get("analyses", []), where("analyses")))
     s.splits = _mapping(raw, "splits", where)
     for name, path in s.splits.items():
@@ -169,7 +191,7 @@ def _override(raw: dict, item: str, lines: dict) -> None:
 
 
 def _grid(s: Spec, where) -> list[Row]:
-    """The product of the axes, each row's config resolved and checked."""
+    """The product of the axes (and the variants), each row's config resolved and checked."""
     from coconut.build import build_method
     if isinstance(s.base, dict):
         base_raw, base_lines, base_source = dict(s.base), {}, f"{s.source}: base"
@@ -179,11 +201,13 @@ def _grid(s: Spec, where) -> list[Row]:
         except ConfigError as e:
             raise ConfigError(f"{where('base')}: {e}") from None
     rows, names = [], {}
-    for combo in itertools.product(*s.axes.values()):
-        values = dict(zip(s.axes, combo))
-        settings = {**s.set, **values}
+    axes = s.grid_axes
+    for combo in itertools.product(*axes.values()):
+        values = dict(zip(axes, combo))
+        settings = {**s.set, **{k: v for k, v in values.items() if k != "variant"},
+                    **s.variants.get(values.get("variant"), {})}
         for when, extra in s.options:
-            if all(_canonical(settings.get(k)) in map(_canonical, v) for k, v in when.items()):
+            if all(_canonical({**settings, **values}.get(k)) in map(_canonical, v) for k, v in when.items()):
                 settings.update(extra)
         name = row_name(s.base_name, values)
         if name in names:
@@ -210,6 +234,8 @@ def row_name(base: str, values: dict) -> str:
             parts.append(str(value))
         elif key == "seed":
             parts += [f"seed{value}"] if value != 0 else []
+        elif key == "variant":
+            parts.append(str(value))
         else:
             parts.append(f"{key.rpartition('.')[2]}{_canonical(value)}")
     return re.sub(r"[^\w.=-]+", "_", "-".join(parts))
