@@ -2,6 +2,7 @@
 own matrix product, thread settings for both sides, and the JSON record."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import platform
@@ -76,3 +77,12 @@ def write_record(name: str, record: dict) -> str:
     with open(path, "w") as f:
         json.dump(record, f, indent=2)
     return path
+
+
+def run_config(run_dir: str) -> dict:
+    """The config the run trained with, as its last checkpoint saved it (a shipped model's
+    folder is one checkpoint)."""
+    checkpoints = glob.glob(os.path.join(run_dir, "checkpoint_*"))
+    last = max(checkpoints, key=lambda p: int(p.rsplit("_", 1)[1])) if checkpoints else run_dir
+    with open(os.path.join(last, "trainer_state.json"), encoding="utf-8") as f:
+        return json.load(f)["config"]

@@ -14,8 +14,7 @@ import argparse
 import json
 import os
 
-from common import write_record
-from sample_efficiency import run_config
+from common import run_config, write_record
 
 from coconut.assembly import assemble
 from coconut.run_config import config_from_dict

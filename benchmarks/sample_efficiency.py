@@ -13,22 +13,12 @@ and the accuracy of every epoch. Record: benchmarks/results/RECORD.json.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 
-from common import write_record
+from common import run_config, write_record
 
 from coconut.run_config import config_from_dict, load_config
-
-
-def run_config(run_dir: str) -> dict:
-    """The config the run trained with, as its last checkpoint saved it (a shipped model's
-    folder is one checkpoint)."""
-    checkpoints = glob.glob(os.path.join(run_dir, "checkpoint_*"))
-    last = max(checkpoints, key=lambda p: int(p.rsplit("_", 1)[1])) if checkpoints else run_dir
-    with open(os.path.join(last, "trainer_state.json"), encoding="utf-8") as f:
-        return json.load(f)["config"]
 
 
 def differences(cfg: dict, base: dict) -> dict:

@@ -242,6 +242,22 @@ def test_a_finished_row_gains_a_new_analysis_without_training(swept, tmp_path):
     assert [p.action for p in plan(spec)] == ["keep", "keep"]
 
 
+def test_lone_run_folders_get_the_rows_path_classes(swept, tmp_path):
+    """benchmarks/path_class_rows.py: a run folder outside any sweep, analysed as the
+    sweep analysed its row."""
+    import subprocess
+    import sys
+    spec, lines = swept
+    out = tmp_path / "paths.jsonl"
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "path_class_rows.py")
+    subprocess.run([sys.executable, script, os.path.join(spec.out, "tiny-coconut"), "--base", "tiny",
+                    "--out", str(out)], check=True, capture_output=True)
+    (line,) = map(json.loads, out.read_text().splitlines())
+    assert (line["name"], line["method"], line["variant"], line["seed"]) == ("tiny-coconut", "coconut", None, 0)
+    for column in ["path_k", "k0", "k2", "final_accuracy"] + [f"path_{c}" for c in PATH_CLASSES]:
+        assert line[column] == lines[0][column], column
+
+
 def test_sweeps_sharing_an_out_folder_keep_each_others_lines(tmp_path):
     """Two queues write one results file: each line goes in under the lock, read afresh."""
     from coconut.sweep.results import read_lines, update_line

@@ -58,6 +58,8 @@ def default_by(lines: list[dict]) -> list[str]:
 
 
 def label(key: str, value) -> str:
+    if value is None:   # a column some of the runs lack
+        return "-"
     return LABELS.get(value, str(value)) if key == "method" else str(value)
 
 
@@ -113,17 +115,19 @@ def path_table(lines: list[dict], by: list[str] | None = None) -> str:
     return "\n".join(out)
 
 
-def path_bars(groups: dict, by: list[str]) -> list[tuple[str, int, dict]]:
-    """(name, runs, {class: mean fraction}) per group: its final model's answers, then
-    after k thoughts for each k the group's rows swept (`path_k`)."""
+def path_bars(groups: dict, by: list[str], sweep_alone: bool = False) -> list[tuple[str, int, dict]]:
+    """(name, runs, {class: mean fraction}) per group: its final model's answers (left
+    out with `sweep_alone` where the group was swept), then after k thoughts for each k
+    the group's rows swept (`path_k`)."""
     bars = []
     for values, runs in groups.items():
         runs = [r for r in runs if r.get("path_correct_path") is not None]
         if not runs:
             continue
-        name = ", ".join(label(k, v) for k, v in zip(by, values))
-        bars.append((name, len(runs), {c: mean([r[f"path_{c}"] for r in runs]) for c in PATH_CLASSES}))
+        name = ", ".join(label(k, v) for k, v in zip(by, values) if v is not None)
         swept = [r["path_k"] for r in runs if r.get("path_k")]
+        if not (sweep_alone and swept):
+            bars.append((name, len(runs), {c: mean([r[f"path_{c}"] for r in runs]) for c in PATH_CLASSES}))
         for k in sorted({k for p in swept for k in p}, key=int):
             at_k = [p[k] for p in swept if k in p]
             bars.append((f"{name}, k = {k}", len(at_k), {c: mean([p[c] for p in at_k]) for c in PATH_CLASSES}))
@@ -238,8 +242,8 @@ def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None 
                        ylabel="mean value (probability of the node's token)", title=f"{base}: {title}")
             save(fig, axes, f"{method}_probe")
 
-        bars = path_bars(groups, keys)
-        if bars:   # the paper's Figure 5: each bar a run's answers split into the path classes
+        bars = path_bars(groups, keys, sweep_alone=True)
+        if bars:   # the paper's Figure 5: each bar a group's answers split into the path classes
             fig, ax = plt.subplots(figsize=(max(6.5, 0.45 * len(bars) + 2), 5))
             bottom = [0.0] * len(bars)
             for c, color in zip(PATH_CLASSES, ("#2e7d32", "#9ccc65", "#e53935", "#fb8c00", "#1e88e5", "#90a4ae")):
