@@ -44,6 +44,14 @@ def test_table_and_plots(tmp_path):
         png = tmp_path / f"r_{name}.png"
         assert str(png) in written and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert not (tmp_path / "r_prosqa-cpu-long_stages.png").exists()   # No-CoT has one stage
+    assert not (tmp_path / "r_my-sweep_by_embedding_std.png").exists()   # one value: nothing to draw against
+
+
+def test_a_numeric_axis_gets_accuracy_against_it(tmp_path):
+    lines = [_line("depth", method, seed, [a], n_layer=n, axes=["method", "n_layer", "seed"])
+             for method in ("coconut", "no_cot") for n, a in ((2, 0.7), (4, 0.8)) for seed in (0, 1)]
+    written = plot(lines, str(tmp_path))
+    assert str(tmp_path / "depth_by_n_layer.png") in written and (tmp_path / "depth_by_n_layer.png").stat().st_size > 10_000
 
 
 def test_recorded_results_read_as_results_lines(tmp_path, capsys):

@@ -162,7 +162,8 @@ def _mean_sd(xs: list[float]) -> str:
 
 def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None = None) -> list[str]:
     """The plots of each base config into `folder` (PREFIXBASE_curves.png, _stages,
-    _k_sweep, _METHOD_probe, _path_classes); returns their paths. Needs matplotlib."""
+    _k_sweep, _METHOD_probe, _by_AXIS for a numeric axis, _path_classes); returns their
+    paths. Needs matplotlib."""
     try:
         import matplotlib
     except ImportError:
@@ -241,6 +242,27 @@ def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None 
                 ax.set(xlabel="thought t", yscale="log",
                        ylabel="mean value (probability of the node's token)", title=f"{base}: {title}")
             save(fig, axes, f"{method}_probe")
+
+        for axis in keys:   # a numeric axis (depth, a rate): final accuracy against it, a line per the rest
+            xs = [v[keys.index(axis)] for v in groups]
+            if len(set(xs)) < 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
+                continue
+            fig, ax = plt.subplots(figsize=(6.5, 4.5))
+            lines_of: dict = {}
+            for values, g in groups.items():
+                rest = tuple((k, v) for k, v in zip(keys, values) if k != axis)
+                accs = [100 * r["final_accuracy"] for r in g]
+                lines_of.setdefault(rest, []).append((values[keys.index(axis)], mean(accs), sd(accs), len(accs)))
+            for rest, points in lines_of.items():
+                points.sort()
+                seeds = sorted({n for *_, n in points})
+                ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
+                            capsize=3, label=", ".join(label(k, v) for k, v in rest if v is not None)
+                            + f" ({'-'.join(map(str, seeds))} seed{'s' if seeds != [1] else ''})")
+            ax.set_xticks(sorted(set(xs)))
+            ax.set(xlabel=axis, ylabel="final validation accuracy % (mean ± sd over seeds)", ylim=(0, 100),
+                   title=f"{base}: accuracy against {axis}")
+            save(fig, (ax,), f"by_{axis.rpartition('.')[2]}")
 
         bars = path_bars(groups, keys, sweep_alone=True)
         if bars:   # the paper's Figure 5: each bar a group's answers split into the path classes
