@@ -267,6 +267,20 @@ def test_sweeps_sharing_an_out_folder_keep_each_others_lines(tmp_path):
     update_line(path, {"name": "a", "final_accuracy": 0.6}, order=["b", "a"])
     assert list(read_lines(path).items()) == [("b", {"name": "b", "final_accuracy": 0.7}),
                                               ("a", {"name": "a", "final_accuracy": 0.6})]
+    # four writers at once, 25 lines each: none lost
+    import multiprocessing
+    writers = [multiprocessing.get_context("fork").Process(target=_write_lines, args=(path, w)) for w in range(4)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    assert len(read_lines(path)) == 2 + 100 and not [f for f in os.listdir(tmp_path) if f != "results.jsonl"]
+
+
+def _write_lines(path, writer):
+    from coconut.sweep.results import update_line
+    for i in range(25):
+        update_line(path, {"name": f"w{writer}-{i}"})
 
 
 def test_cli_sweep_and_report(swept, tmp_path, capsys):

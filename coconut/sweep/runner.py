@@ -12,9 +12,9 @@ row where Python allows, 3.11+), cores // threads rows at a time unless `workers
 
 Resuming: a row is finished when its results line has the row's config hash and its
 run folder holds the final epoch's checkpoint; it is kept, and analysed only for the
-spec's analyses its line lacks (an analysis added to a spec after its rows trained). A row whose latest checkpoint
-was written with the same config continues from it (`coconut train --resume`: bitwise
-where an uninterrupted run ends). A row whose config changed is trained again from the
+spec's analyses its line lacks (an analysis added to a spec after its rows trained). A
+row whose latest checkpoint was written with the same config continues from it
+(`coconut train --resume`: bitwise where an uninterrupted run ends). A row whose config changed is trained again from the
 start, its old folder moved aside to NAME.replaced-N; the plan says which rows, and
 which keys changed, before anything runs. A folder that another live run holds (its
 run.lock) is never moved: the sweep stops with RunFolderBusy first. Only the parent
