@@ -176,10 +176,10 @@ def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None 
     def name(r, by):
         return ", ".join(label(k, r.get(k)) for k in by) + (f" (seed {r['seed']})" if r.get("seed") else "")
 
-    def save(fig, axes, what):
+    def save(fig, axes, what, legend_outside=False):
         for ax in axes:
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, **({"loc": "upper left", "bbox_to_anchor": (1.0, 1.0)} if legend_outside else {}))
         fig.tight_layout()
         path = os.path.join(folder, f"{prefix}{base}_{what}.png")
         fig.savefig(path, dpi=110)
@@ -266,7 +266,7 @@ def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None 
 
         bars = path_bars(groups, keys, sweep_alone=True)
         if bars:   # the paper's Figure 5: each bar a group's answers split into the path classes
-            fig, ax = plt.subplots(figsize=(max(6.5, 0.45 * len(bars) + 2), 5))
+            fig, ax = plt.subplots(figsize=(max(6.5, 0.3 * len(bars) + 3.5), 5))
             bottom = [0.0] * len(bars)
             for c, color in zip(PATH_CLASSES, ("#2e7d32", "#9ccc65", "#e53935", "#fb8c00", "#1e88e5", "#90a4ae")):
                 heights = [100 * f[c] for _, _, f in bars]
@@ -275,5 +275,5 @@ def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None 
             ax.set_xticks(range(len(bars)), [name for name, _, _ in bars], rotation=60, ha="right", fontsize=8)
             ax.set(ylabel="% of the validation questions", ylim=(0, 100),
                    title=f"{base}: reasoning-path classes (mean over seeds)")
-            save(fig, (ax,), "path_classes")
+            save(fig, (ax,), "path_classes", legend_outside=True)
     return written
