@@ -8,10 +8,11 @@ Columns: `name`, `base`, the spec's axes (`method`, `seed`, `recipe.embedding_st
 `k0..kN`, the probe's summary (`probe_on_path`, `probe_off_path`, `probe_rest`: thought
 2's values of the nodes it has reached, and the whole probe in `probe`), the path
 classes as `path_CLASS` fractions (and after each k: `path_k`), the extra splits as
-`split_NAME` accuracies, `tokens_trained`, `minutes` (training, every epoch's wall time), `host`, `kernels` (coconut.blas_info()["core"]), `threads`, `run_dir`,
-`finished` (a time), and the curves the plots draw: `history` (per epoch: epoch, stage,
-train_loss, val_accuracy, global_step) and `loss_steps` ([step, loss] pairs, with
-log_every_steps). A run's last line wins, so a file may be rewritten row by row.
+`split_NAME` accuracies, `tokens_trained`, `minutes` (training, every epoch's wall
+time), `host`, `kernels` (coconut.blas_info()["core"]), `threads`, `run_dir`, `finished`
+(a time), and the curves the plots draw: `history` (per epoch: epoch, stage, train_loss,
+val_accuracy, global_step) and `loss_steps` ([step, loss] pairs, with log_every_steps).
+A run's last line wins, so a file may be rewritten row by row.
 
 The benchmarks' earlier records (benchmarks/results/reproduce*.json: {"time", "rows"})
 read as the same columns (`read_results`), so `coconut report` takes either.

@@ -10,16 +10,16 @@ row where Python allows, 3.11+), cores // threads rows at a time unless `workers
 "mpi", mpi4py.futures.MPIPoolExecutor, whose workers are the other ranks of the launch
 (a run folder on a file system every host shares). "auto": mpi under an MPI launcher.
 
-Resuming: a row is finished when its results line has the row's config hash and its
-run folder holds the final epoch's checkpoint; it is kept, and analysed only for the
-spec's analyses its line lacks (an analysis added to a spec after its rows trained). A
-row whose latest checkpoint was written with the same config continues from it
-(`coconut train --resume`: bitwise where an uninterrupted run ends). A row whose config changed is trained again from the
-start, its old folder moved aside to NAME.replaced-N; the plan says which rows, and
-which keys changed, before anything runs. A folder that another live run holds (its
-run.lock) is never moved: the sweep stops with RunFolderBusy first. Only the parent
-process writes results.jsonl, each line under a lock on the file, so that sweeps of
-one out folder (a queue per core) keep each other's lines.
+Resuming: a row is finished when its results line has the row's config hash and its run
+folder holds the final epoch's checkpoint; it is kept, and analysed only for the spec's
+analyses its line lacks (an analysis added to a spec after its rows trained). A row
+whose latest checkpoint was written with the same config continues from it (`coconut
+train --resume`: bitwise where an uninterrupted run ends). A row whose config changed is
+trained again from the start, its old folder moved aside to NAME.replaced-N; the plan
+says which rows, and which keys changed, before anything runs. A folder that another
+live run holds (its run.lock) is never moved: the sweep stops with RunFolderBusy first.
+Only the parent process writes results.jsonl, each line under a lock on its folder, so
+that sweeps of one out folder (a queue per core) keep each other's lines.
 """
 from __future__ import annotations
 
