@@ -37,8 +37,8 @@ def task(base: str) -> str:
 
 def group_by(lines: list[dict], by: list[str] | None = None) -> dict[str, tuple[list[str], dict[tuple, list[dict]]]]:
     """base -> (the columns it groups by, (their values) -> its runs), in the order the
-    runs come. by: default each base's axes but the seed (the name, where its runs have
-    no other axis)."""
+    runs come (by method: the methods in LABELS' order). by: default each base's axes but
+    the seed (the name, where its runs have no other axis)."""
     bases: dict = {}
     for line in lines:
         bases.setdefault(line.get("base"), []).append(line)
@@ -48,6 +48,10 @@ def group_by(lines: list[dict], by: list[str] | None = None) -> dict[str, tuple[
         groups: dict = {}
         for line in runs:
             groups.setdefault(tuple(line.get(k) for k in keys), []).append(line)
+        if "method" in keys:   # the methods in the tables' order, whatever order the rows finished in
+            at, order = keys.index("method"), list(LABELS)
+            groups = dict(sorted(groups.items(), key=lambda item: order.index(item[0][at])
+                                 if item[0][at] in order else len(order)))
         out[base] = (keys, groups)
     return out
 
