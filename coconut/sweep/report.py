@@ -128,7 +128,9 @@ def path_bars(groups: dict, by: list[str], sweep_alone: bool = False) -> list[tu
         runs = [r for r in runs if r.get("path_correct_path") is not None]
         if not runs:
             continue
-        name = ", ".join(label(k, v) for k, v in zip(by, values) if v is not None)
+        # a value alone says little in a bar's name ("True"): other axes name their key
+        name = ", ".join(label(k, v) if k in ("method", "variant") else f"{k.rpartition('.')[2]}={v}"
+                         for k, v in zip(by, values) if v is not None)
         swept = [r["path_k"] for r in runs if r.get("path_k")]
         if not (sweep_alone and swept):
             bars.append((name, len(runs), {c: mean([r[f"path_{c}"] for r in runs]) for c in PATH_CLASSES}))
