@@ -16,16 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
-import time
 
 from common import run_config
 
 import coconut
-from coconut.checkpoints import list_checkpoints
 from coconut.run_config import config_from_dict
-from coconut.sweep.analyses import analyse
-from coconut.sweep.results import result_line, update_line
+from coconut.sweep.results import update_line
+from coconut.sweep.runner import analysed_line, final_checkpoint
 from coconut.sweep.spec import Row
 
 ANALYSES = ("k_sweep", "path_classes")
@@ -49,13 +46,9 @@ def main():
     args = ap.parse_args()
     for run_dir in args.runs:
         row = row_of(run_dir, args.base)
-        final = list_checkpoints(row.cfg.save_dir)[-1]
-        found = analyse(row.cfg, final[2], ANALYSES, {})
-        line = result_line(row, found, analysed=ANALYSES, host=socket.gethostname(),
-                           kernels=coconut.blas_info()["core"], threads=coconut.get_num_threads(),
-                           finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+        line = analysed_line(row, final_checkpoint(row), ANALYSES, {}, coconut.get_num_threads())
         update_line(args.out, line)
-        print(f"{row.name} (epoch {final[0]}): final {line['final_accuracy']:.3f}, correct path "
+        print(f"{row.name} (epoch {line['final_epoch']}): final {line['final_accuracy']:.3f}, correct path "
               f"{line['path_correct_path']:.3f}", flush=True)
 
 

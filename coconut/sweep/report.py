@@ -250,7 +250,8 @@ def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None 
             save(fig, axes, f"{method}_probe")
 
         for axis in keys:   # a numeric axis (depth, a rate): final accuracy against it, a line per the rest
-            xs = [v[keys.index(axis)] for v in groups]
+            at = keys.index(axis)
+            xs = [v[at] for v in groups]
             if len(set(xs)) < 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
                 continue
             fig, ax = plt.subplots(figsize=(6.5, 4.5))
@@ -258,7 +259,7 @@ def plot(lines: list[dict], folder: str, prefix: str = "", by: list[str] | None 
             for values, g in groups.items():
                 rest = tuple((k, v) for k, v in zip(keys, values) if k != axis)
                 accs = [100 * r["final_accuracy"] for r in g]
-                lines_of.setdefault(rest, []).append((values[keys.index(axis)], mean(accs), sd(accs), len(accs)))
+                lines_of.setdefault(rest, []).append((values[at], mean(accs), sd(accs), len(accs)))
             for rest, points in lines_of.items():
                 points.sort()
                 seeds = sorted({n for *_, n in points})

@@ -191,12 +191,12 @@ def _train_and_analyse(task: Task) -> dict | None:
     import coconut
     from coconut.distributed import SingleProcess
     from coconut.sweep.analyses import analyse
-    from coconut.sweep.results import analyses_done, finite, result_line
+    from coconut.sweep.results import analyses_done, finite
     from coconut.train import Trainer
     row = task.row
     coconut.set_num_threads(task.threads)
     if task.line is not None:
-        final = _final_checkpoint(row)
+        final = final_checkpoint(row)
         print(f"analyses added: {', '.join(task.analyses)} of {final}", flush=True)
         found = analyse(row.cfg, final, task.analyses, task.splits)
         return finite({**task.line, **found, "analyses": sorted(analyses_done(task.line) | set(task.analyses))})
@@ -205,15 +205,22 @@ def _train_and_analyse(task: Task) -> dict | None:
     result = trainer.run()
     if result.interrupted:
         return None
-    final = _final_checkpoint(row)
+    final = final_checkpoint(row)
     print(f"analyses: {', '.join(task.analyses) or 'none'} of {final}", flush=True)
-    found = analyse(row.cfg, final, task.analyses, task.splits)
-    return result_line(row, found, analysed=task.analyses, host=socket.gethostname(),
-                       kernels=coconut.blas_info()["core"], threads=task.threads,
-                       finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+    return analysed_line(row, final, task.analyses, task.splits, task.threads)
 
 
-def _final_checkpoint(row) -> str:
+def analysed_line(row, checkpoint: str, analyses, splits: dict, threads: int) -> dict:
+    """A trained row's results line: its metrics and `analyses` of `checkpoint`."""
+    import coconut
+    from coconut.sweep.analyses import analyse
+    from coconut.sweep.results import result_line
+    found = analyse(row.cfg, checkpoint, analyses, splits)
+    return result_line(row, found, analysed=analyses, host=socket.gethostname(), kernels=coconut.blas_info()["core"],
+                       threads=threads, finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def final_checkpoint(row) -> str:
     final = [c for c in list_checkpoints(row.cfg.save_dir) if c[1] == 0 and c[0] == row.cfg.num_epochs]
     if not final:
         raise RuntimeError(f"{row.cfg.save_dir}: no checkpoint of epoch {row.cfg.num_epochs}")

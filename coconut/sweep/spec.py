@@ -207,7 +207,8 @@ def _grid(s: Spec, where) -> list[Row]:
         settings = {**s.set, **{k: v for k, v in values.items() if k != "variant"},
                     **s.variants.get(values.get("variant"), {})}
         for when, extra in s.options:
-            if all(_canonical({**settings, **values}.get(k)) in map(_canonical, v) for k, v in when.items()):
+            if all(_canonical(values["variant"] if k == "variant" else settings.get(k)) in map(_canonical, v)
+                   for k, v in when.items()):
                 settings.update(extra)
         name = row_name(s.base_name, values)
         if name in names:
