@@ -125,7 +125,10 @@ class PredictPastEot(Option):
       outside the slot block) it is the very state every iteration's first slot reads,
       and with more iterations than slots the two iterations give the same state (the
       Jacobi fill has reached the sequential one). So it is allowed for all three.
-    Pause thoughts and methods without thoughts feed nothing back: refused."""
+    Pause thoughts feed nothing back, but the last pause's state reaches the positions
+    after it through attention: the label gives it the same extra supervision without the
+    feedback, the control that tells the label's share of Coconut's lead from the
+    feedback's. Methods without thought slots: refused."""
 
     key, default = "predict_past_eot", False
     rewrites_sequences = True
@@ -134,10 +137,9 @@ class PredictPastEot(Option):
         _boolean(self)
 
     def fits(self, method, tok, from_scratch: bool) -> None:
-        if self.value and method.thought_mode not in FED_BACK:
-            raise ValueError(f"predict_past_eot trains the position whose state becomes the next thought; "
-                             f"method {method.name!r} has no thoughts fed back ({', '.join(FED_BACK)}) "
-                             "(set recipe.predict_past_eot: false)")
+        if self.value and method.thought_mode not in FED_BACK + ("pause",):
+            raise ValueError(f"predict_past_eot trains the last thought slot's position; method {method.name!r} "
+                             "has no thought slots (set recipe.predict_past_eot: false)")
 
     def training_sequence(self, tok, seq: TrainingSequence, rng: random.Random) -> TrainingSequence:
         return with_label_past_eot(tok, seq) if self.value else seq

@@ -151,7 +151,13 @@ def test_predict_past_eot(tmp_path):
     assert abs(loss_past * n_past - (loss * n + term)) < 1e-4 * n_past
 
     train(config(tmp_path, "past", recipe={"predict_past_eot": True}, num_epochs=2))          # it trains
-    with pytest.raises(ConfigError, match="predict_past_eot.*no thoughts fed back"):
+    # pause as thought: the last pause slot gets the same label (the control without feedback)
+    pause = Trainer(config(tmp_path, "pause", method="pause_as_thought", recipe={"predict_past_eot": True}))
+    seq = pause.method.sequence(pause.tok, pause.train_set[0], 1, random.Random(0))
+    trained = pause.recipe.training_sequence(pause.tok, seq, random.Random(0))
+    eot = seq.input_ids.index(pause.tok.eot_id)
+    assert seq.input_ids[eot - 1] == pause.tok.latent_id and trained.labels[eot] == seq.input_ids[eot + 1] != IGNORE
+    with pytest.raises(ConfigError, match="predict_past_eot.*no thought slots"):
         Trainer(config(tmp_path, recipe={"predict_past_eot": True}, coconut=False, cot=True))
 
 

@@ -245,7 +245,7 @@ def test_presets_are_found_by_name(tmp_path, monkeypatch):
     write(tmp_path, small(), name="prosqa-cpu")   # a file of that name in the working directory wins
     assert load_config("prosqa-cpu").generate.n == 10
     cot = load_config("prontoqa-cpu", ["method=cot"])
-    with pytest.raises(ConfigError, match="predict_past_eot.*no thoughts fed back"):
+    with pytest.raises(ConfigError, match="predict_past_eot.*no thought slots"):
         tok = build_tokenization(cot, build_method(cot), official("prontoqa", "valid"))
         check_recipe(cot, build_recipe(cot), build_method(cot), tok)   # the preset's thought label needs thoughts
     with pytest.raises(ConfigError, match="no-such-preset: cannot read"):
