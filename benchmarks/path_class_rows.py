@@ -2,7 +2,8 @@
 (lone runs, rows of several sweeps): each folder's final checkpoint analysed as a sweep
 analyses its rows (k_sweep, path_classes: the classes of the final model's answers and
 after each k), written as results lines, so that `coconut report FILE --plots DIR`
-draws the paper's Figure 5 for them.
+draws the paper's Figure 5 for them. `--analyses k_sweep` makes the lines of any task's
+runs (ProntoQA's) for `coconut report`'s tables.
 
     python benchmarks/path_class_rows.py RUN_DIR... --base prosqa-cpu-thoughts \
         --out benchmarks/results/path_classes_prosqa-cpu-thoughts.jsonl
@@ -25,7 +26,7 @@ from coconut.sweep.results import update_line
 from coconut.sweep.runner import analysed_line, final_checkpoint
 from coconut.sweep.spec import Row
 
-ANALYSES = ("k_sweep", "path_classes")
+ANALYSES = "k_sweep,path_classes"
 
 
 def row_of(run_dir: str, base: str) -> Row:
@@ -40,16 +41,17 @@ def row_of(run_dir: str, base: str) -> Row:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("runs", nargs="+", help="finished ProsQA run folders (checkpoint_N/, metrics.jsonl)")
+    ap.add_argument("runs", nargs="+", help="finished run folders (checkpoint_N/, metrics.jsonl)")
     ap.add_argument("--base", required=True, help="the preset the runs trained on (the report's table)")
     ap.add_argument("--out", required=True, help="the results file the lines go to (a line per run, replaced)")
+    ap.add_argument("--analyses", default=ANALYSES, help=f"comma-separated sweep analyses (default: {ANALYSES})")
     args = ap.parse_args()
+    analyses = args.analyses.split(",")
     for run_dir in args.runs:
         row = row_of(run_dir, args.base)
-        line = analysed_line(row, final_checkpoint(row), ANALYSES, {}, coconut.get_num_threads())
+        line = analysed_line(row, final_checkpoint(row), analyses, {}, coconut.get_num_threads())
         update_line(args.out, line)
-        print(f"{row.name} (epoch {line['final_epoch']}): final {line['final_accuracy']:.3f}, correct path "
-              f"{line['path_correct_path']:.3f}", flush=True)
+        print(f"{row.name} (epoch {line['final_epoch']}): final {line['final_accuracy']:.3f}", flush=True)
 
 
 if __name__ == "__main__":

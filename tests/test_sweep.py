@@ -256,6 +256,11 @@ def test_lone_run_folders_get_the_rows_path_classes(swept, tmp_path):
     assert (line["name"], line["method"], line["variant"], line["seed"]) == ("tiny-coconut", "coconut", None, 0)
     for column in ["path_k", "k0", "k2", "final_accuracy"] + [f"path_{c}" for c in PATH_CLASSES]:
         assert line[column] == lines[0][column], column
+    # --analyses k_sweep: the table's columns alone (how ProntoQA's lone runs get lines)
+    subprocess.run([sys.executable, script, os.path.join(spec.out, "tiny-coconut"), "--base", "tiny",
+                    "--out", str(tmp_path / "k.jsonl"), "--analyses", "k_sweep"], check=True, capture_output=True)
+    (line,) = map(json.loads, (tmp_path / "k.jsonl").read_text().splitlines())
+    assert (line["k0"], line["k2"]) == (lines[0]["k0"], lines[0]["k2"]) and "path_k" not in line
 
 
 def test_sweeps_sharing_an_out_folder_keep_each_others_lines(tmp_path):
