@@ -33,7 +33,7 @@ def row_of(run_dir: str, base: str) -> Row:
     cfg = config_from_dict(run_config(run_dir), source=run_dir)
     prefix = f"{base}-{cfg.method}"
     rest = re.sub(r"-seed\d+", "", cfg.name[len(prefix):]).strip("-") if cfg.name.startswith(prefix) else ""
-    values = {"method": cfg.method, "variant": rest or None, "seed": cfg.seed}
+    values = {"method": cfg.method, **({"variant": rest} if rest else {}), "seed": cfg.seed}
     # the folder may have moved since: the results name the one read here
     cfg.save_path, cfg.name = os.path.dirname(os.path.abspath(run_dir)), os.path.basename(os.path.normpath(run_dir))
     return Row(name=cfg.name, values=values, cfg=cfg, base_name=base)

@@ -39,8 +39,9 @@ def test_table_and_plots(tmp_path):
     assert "| method | recipe.embedding_std | seeds |" in text and "| Coconut | 0.1 | 0 | 50.0 |" in text
     assert "| 90.0 |" in table(lines, by=["name"]) and "| prosqa-cpu-coconut-seed1 | 1 | 96.0 |" in table(lines,
                                                                                                            ["name"])
-    # rows that finished in another order: the methods still in the tables' order
+    # rows that finished in another order: the methods and the seeds still in order
     assert table(lines[::-1]).index("| Coconut |") < table(lines[::-1]).index("| CoT |")
+    assert "| Coconut | 0, 1, 2 | 93.0 ± 3.0 |" in table(lines[::-1])
     written = plot(lines, str(tmp_path), prefix="r_")
     for name in ("prosqa-cpu_curves", "prosqa-cpu_stages", "prosqa-cpu_k_sweep", "prosqa-cpu-long_curves"):
         png = tmp_path / f"r_{name}.png"

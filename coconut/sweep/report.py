@@ -46,7 +46,7 @@ def group_by(lines: list[dict], by: list[str] | None = None) -> dict[str, tuple[
     for base, runs in bases.items():
         keys = by or default_by(runs)
         groups: dict = {}
-        for line in runs:
+        for line in sorted(runs, key=lambda r: (r.get("seed") is None, r.get("seed") or 0)):   # seeds in order
             groups.setdefault(tuple(line.get(k) for k in keys), []).append(line)
         if "method" in keys:   # the methods in the tables' order, whatever order the rows finished in
             at, order = keys.index("method"), list(LABELS)
