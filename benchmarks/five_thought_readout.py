@@ -31,10 +31,8 @@ from coconut.run_config import config_from_dict
 FIVE = 5
 
 
-def _fact(sentence: str) -> tuple[str, bool]:
-    """A step sentence without its negation, and whether it has one."""
-    s = sentence.strip()
-    return s.replace(" not ", " "), " not " in s
+def without_negation(sentence: str) -> str:
+    return sentence.strip().replace(" not ", " ")
 
 
 def written_last_step(output: str) -> str:
@@ -54,7 +52,7 @@ def read_checkpoint(run_dir: str, epoch: int) -> dict:
     for ex, record in zip(examples, five.records):
         gold, written = ex.steps[-1].strip(), written_last_step(record.output)
         gold_step += written == gold
-        same_fact_other_polarity += written != gold and _fact(written)[0] == _fact(gold)[0]
+        same_fact_other_polarity += written != gold and without_negation(written) == without_negation(gold)
         ids = np.asarray([latent_prompt(tok, ex, FIVE)], dtype=np.int64)
         logits = model.forward(ids, thoughts=spec)[0]
         eot = int(np.flatnonzero(ids[0] == tok.eot_id)[-1])
