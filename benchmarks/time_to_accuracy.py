@@ -10,7 +10,8 @@ Each run is `coconut train PRESET --set seed=S --set threads=T` in a fresh proce
 clock started just before it. A path is OpenBLAS's kernel set: `own` unsets
 OPENBLAS_CORETYPE in the run's command (OpenBLAS's own choice for this CPU, whatever the
 environment pins), any other name sets it (`Sandybridge`, `Haswell`: a perturbed path).
-Per run: the seconds to the first epoch at target (None: never), whether the final
+Per run: the seconds to the first epoch of the run's last stage at target (None: never;
+the first epoch of any stage at target is recorded beside it), whether the final
 epoch holds it, the padding-free tokens and the model FLOPs (forward and backward,
 benchmarks/common.py) to that epoch, and the share of each phase of the whole run.
 Record: benchmarks/results/time_to_accuracy_PRESET.json.
@@ -25,7 +26,8 @@ import sys
 import tempfile
 import time
 
-from common import train_flops_per_token, write_record
+import coconut
+from common import sgemm_gflops, train_flops_per_token, write_record
 
 
 def run_once(preset: str, seed: int, path: str, threads: int, sets: list[str], out: str) -> dict:
@@ -51,7 +53,11 @@ def run_once(preset: str, seed: int, path: str, threads: int, sets: list[str], o
 
 def summarise(run: dict, target: float, flops_per_token: float) -> dict:
     lines = run["epochs"]
-    reached = next((line for line in lines if line["val_accuracy"] >= target), None)
+    # the model the run trains to: its last stage's (Coconut's language stage scoring the
+    # target is a CoT model's result, not a result with thoughts)
+    final_stage = lines[-1]["stage"]
+    reached = next((line for line in lines if line["stage"] == final_stage and line["val_accuracy"] >= target), None)
+    any_stage = next((line for line in lines if line["val_accuracy"] >= target), None)
     phases: dict = {}
     for line in lines:
         for phase, seconds in line["seconds"].items():
@@ -60,6 +66,7 @@ def summarise(run: dict, target: float, flops_per_token: float) -> dict:
     return {"seed": run["seed"], "path": run["path"], "kernels": run["kernels"],
             "seconds_to_target": reached["wall_time"] - run["started"] if reached else None,
             "epoch_at_target": reached["epoch"] if reached else None,
+            "epoch_at_target_any_stage": any_stage["epoch"] if any_stage else None,
             "tokens_to_target": reached["tokens_trained"] if reached else None,
             "flops_to_target": reached["tokens_trained"] * flops_per_token if reached else None,
             "final_accuracy": lines[-1]["val_accuracy"], "final_holds": lines[-1]["val_accuracy"] >= target,
@@ -69,6 +76,11 @@ def summarise(run: dict, target: float, flops_per_token: float) -> dict:
             "share": {**{k: v / wall for k, v in sorted(phases.items())},
                       "start-up": 1 - sum(phases.values()) / wall},
             "accuracy_by_epoch": [line["val_accuracy"] for line in lines]}
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
 
 
 def main():
@@ -86,11 +98,15 @@ def main():
     # the blocks and attention per token; the LM head, computed at supervised positions
     # only, is left out of the count
     flops = train_flops_per_token(cfg.n_layer, cfg.n_embd, vocab=0, T=cfg.n_positions)
+    # the machine's floor: FLOPs to target at this run's own sgemm rate on its threads
+    coconut.set_num_threads(args.threads)
+    gflops = sgemm_gflops()
     rows = []
     with tempfile.TemporaryDirectory() as out:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for path in args.paths.split(","):
                 row = summarise(run_once(args.preset, seed, path, args.threads, args.set, out), args.target, flops)
+                row["sgemm_floor_seconds"] = row["flops_to_target"] / (gflops * 1e9) if row["flops_to_target"] else None
                 rows.append(row)
                 at = "never" if row["seconds_to_target"] is None else \
                     f"{row['seconds_to_target'] / 60:.1f} min (epoch {row['epoch_at_target']})"
@@ -100,6 +116,7 @@ def main():
     times = [r["seconds_to_target"] for r in rows]
     record = {"preset": args.preset, "target": args.target, "threads": args.threads, "sets": args.set,
               "flops_per_token_blocks_and_attention": flops, "cpus": os.cpu_count(),
+              "cpu": cpu_model(), "sgemm_gflops": gflops,
               "every_run_reached": all(t is not None for t in times),
               "worst_seconds_to_target": max(times) if all(t is not None for t in times) else None,
               "runs": rows}

@@ -24,6 +24,7 @@ raises: tokens it cannot place are written out as they are.
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterable, Sequence
 
@@ -256,6 +257,7 @@ def _lemma(word: str) -> str:
     return word[:-2].lower() if word.endswith("uses") else (word.lower() if word.endswith("pus") else word)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a split repeats its few thousand sentences ~70 times each
 def parse_fact(sentence: str) -> tuple[str, bool, str] | None:
     """(subject, negated, object) of a ProntoQA fact sentence, concepts in their singular
     lower-case form: "Tumpuses are not floral." -> ("tumpus", True, "floral")."""
