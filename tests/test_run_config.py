@@ -259,7 +259,7 @@ SHIPPED = {
     "prosqa_no_curriculum.yaml": NoCurriculum, "prosqa_no_thought.yaml": NoThought,
     "prosqa_pause_as_thought.yaml": PauseAsThought, "prosqa-cpu.yaml": Coconut, "prosqa-cpu-long.yaml": Coconut,
     "prosqa-cpu-fresh.yaml": Coconut, "prosqa-cpu-thoughts.yaml": Coconut, "prosqa-cpu-fixed.yaml": Coconut,
-    "prontoqa-cpu.yaml": Coconut,
+    "prontoqa-cpu.yaml": Coconut, "prontoqa-cpu-38-epochs.yaml": Coconut,
 }
 
 
@@ -279,4 +279,5 @@ def test_shipped_configs_load_and_pick_their_method(name, monkeypatch):
     if isinstance(method, Coconut):
         c = 2 if name.startswith("gsm") else 1
         assert name in ("default.yaml", "prosqa-cpu.yaml", "prosqa-cpu-long.yaml", "prosqa-cpu-fresh.yaml",
-                        "prosqa-cpu-thoughts.yaml", "prosqa-cpu-fixed.yaml", "prontoqa-cpu.yaml") or (method.c_thought, method.reset_optimizer) == (c, "epoch")
+                        "prosqa-cpu-thoughts.yaml", "prosqa-cpu-fixed.yaml", "prontoqa-cpu.yaml",
+                        "prontoqa-cpu-38-epochs.yaml") or (method.c_thought, method.reset_optimizer) == (c, "epoch")
