@@ -5,6 +5,7 @@ perturbed floating-point path, each run required to get there.
 
     python benchmarks/time_to_accuracy.py --preset prosqa-cpu-thoughts --target 0.95
     python benchmarks/time_to_accuracy.py --preset prontoqa-cpu --target 0.99 --seeds 0,1,2 --paths own,Sandybridge
+    python benchmarks/time_to_accuracy.py --preset prontoqa-cpu --target 0.99 --paths own --perturbed Haswell
 
 Each run is `coconut train PRESET --set seed=S --set threads=T` in a fresh process, the
 clock started just before it. A path is OpenBLAS's kernel set: `own` unsets
@@ -89,6 +90,7 @@ def main():
     ap.add_argument("--target", type=float, required=True, help="validation accuracy, e.g. 0.95")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--paths", default="own,Sandybridge", help="own (OpenBLAS's choice) or OPENBLAS_CORETYPE names")
+    ap.add_argument("--perturbed", default=None, help="a kernel set for one more run of the first seed")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], help="config overrides for every run")
     ap.add_argument("--record", default=None)
@@ -103,16 +105,17 @@ def main():
     gflops = sgemm_gflops()
     rows = []
     with tempfile.TemporaryDirectory() as out:
-        for seed in [int(s) for s in args.seeds.split(",")]:
-            for path in args.paths.split(","):
-                row = summarise(run_once(args.preset, seed, path, args.threads, args.set, out), args.target, flops)
-                row["sgemm_floor_seconds"] = row["flops_to_target"] / (gflops * 1e9) if row["flops_to_target"] else None
-                rows.append(row)
-                at = "never" if row["seconds_to_target"] is None else \
-                    f"{row['seconds_to_target'] / 60:.1f} min (epoch {row['epoch_at_target']})"
-                print(f"seed {seed} {path} ({row['kernels']}): {args.target:.0%} at {at}; final "
-                      f"{row['final_accuracy']:.3f} ({'holds' if row['final_holds'] else 'does not hold'}); "
-                      f"{row['wall_seconds'] / 60:.1f} min in all", flush=True)
+        seeds = [int(s) for s in args.seeds.split(",")]
+        runs = [(seed, path) for seed in seeds for path in args.paths.split(",")]
+        for seed, path in runs + ([(seeds[0], args.perturbed)] if args.perturbed else []):
+            row = summarise(run_once(args.preset, seed, path, args.threads, args.set, out), args.target, flops)
+            row["sgemm_floor_seconds"] = row["flops_to_target"] / (gflops * 1e9) if row["flops_to_target"] else None
+            rows.append(row)
+            at = "never" if row["seconds_to_target"] is None else \
+                f"{row['seconds_to_target'] / 60:.1f} min (epoch {row['epoch_at_target']})"
+            print(f"seed {seed} {path} ({row['kernels']}): {args.target:.0%} at {at}; final "
+                  f"{row['final_accuracy']:.3f} ({'holds' if row['final_holds'] else 'does not hold'}); "
+                  f"{row['wall_seconds'] / 60:.1f} min in all", flush=True)
     times = [r["seconds_to_target"] for r in rows]
     record = {"preset": args.preset, "target": args.target, "threads": args.threads, "sets": args.set,
               "flops_per_token_blocks_and_attention": flops, "cpus": os.cpu_count(),
