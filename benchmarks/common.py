@@ -68,6 +68,15 @@ def train_flops_per_token(n_layer: int, n_embd: int, vocab: int, T: int, supervi
     return 6 * block + 6 * head + attention
 
 
+def cpu_name() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (else the machine's architecture)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.machine()
+
+
 def write_record(name: str, record: dict) -> str:
     record = {"benchmark": name, "machine": platform.processor() or platform.machine(),
               "blas": coconut.blas_info(), "time": time.strftime("%Y-%m-%d %H:%M:%S"), **record}

@@ -2,7 +2,7 @@
 while they score 99-100% with six: finished `prontoqa-cpu` run folders read at chosen
 checkpoints.
 
-    python benchmarks/five_thought_readout.py RUN_DIR... [--checkpoints 28,30,38] [--record NAME]
+    python benchmarks/five_thought_readout.py RUN_DIR... [--checkpoints 18,20,26] [--record NAME]
 
 Every official ProntoQA chain has six steps; with five thoughts the model writes the sixth
 ("Alex is [not] happy.") in language after <eot>, and the answer compares it with the query.
@@ -74,12 +74,14 @@ def run_name(run_dir: str) -> str:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("runs", nargs="+", help="finished prontoqa-cpu Coconut run folders")
-    ap.add_argument("--checkpoints", default="38", help="comma-separated epochs (checkpoint_N)")
+    ap.add_argument("--checkpoints", default=None, help="comma-separated epochs (checkpoint_N); "
+                    "default: each run's last")
     ap.add_argument("--record", default=None)
     args = ap.parse_args()
     rows = []
     for run_dir in args.runs:
-        for epoch in (int(e) for e in args.checkpoints.split(",")):
+        epochs = args.checkpoints.split(",") if args.checkpoints else [run_config(run_dir)["num_epochs"]]
+        for epoch in (int(e) for e in epochs):
             row = {"run": run_name(run_dir), **read_checkpoint(run_dir, epoch)}
             print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
             rows.append(row)

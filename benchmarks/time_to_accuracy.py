@@ -28,7 +28,7 @@ import tempfile
 import time
 
 import coconut
-from common import sgemm_gflops, train_flops_per_token, write_record
+from common import cpu_name, sgemm_gflops, train_flops_per_token, write_record
 
 
 def run_once(preset: str, seed: int, path: str, threads: int, sets: list[str], out: str) -> dict:
@@ -79,11 +79,6 @@ def summarise(run: dict, target: float, flops_per_token: float) -> dict:
             "accuracy_by_epoch": [line["val_accuracy"] for line in lines]}
 
 
-def cpu_model() -> str:
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-        return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", required=True)
@@ -119,7 +114,7 @@ def main():
     times = [r["seconds_to_target"] for r in rows]
     record = {"preset": args.preset, "target": args.target, "threads": args.threads, "sets": args.set,
               "flops_per_token_blocks_and_attention": flops, "cpus": os.cpu_count(),
-              "cpu": cpu_model(), "sgemm_gflops": gflops,
+              "cpu": cpu_name(), "sgemm_gflops": gflops,
               "every_run_reached": all(t is not None for t in times),
               "worst_seconds_to_target": max(times) if all(t is not None for t in times) else None,
               "runs": rows}
