@@ -2,8 +2,7 @@
 `generate.fresh_each_epoch` the epoch's own part of the generator's stream, so that no
 question is seen twice. With `data_ahead` a forked process draws epoch e + 1's questions
 while epoch e trains (the same questions, so the same bits: the stream depends on the
-index alone). The process also encodes and checks them, so the trainer only adopts the
-encodings.
+index alone).
 
     data = EpochData(cfg, train_set, method, tok, n_positions, workers)
     examples = data.examples(epoch)
@@ -27,28 +26,22 @@ class EpochData:
     def examples(self, epoch: int) -> list:
         ahead, self.ahead = self.ahead, None
         if self.fresh and epoch > 0 and ahead is not None and ahead[0] == epoch:
-            examples, encodings = ahead[1].result()
-            self.tok.clear_cache()   # else every epoch's questions would stay alive in it
-            self.tok.adopt(examples, encodings)
+            examples = ahead[1].result()
         else:
             if ahead is not None:
                 ahead[1].close()
-            examples = self.prepare(epoch, self.workers)[0] if self.fresh and epoch > 0 else self.train_set
+            examples = self.draw(epoch, self.workers) if self.fresh and epoch > 0 else self.train_set
         if self.fresh and self.cfg.data_ahead and epoch + 1 < self.cfg.num_epochs:
             # one process: a pool worker cannot fork workers of its own
-            self.ahead = (epoch + 1, Background(lambda: self.prepare(epoch + 1, 1)))
-        return examples
-
-    def prepare(self, epoch: int, workers: int) -> tuple[list, list]:
-        """Epoch `epoch`'s questions drawn, encoded and checked, with their encodings: in
-        the forked process all of it is done beside the step, and the encodings come back."""
-        examples = self.draw(epoch, workers)
-        self.tok.clear_cache()
-        self.tok.encode_all(examples, workers)
+            self.ahead = (epoch + 1, Background(lambda: self.draw(epoch + 1, 1)))
+        if examples is self.train_set:
+            return examples
+        self.tok.clear_cache()   # else every epoch's questions would stay alive in it
+        self.tok.encode_all(examples, self.workers)
         check_lengths(self.method, self.tok, examples,
                       f"generated {self.cfg.generate.dataset} training set of epoch {epoch + 1}", [epoch],
                       self.n_positions)
-        return examples, self.tok.encodings(examples)
+        return examples
 
     def draw(self, epoch: int, workers: int) -> list:
         """Epoch `epoch`'s part of the generator's stream: after the first set and the

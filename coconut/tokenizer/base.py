@@ -60,14 +60,6 @@ class Tokenization:
     def clear_cache(self) -> None:
         """Forget the encodings `encode_all` kept."""
 
-    def encodings(self, examples) -> list:
-        """What `encode_all` kept for `examples` (None where nothing), to hand to the same
-        tokenization in another process (`adopt`)."""
-        return [None] * len(examples)
-
-    def adopt(self, examples, encodings) -> None:
-        """Keep the encodings another process made of `examples` (its `encodings`)."""
-
     # -- abilities some tokenizations have ----------------------------------------
 
     # node or concept tokens that a permutation can rename (recipe shuffle_nodes)

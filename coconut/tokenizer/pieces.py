@@ -42,15 +42,7 @@ class CachedPieces(Tokenization):
             except ValueError:
                 return None
         parts = map_spans(lambda lo, hi: [encode(ex) for ex in todo[lo:hi]], len(todo), workers)
-        self.adopt(todo, [p for part in parts for p in part])
-
-    def encodings(self, examples) -> list:
-        entries = (self._entries.get(id(ex)) for ex in examples)
-        return [entry[1] if entry is not None and entry[0] is ex else None
-                for ex, entry in zip(examples, entries)]
-
-    def adopt(self, examples, encodings) -> None:
-        for ex, pieces in zip(examples, encodings):
+        for ex, pieces in zip(todo, (p for part in parts for p in part)):
             if pieces is not None:
                 self._entries[id(ex)] = (ex, pieces)
 
