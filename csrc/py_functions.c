@@ -1,5 +1,5 @@
 /* The module's functions: the optimizer step, threads and BLAS settings, the bf16
- * kernel, the row plan's counts, and test hooks. */
+ * kernel, the row plan's counts, the ProsQA generator's draws, and test hooks. */
 #include "py_common.h"
 
 #include <string.h>
@@ -10,6 +10,7 @@
 #include "blas.h"
 #include "cpu.h"
 #include "kernels.h"
+#include "prosqa_draw.h"
 #include "row_plan.h"
 
 static PyObject *py_adamw(PyObject *m, PyObject *args) {
@@ -246,6 +247,85 @@ cleanup:
     return result;
 }
 
+static PyObject *int_list(const int *v, int n) {
+    PyObject *list = PyList_New(n);
+    for (int i = 0; list && i < n; i++) {
+        PyObject *x = PyLong_FromLong(v[i]);
+        if (!x) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, i, x);
+    }
+    return list;
+}
+
+/* One draw as (symbols, edges, sentence order, options swapped, path, root, target, neg_target). */
+static PyObject *draw_tuple(const ProsQADraw *d) {
+    PyObject *edges = PyList_New(d->n_edges);
+    for (int e = 0; edges && e < d->n_edges; e++) {
+        PyObject *pair = Py_BuildValue("(ii)", d->edges[2 * e], d->edges[2 * e + 1]);
+        if (!pair) {
+            Py_CLEAR(edges);
+            break;
+        }
+        PyList_SET_ITEM(edges, e, pair);
+    }
+    PyObject *symbols = int_list(d->symbol, d->n_nodes), *order = int_list(d->order, d->n_edges);
+    PyObject *path = int_list(d->path, d->path_len), *result = NULL;
+    if (edges && symbols && order && path)
+        result = Py_BuildValue("(OOOOOiii)", symbols, edges, order, d->options_swapped ? Py_True : Py_False,
+                               path, d->root, d->target, d->neg_target);
+    Py_XDECREF(edges), Py_XDECREF(symbols), Py_XDECREF(order), Py_XDECREF(path);
+    return result;
+}
+
+static PyObject *py_prosqa_draws(PyObject *m, PyObject *args) {
+    PyObject *seeds;
+    ProsQADrawSettings s;
+    if (!PyArg_ParseTuple(args, "O!(iddddiidiiiiii)", &PyList_Type, &seeds, &s.grown_nodes, &s.mean_parents,
+                          &s.p_only_entity_family, &s.p_only_other_family, &s.depth_weight, &s.min_steps,
+                          &s.max_steps, &s.p_root_id_one, &s.max_parents, &s.min_nodes, &s.max_nodes,
+                          &s.min_edges, &s.n_persons, &s.n_concepts))
+        return NULL;
+    if (s.grown_nodes > PROSQA_MAX_GROWN_NODES || s.n_persons < 0 || s.n_concepts < 0) {
+        PyErr_Format(PyExc_ValueError, "prosqa_draws: grown_nodes must be at most %d and the pools' sizes >= 0",
+                     PROSQA_MAX_GROWN_NODES);
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(seeds);
+    PyObject *result = PyList_New(n);
+    ProsQAWork *work = result ? prosqa_work_new(&s) : NULL;
+    if (result && !work) PyErr_NoMemory();
+    for (Py_ssize_t i = 0; work && i < n; i++) {
+        PyObject *seed = PyList_GET_ITEM(seeds, i);
+        if (!PyBytes_Check(seed) || PyBytes_GET_SIZE(seed) == 0) {
+            PyErr_Format(PyExc_TypeError, "prosqa_draws: seed %zd is not a non-empty bytes object", i);
+            break;
+        }
+        PyRandom rng;
+        py_random_seed_bytes(&rng, (const unsigned char *)PyBytes_AS_STRING(seed), (size_t)PyBytes_GET_SIZE(seed));
+        ProsQADraw draw;
+        int got = prosqa_draw(&rng, &s, work, &draw);
+        if (got < 0) {
+            PyErr_Format(PyExc_ValueError, "generate_prosqa: name pools too small for a graph of %d nodes",
+                         draw.n_nodes);
+            break;
+        }
+        if (!got) {
+            PyErr_Format(PyExc_ValueError, "generate_prosqa: no graph qualified in %d draws: the settings' "
+                         "node and edge bounds may exclude every graph", PROSQA_MAX_TRIES);
+            break;
+        }
+        PyObject *item = draw_tuple(&draw);
+        if (!item) break;
+        PyList_SET_ITEM(result, i, item);
+    }
+    prosqa_work_free(work);
+    if (PyErr_Occurred()) Py_CLEAR(result);
+    return result;
+}
+
 PyMethodDef py_functions[] = {
     {"adamw", py_adamw, METH_VARARGS,
      "adamw(params, grads, exp_avg, exp_avg_sq, start, end, lr, b1, b2, eps, wd, bc1, bc2)"},
@@ -270,4 +350,8 @@ PyMethodDef py_functions[] = {
      "row_plan(input_ids, attention_mask, labels=None, mode, latent_id, bot_id, eot_id, n_layer=1) -> "
      "{bounds, rows, out_rows, keys, queries, out_queries}: the loss's row plan of a batch; keys, "
      "queries (layers before the last) and out_queries (the last layer) are attention's (pass, example) counts"},
+    {"prosqa_draws", py_prosqa_draws, METH_VARARGS,
+     "prosqa_draws(seeds, settings) -> [(symbols, edges, sentence order, options swapped, path, root, target, "
+     "neg_target)]: coconut.data.prosqa_generator's draw for each seed (the bytes its random.Random seeds "
+     "with), settings: ProsQASettings' fields (-1 for None) and the name pools' sizes"},
     {NULL}};

@@ -109,6 +109,23 @@ def test_prosqa_generated_examples_encode():
         assert tok.decode(tok.step_ids(ex, 0), ex) == ex.steps[0] + "\n"
 
 
+@pytest.mark.parametrize("kind", [ProsQASymbolic, ProsQAEdgeTokens])
+def test_prosqa_whole_question_reading_equals_the_sentence_by_sentence_one(kind):
+    tok = kind()
+    examples = list(prosqa()) + generate_prosqa(400, seed=3)
+    assert all(tok._encode_fast(ex) == tok._encode_checked(ex) for ex in examples)
+    # what the fast reading leaves to the checked one: names with dots, a person named
+    # "Every", a node beyond the vocabulary, a step that is not an edge
+    ex = generate_prosqa(1, seed=4)[0]
+    dotted = Example(**{**ex.__dict__, "question": ex.question.replace(" is a ", " is a x.", 1)})
+    every = Example("Every is a wumpus. Is Every a wumpus or yumpus?", ["Every is a wumpus."],
+                    "Every is a wumpus.", ["Every", "wumpus", "yumpus"], [(0, 1)], 0, 1, 2)
+    assert tok._encode_fast(every) == tok._encode_checked(every)
+    for odd in (dotted, Example(**{**ex.__dict__, "target": 40}),
+                Example(**{**ex.__dict__, "steps": ["Nothing here."]})):
+        assert tok._encode_fast(odd) is None
+
+
 def test_prosqa_errors_are_clear():
     ex = prosqa()[0]
     with pytest.raises(ValueError, match="max_nodes"):

@@ -14,6 +14,7 @@ The settings below were tuned so that 2000 examples match the official validatio
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from bisect import bisect
@@ -21,19 +22,22 @@ from itertools import accumulate
 from dataclasses import dataclass
 from typing import Sequence
 
+from coconut import _C
 from coconut.data.example import Example
 from coconut.data.name_pools import CONCEPT_NAMES, PERSON_NAMES
 from coconut.data.prosqa_graph import (
     answer_sentence,
     children_lists,
     distances_from,
-    edge_sentence,
+    edge_sentences,
     question_ending,
     shortest_paths_between,
 )
 
 ENTITY_LABEL = 1   # descendant of node 0
 OTHER_LABEL = 2    # descendant of node 1
+MAX_TRIES = 100_000       # graphs drawn for one question before its settings are given up on
+_C_MAX_GROWN_NODES = 1024  # the C core's limit (PROSQA_MAX_GROWN_NODES)
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,22 @@ def _drop_unused_people(graph: _Graph) -> _Graph:
     return _Graph([[new_id[p] for p in graph.parents[i]] for i in keep], [graph.labels[i] for i in keep])
 
 
-def _try_example(rng: random.Random, s: ProsQASettings, persons: Sequence[str], concepts: Sequence[str]) -> Example | None:
+@dataclass(frozen=True)
+class _Draw:
+    """What one question's draws decide, before any sentence is written: node i is named
+    `names[symbols[i]]` (persons' pool first, then the concepts'), the edge sentences
+    appear in `order`, and `path` is the chosen shortest root -> target path."""
+    symbols: list[int]
+    edges: list[tuple[int, int]]
+    order: list[int]
+    options_swapped: bool
+    path: list[int]
+    root: int
+    target: int
+    neg_target: int
+
+
+def _try_draw(rng: random.Random, s: ProsQASettings, n_persons: int, n_concepts: int) -> _Draw | None:
     graph = _drop_unused_people(_grow_graph(rng, s))
     n = len(graph.labels)
     edges = [(p, child) for child, ps in enumerate(graph.parents) for p in ps]
@@ -154,31 +173,74 @@ def _try_example(rng: random.Random, s: ProsQASettings, persons: Sequence[str], 
     children = children_lists(n, edges)
     has_parent = {b for _, b in edges}
     parentless = [i for i in range(n) if i not in has_parent]
-    if len(parentless) > len(persons) or n - len(parentless) > len(concepts):
+    if len(parentless) > n_persons or n - len(parentless) > n_concepts:
         raise ValueError(f"generate_prosqa: name pools too small for a graph of {n} nodes")
-    symbols = [""] * n
-    for node, name in zip(parentless, rng.sample(list(persons), len(parentless))):
-        symbols[node] = name
+    # random.sample draws the same positions whatever the pool holds, so the names are
+    # drawn as positions: persons' first, then the concepts' after them
+    symbols = [0] * n
+    for node, k in zip(parentless, rng.sample(range(n_persons), len(parentless))):
+        symbols[node] = k
     named_concepts = [i for i in range(n) if i not in parentless]
-    for node, name in zip(named_concepts, rng.sample(list(concepts), len(named_concepts))):
-        symbols[node] = name
-
-    sentences = [edge_sentence(symbols[a], symbols[b]) for a, b in edges]
-    rng.shuffle(sentences)
-    options = [symbols[target], symbols[neg_target]]
+    for node, k in zip(named_concepts, rng.sample(range(n_concepts), len(named_concepts))):
+        symbols[node] = n_persons + k
+    order = list(range(len(edges)))   # the sentences' shuffle, drawn on their positions
+    rng.shuffle(order)
+    options = [0, 1]                  # [target, neg_target], shuffled
     rng.shuffle(options)
     path = rng.choice(shortest_paths_between(children, root, target))
-    steps = [edge_sentence(symbols[a], symbols[b]) for a, b in zip(path, path[1:])]
+    return _Draw(symbols, edges, order, options[0] == 1, path, root, target, neg_target)
+
+
+def _example(draw: _Draw, names: Sequence[str]) -> Example:
+    symbols = [names[k] for k in draw.symbols]
+    sentences = edge_sentences(symbols, draw.edges)
+    options = [symbols[draw.target], symbols[draw.neg_target]]
+    if draw.options_swapped:
+        options.reverse()
+    root, path = draw.root, draw.path
     return Example(
-        question=" ".join(sentences + [question_ending(symbols[root], *options)]),
-        steps=steps,
-        answer=answer_sentence(symbols[root], symbols[target]),
+        question=" ".join([sentences[k] for k in draw.order] + [question_ending(symbols[root], *options)]),
+        steps=edge_sentences(symbols, zip(path, path[1:])),
+        answer=answer_sentence(symbols[root], symbols[draw.target]),
         idx_to_symbol=symbols,
-        edges=edges,
+        edges=list(draw.edges),
         root=root,
-        target=target,
-        neg_target=neg_target,
+        target=draw.target,
+        neg_target=draw.neg_target,
     )
+
+
+def _seed(seed: int, i: int) -> str:
+    return f"prosqa/{seed}/{i}"
+
+
+def _python_draws(indices: range, seed: int, s: ProsQASettings, n_persons: int, n_concepts: int) -> list[_Draw]:
+    """The generator's definition, draw by draw (the C core's `prosqa_draws` repeats it)."""
+    draws = []
+    for i in indices:
+        rng = random.Random(_seed(seed, i))
+        for _ in range(MAX_TRIES):   # rejection sampling: redraw until the graph qualifies
+            draw = _try_draw(rng, s, n_persons, n_concepts)
+            if draw is not None:
+                break
+        else:
+            raise ValueError(f"generate_prosqa: no graph qualified in {MAX_TRIES} draws: the settings' "
+                             "node and edge bounds may exclude every graph")
+        draws.append(draw)
+    return draws
+
+
+def _c_draws(indices: range, seed: int, s: ProsQASettings, n_persons: int, n_concepts: int) -> list[_Draw]:
+    """The same draws from the C core: CPython's random stream repeated in C (random.Random
+    seeds a string with its bytes followed by their SHA-512)."""
+    seeds = []
+    for i in indices:
+        text = _seed(seed, i).encode()
+        seeds.append(text + hashlib.sha512(text).digest())
+    settings = (s.grown_nodes, s.mean_parents, s.p_only_entity_family, s.p_only_other_family, s.depth_weight,
+                s.min_steps, s.max_steps, s.p_root_id_one, -1 if s.max_parents is None else s.max_parents,
+                s.min_nodes, -1 if s.max_nodes is None else s.max_nodes, s.min_edges, n_persons, n_concepts)
+    return [_Draw(*d) for d in _C.prosqa_draws(seeds, settings)]
 
 
 def generate_prosqa(
@@ -188,10 +250,15 @@ def generate_prosqa(
     person_names: Sequence[str] = PERSON_NAMES,
     concept_names: Sequence[str] = CONCEPT_NAMES,
     start: int = 0,
+    engine: str = "c",
 ) -> list[Example]:
     """Examples start .. start + n - 1 of the ProsQA stream of `seed`, deterministic per
     (seed, settings, name pools). Example i only depends on (seed, i), so a shorter list
-    is a prefix of a longer one, and a later part can be drawn without the earlier."""
+    is a prefix of a longer one, and a later part can be drawn without the earlier.
+    engine "python" draws with Python's random module, "c" (about 20 times faster) the
+    same numbers in the C core; graphs of more than 1024 grown nodes draw in Python."""
+    if engine not in ("c", "python"):
+        raise ValueError(f"generate_prosqa: engine must be 'c' or 'python', got {engine!r}")
     if n < 0 or start < 0:
         raise ValueError(f"generate_prosqa: n and start must be >= 0, got n={n}, start={start}")
     # Sentence forms are chosen by capitalisation (persons "Tom is a X.", concepts "Every X ...").
@@ -199,11 +266,9 @@ def generate_prosqa(
         raise ValueError("generate_prosqa: person names must be distinct and capitalised")
     if not all(name[:1].islower() for name in concept_names) or len(set(concept_names)) != len(concept_names):
         raise ValueError("generate_prosqa: concept names must be distinct and lower case")
-    examples = []
-    for i in range(start, start + n):
-        rng = random.Random(f"prosqa/{seed}/{i}")
-        example = None
-        while example is None:  # rejection sampling: redraw until the graph qualifies
-            example = _try_example(rng, settings, person_names, concept_names)
-        examples.append(example)
-    return examples
+    indices = range(start, start + n)
+    sizes = (len(person_names), len(concept_names))
+    in_c = engine == "c" and settings.grown_nodes <= _C_MAX_GROWN_NODES
+    draws = (_c_draws if in_c else _python_draws)(indices, seed, settings, *sizes)
+    names = list(person_names) + list(concept_names)
+    return [_example(d, names) for d in draws]

@@ -30,9 +30,18 @@ def is_person(symbol: str) -> bool:
 def edge_sentence(src_symbol: str, dst_symbol: str) -> str:
     """"Tom is a wumpus." from a person, "Every wumpus is a yumpus." from a concept. The
     article is always "a", as in the official files ("Every gerpus is a impus.")."""
-    if is_person(src_symbol):
-        return f"{src_symbol} is a {dst_symbol}."
-    return f"Every {src_symbol} is a {dst_symbol}."
+    return f"{_subject(src_symbol)}{dst_symbol}."
+
+
+def edge_sentences(symbols: Sequence[str], edges: Iterable[tuple[int, int]]) -> list[str]:
+    """edge_sentence of every (src, dst) edge between `symbols`, each symbol's form
+    decided once (the generator writes 12,000 questions an epoch)."""
+    subject = [_subject(s) for s in symbols]
+    return [f"{subject[a]}{symbols[b]}." for a, b in edges]
+
+
+def _subject(symbol: str) -> str:
+    return f"{symbol} is a " if is_person(symbol) else f"Every {symbol} is a "
 
 
 def question_ending(entity: str, first: str, second: str) -> str:
