@@ -5,6 +5,7 @@ checkpoints), for the CPU presets' Coconut and CoT rows.
     python benchmarks/preset_run.py [--rows prosqa-cpu:coconut,prontoqa-cpu:cot] [--epochs 4] [--threads 2]
     python benchmarks/preset_run.py --checkout /path/to/other/clone --record preset_run_full_grid_core
     python benchmarks/preset_run.py --against /path/to/earlier/clone --rounds 2
+    python benchmarks/preset_run.py --rows prosqa-cpu-thoughts:coconut --set data_ahead=false
 
 Each row is `coconut train PRESET` in a fresh process for --epochs epochs, on the
 preset's full data, with its stage schedule compressed to one epoch per stage (stage 0
@@ -14,7 +15,8 @@ of the repository (built in place) the same way: a before/after comparison on th
 machine in the same hour. --against runs each row in that copy and in --checkout in
 turn, --rounds times, so that both see the same drift of a shared machine; each
 checkout's row keeps its fastest round, and the record (by default preset_run_against.json) gives
-the ratio. Results: benchmarks/results/preset_run.json.
+the ratio. --set overrides a key of every row's configuration. Results:
+benchmarks/results/preset_run.json.
 """
 from __future__ import annotations
 
@@ -53,10 +55,10 @@ def worker(preset: str, sets: list[str]) -> None:
                       "threads": coconut.get_num_threads(), "blas": coconut.blas_info()["core"]}))
 
 
-def run_row(row: str, epochs: int, threads: int, checkout: str, save_dir: str) -> dict:
+def run_row(row: str, epochs: int, threads: int, checkout: str, save_dir: str, extra: list[str]) -> dict:
     preset, method = row.split(":")
     sets = [f"method={method}", f"name={preset}-{method}", f"num_epochs={epochs}", f"threads={threads}",
-            f"save_path={save_dir}", *COMPRESSED, *ROW_SETS.get(row, [])]
+            f"save_path={save_dir}", *COMPRESSED, *ROW_SETS.get(row, []), *extra]
     env = {**os.environ, "PYTHONPATH": checkout}
     code = (f"import sys; sys.path.insert(0, {HERE!r}); import preset_run; "
             f"preset_run.worker({preset!r}, {sets!r})")
@@ -81,19 +83,20 @@ def main():
     ap.add_argument("--record", help="record name (default preset_run, with --against preset_run_against)")
     ap.add_argument("--against", help="an earlier copy of the repository, run in turn with --checkout")
     ap.add_argument("--rounds", type=int, default=1, help="with --against: runs of each row in each copy")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="for every row (repeatable)")
     args = ap.parse_args()
     if args.against:
         return compare(args)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for row in args.rows.split(","):
-            r = run_row(row, args.epochs, args.threads, os.path.abspath(args.checkout), tmp)
+            r = run_row(row, args.epochs, args.threads, os.path.abspath(args.checkout), tmp, args.set)
             rows.append(r)
             shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in sorted(r["share"].items(), key=lambda kv: -kv[1]))
             print(f"{row}: {r['wall_s']:.1f} s, {r['tokens_per_s']:.0f} tokens/s end to end; {shares}; "
                   f"accuracy per epoch {r['accuracy']}", flush=True)
     record = dict(checkout=os.path.abspath(args.checkout), epochs=args.epochs, threads=args.threads,
-                  schedule=COMPRESSED, rows=rows)
+                  schedule=COMPRESSED, sets=args.set, rows=rows)
     print("record:", write_record(args.record or "preset_run", record))
 
 
@@ -107,7 +110,7 @@ def compare(args):
             runs = {name: [] for name in copies}
             for _ in range(args.rounds):
                 for name, path in copies.items():
-                    runs[name].append(run_row(row, args.epochs, args.threads, path, tempfile.mkdtemp(dir=tmp)))
+                    runs[name].append(run_row(row, args.epochs, args.threads, path, tempfile.mkdtemp(dir=tmp), args.set))
             best = {name: min(r, key=lambda x: x["wall_s"]) for name, r in runs.items()}
             speedup = best["before"]["wall_s"] / best["after"]["wall_s"]
             rows.append(dict(row=row, speedup=speedup, before=best["before"], after=best["after"],
@@ -115,7 +118,7 @@ def compare(args):
             print(f"{row}: {best['before']['wall_s']:.1f} -> {best['after']['wall_s']:.1f} s (x{speedup:.2f}); "
                   f"every wall time: {rows[-1]['wall_s']}", flush=True)
     record = dict(before=copies["before"], after=copies["after"], epochs=args.epochs, threads=args.threads,
-                  rounds=args.rounds, schedule=COMPRESSED, rows=rows)
+                  rounds=args.rounds, schedule=COMPRESSED, sets=args.set, rows=rows)
     print("record:", write_record(args.record or "preset_run_against", record))
 
 

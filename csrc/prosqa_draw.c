@@ -84,7 +84,7 @@ static void grow(PyRandom *r, const ProsQADrawSettings *s, ProsQAWork *w) {
     w->label[0] = ENTITY_LABEL, w->label[1] = OTHER_LABEL, w->depth[0] = w->depth[1] = 0;
     for (int node = 2; node < G; node++) {
         int want = poisson(r, s->mean_parents);
-        if (s->max_parents >= 0 && want > s->max_parents) want = s->max_parents;
+        if (want > s->max_parents) want = s->max_parents;   /* below 0: none, as range() of it */
         double draw = py_random_double(r);
         int only = draw < s->p_only_entity_family ? ENTITY_LABEL
                    : draw < s->p_only_entity_family + s->p_only_other_family ? OTHER_LABEL : 0;
@@ -171,7 +171,7 @@ static int try_question(PyRandom *r, const ProsQADrawSettings *s, ProsQAWork *w,
         for (int e = w->par_start[i]; e < w->par_start[i + 1]; e++)
             w->edges[2 * n_edges] = w->new_id[w->par[e]], w->edges[2 * n_edges + 1] = w->new_id[i], n_edges++;
     }
-    if (n < s->min_nodes || (s->max_nodes >= 0 && n > s->max_nodes) || n_edges < s->min_edges) return 0;
+    if (n < s->min_nodes || n > s->max_nodes || n_edges < s->min_edges) return 0;
     children_of(w, n, n_edges);
     int n_own[2] = {0, 0}, deepest[2] = {-1, -1};
     for (int root = 0; root < 2; root++) {

@@ -9,7 +9,7 @@
 
 #include "py_random.h"
 
-/* ProsQASettings' fields; -1 stands for None. */
+/* ProsQASettings' fields; INT_MAX stands for None. */
 typedef struct {
     int grown_nodes;
     double mean_parents, p_only_entity_family, p_only_other_family, depth_weight;

@@ -353,5 +353,5 @@ PyMethodDef py_functions[] = {
     {"prosqa_draws", py_prosqa_draws, METH_VARARGS,
      "prosqa_draws(seeds, settings) -> [(symbols, edges, sentence order, options swapped, path, root, target, "
      "neg_target)]: coconut.data.prosqa_generator's draw for each seed (the bytes its random.Random seeds "
-     "with), settings: ProsQASettings' fields (-1 for None) and the name pools' sizes"},
+     "with), settings: ProsQASettings' fields (2**31 - 1 for None) and the name pools' sizes"},
     {NULL}};

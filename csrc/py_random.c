@@ -70,6 +70,7 @@ double py_random_double(PyRandom *r) {
 }
 
 uint32_t py_random_below(PyRandom *r, uint32_t n) {
+    if (n == 0) return 0;   /* (CPython would draw forever; no caller asks) */
     int bits = 0;
     for (uint32_t v = n; v; v >>= 1) bits++;
     uint32_t x;

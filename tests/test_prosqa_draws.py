@@ -54,13 +54,21 @@ def test_pools_too_small_are_named_the_same_way():
             generate_prosqa(5, 0, person_names=["Ann", "Bob"], engine=engine)
 
 
+def test_bounds_beyond_a_c_int():
+    loose = replace(ProsQASettings(), max_nodes=10**12, min_edges=-10**12)   # no bound at all
+    c, python = both(30, 1, settings=loose)
+    assert c == python == generate_prosqa(30, 1)
+
+
 def test_settings_no_graph_meets_fail_in_both(monkeypatch):
-    never = replace(ProsQASettings(), min_nodes=1000)
-    with pytest.raises(ValueError, match="no graph qualified in 100000 draws"):
-        generate_prosqa(1, 0, settings=never, engine="c")
+    for never in (replace(ProsQASettings(), min_nodes=1000), replace(ProsQASettings(), max_parents=0)):
+        with pytest.raises(ValueError, match="no graph qualified in 100000 draws"):
+            generate_prosqa(1, 0, settings=never, engine="c")
     monkeypatch.setattr(prosqa_generator, "MAX_TRIES", 50)
     with pytest.raises(ValueError, match="no graph qualified in 50 draws"):
         generate_prosqa(1, 0, settings=never, engine="python")
+    with pytest.raises(ValueError, match="need 1 <= min_steps <= max_steps, got 0, 6"):
+        generate_prosqa(1, 0, settings=replace(ProsQASettings(), min_steps=0))
 
 
 def test_unknown_engine():

@@ -237,9 +237,12 @@ def _c_draws(indices: range, seed: int, s: ProsQASettings, n_persons: int, n_con
     for i in indices:
         text = _seed(seed, i).encode()
         seeds.append(text + hashlib.sha512(text).digest())
+    def bound(v):   # a C int that compares as v does with a graph's counts; None: no bound
+        return 2**31 - 1 if v is None else max(-2**31, min(v, 2**31 - 1))
+
     settings = (s.grown_nodes, s.mean_parents, s.p_only_entity_family, s.p_only_other_family, s.depth_weight,
-                s.min_steps, s.max_steps, s.p_root_id_one, -1 if s.max_parents is None else s.max_parents,
-                s.min_nodes, -1 if s.max_nodes is None else s.max_nodes, s.min_edges, n_persons, n_concepts)
+                s.min_steps, s.max_steps, s.p_root_id_one, bound(s.max_parents), bound(s.min_nodes),
+                bound(s.max_nodes), bound(s.min_edges), n_persons, n_concepts)
     return [_Draw(*d) for d in _C.prosqa_draws(seeds, settings)]
 
 
@@ -259,6 +262,9 @@ def generate_prosqa(
     same numbers in the C core; graphs of more than 1024 grown nodes draw in Python."""
     if engine not in ("c", "python"):
         raise ValueError(f"generate_prosqa: engine must be 'c' or 'python', got {engine!r}")
+    if not 1 <= settings.min_steps <= settings.max_steps:   # a question needs a path to its answer
+        raise ValueError(f"generate_prosqa: need 1 <= min_steps <= max_steps, got {settings.min_steps}, "
+                         f"{settings.max_steps}")
     if n < 0 or start < 0:
         raise ValueError(f"generate_prosqa: n and start must be >= 0, got n={n}, start={start}")
     # Sentence forms are chosen by capitalisation (persons "Tom is a X.", concepts "Every X ...").
