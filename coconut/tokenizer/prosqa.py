@@ -137,13 +137,14 @@ class ProsQASymbolic(CachedPieces):
         """_encode_checked's pieces with a few regular-expression calls per example (a run
         encodes 12,000 fresh questions an epoch); None where anything is unusual, for
         _encode_checked to encode or to name what is wrong."""
-        names = getattr(example, "idx_to_symbol", None)
-        if names is None or len(names) > self.max_nodes or not 0 <= example.target < self.max_nodes \
-                or _FAST_QUESTION.fullmatch(example.question) is None:
+        names, target = getattr(example, "idx_to_symbol", None), getattr(example, "target", None)
+        if names is None or len(names) > self.max_nodes or not isinstance(target, int) \
+                or not 0 <= target < self.max_nodes or _FAST_QUESTION.fullmatch(example.question) is None:
             return None
         index = {name: i for i, name in enumerate(names)}
         try:
-            edges = [(index[concept or person], index[dst]) for concept, person, dst in _FAST_EDGES.findall(example.question)]
+            edges = [(index[concept or person], index[dst])
+                     for concept, person, dst in _FAST_EDGES.findall(example.question)]
             ending = [index[name] for name in _FAST_ENDING.search(example.question).groups()]
             steps = []
             for step in example.steps:
@@ -154,7 +155,7 @@ class ProsQASymbolic(CachedPieces):
         except KeyError:
             return None
         question = self._question_ids(edges) + [self.question_id, ending[1], ending[2], self.root_id, ending[0]]
-        return tuple(question), tuple(steps), (self.answer_id, example.target, self.eos_id)
+        return tuple(question), tuple(steps), (self.answer_id, target, self.eos_id)
 
     def _question_ids(self, edges: list[tuple[int, int]]) -> list[int]:
         """The question's edges' ids, nodes known to be in range."""
