@@ -1,7 +1,8 @@
 /* The ProsQA generator's draws in C: coconut/data/prosqa_generator.py draw for draw
  * (the same CPython random stream, the same order of draws), so that both write the
- * same questions; Python turns a draw into sentences. About fifty times faster, which
- * lets a run draw 12,000 fresh questions an epoch in its own process. */
+ * same questions; Python turns a draw into sentences. About seven times faster than the
+ * Python draws, so that an epoch's 12,000 fresh questions no longer hold a core the
+ * step's threads need. */
 #ifndef COCONUT_PROSQA_DRAW_H
 #define COCONUT_PROSQA_DRAW_H
 

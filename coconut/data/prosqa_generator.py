@@ -258,8 +258,9 @@ def generate_prosqa(
     """Examples start .. start + n - 1 of the ProsQA stream of `seed`, deterministic per
     (seed, settings, name pools). Example i only depends on (seed, i), so a shorter list
     is a prefix of a longer one, and a later part can be drawn without the earlier.
-    engine "python" draws with Python's random module, "c" (about 20 times faster) the
-    same numbers in the C core; graphs of more than 1024 grown nodes draw in Python."""
+    engine "python" draws with Python's random module, "c" the same numbers in the C core
+    (12,000 questions in 0.8 s instead of 2.9, sentences included: benchmarks/epoch_data.py);
+    graphs of more than 1024 grown nodes draw in Python."""
     if engine not in ("c", "python"):
         raise ValueError(f"generate_prosqa: engine must be 'c' or 'python', got {engine!r}")
     if not 1 <= settings.min_steps <= settings.max_steps:   # a question needs a path to its answer
