@@ -71,6 +71,19 @@ def test_settings_no_graph_meets_fail_in_both(monkeypatch):
         generate_prosqa(1, 0, settings=replace(ProsQASettings(), min_steps=0))
 
 
+def test_the_cycle_collector_is_left_as_it_was():
+    import gc
+    assert gc.isenabled()
+    generate_prosqa(3, 0)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        generate_prosqa(3, 0)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_unknown_engine():
     with pytest.raises(ValueError, match="engine must be 'c' or 'python', got 'rust'"):
         generate_prosqa(1, 0, engine="rust")
