@@ -11,6 +11,7 @@
 #include "blas.h"
 #include "generate.h"
 #include "gpt2.h"
+#include "prosqa_draw.h"
 #include "row_plan.h"
 #include "thoughts.h"
 
@@ -562,7 +563,7 @@ PyMODINIT_FUNC PyInit__C(void) {
         Py_DECREF(mod);
         return NULL;
     }
-    if (add_thought_modes(mod)) {
+    if (add_thought_modes(mod) || PyModule_AddIntConstant(mod, "PROSQA_MAX_GROWN_NODES", PROSQA_MAX_GROWN_NODES)) {
         Py_DECREF(mod);
         return NULL;
     }
