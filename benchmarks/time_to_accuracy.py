@@ -11,11 +11,20 @@ Each run is `coconut train PRESET --set seed=S --set threads=T` in a fresh proce
 clock started just before it. A path is OpenBLAS's kernel set: `own` unsets
 OPENBLAS_CORETYPE in the run's command (OpenBLAS's own choice for this CPU, whatever the
 environment pins), any other name sets it (`Sandybridge`, `Haswell`: a perturbed path).
-Per run: the seconds to the first epoch of the run's last stage at target (None: never;
-the first epoch of any stage at target is recorded beside it), whether the final
+Per run: the seconds to the first epoch at target whose validation used as many thoughts
+as the final epoch's (the stages past max_latent_stage lay out the same; a language
+stage at target is a CoT model's result, not one with thoughts) (None: never; the first
+epoch of any stage at target is recorded beside it), whether the final
 epoch holds it, the padding-free tokens and the model FLOPs (forward and backward,
 benchmarks/common.py) to that epoch, and the share of each phase of the whole run.
 Record: benchmarks/results/time_to_accuracy_PRESET.json.
+
+The floor: the FLOPs the core performs (benchmarks/preset_step.py's count: the rows it
+keeps, attention per pass, the LM head at supervised positions) over the epochs to
+target, at this machine's sgemm rate on the run's threads: no run of that recipe on this
+machine can reach the target sooner. Each stage's FLOPs are counted on the first epoch's
+questions at that stage's first epoch. `--floor` prints the floor to the first epoch of
+each stage and to the end, and trains nothing.
 """
 from __future__ import annotations
 
@@ -29,6 +38,7 @@ import time
 
 import coconut
 from common import cpu_name, sgemm_gflops, train_flops_per_token, write_record
+from preset_step import performed_flops
 
 
 def run_once(preset: str, seed: int, path: str, threads: int, sets: list[str], out: str) -> dict:
@@ -52,12 +62,47 @@ def run_once(preset: str, seed: int, path: str, threads: int, sets: list[str], o
                                                  env=env, capture_output=True, text=True).stdout)}
 
 
+def epoch_flops(preset: str, sets: list[str]) -> tuple[list[float], list[int]]:
+    """The core's performed FLOPs of each epoch of the recipe (see the module's doc), and
+    each epoch's stage."""
+    import random
+    from coconut.collate import collate
+    from coconut.run_config import load_config
+    from coconut.train import Trainer
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(preset, [*sets, "threads=1", f"save_path={tmp}"])
+        trainer = Trainer(cfg, verbose=False)
+        tok, bs, method = trainer.tok, cfg.batch_size_training, trainer.method
+        examples = trainer.training_set(0)
+        targs = tok.thought_spec(method.thought_mode).core_args()
+        stages = [method.stage(epoch) for epoch in range(cfg.num_epochs)]
+        by_stage: dict = {}
+        for epoch, stage in enumerate(stages):
+            if stage not in by_stage:
+                seqs = trainer.sequences(examples, epoch, random.Random(epoch))
+                by_stage[stage] = sum(performed_flops(collate(seqs[i:i + bs], tok.eos_id, tok.latent_id),
+                                                      trainer.model.config, targs)
+                                      for i in range(0, len(seqs), bs))
+        trainer.data.close()   # the next epoch's questions, drawn ahead, are not needed
+        return [by_stage[stage] for stage in stages], stages
+
+
+def print_floor(per_epoch: list[float], stages: list[int], gflops: float) -> None:
+    """The floor to the end of each stage's first epoch and of the run."""
+    for epoch, stage in enumerate(stages):
+        if epoch == 0 or stage != stages[epoch - 1]:
+            done = sum(per_epoch[:epoch + 1])
+            print(f"  to the end of epoch {epoch + 1} (stage {stage}'s first): {done / 1e12:.1f} TFLOP, "
+                  f"{done / (gflops * 1e9) / 60:.2f} min")
+    print(f"  the whole run ({len(stages)} epochs): {sum(per_epoch) / 1e12:.1f} TFLOP, "
+          f"{sum(per_epoch) / (gflops * 1e9) / 60:.2f} min")
+
+
 def summarise(run: dict, target: float, flops_per_token: float) -> dict:
     lines = run["epochs"]
-    # the model the run trains to: its last stage's (Coconut's language stage scoring the
-    # target is a CoT model's result, not a result with thoughts)
-    final_stage = lines[-1]["stage"]
-    reached = next((line for line in lines if line["stage"] == final_stage and line["val_accuracy"] >= target), None)
+    final_thoughts = lines[-1]["mean_thoughts"]
+    reached = next((line for line in lines
+                    if line["mean_thoughts"] == final_thoughts and line["val_accuracy"] >= target), None)
     any_stage = next((line for line in lines if line["val_accuracy"] >= target), None)
     phases: dict = {}
     for line in lines:
@@ -89,6 +134,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], help="config overrides for every run")
     ap.add_argument("--record", default=None)
+    ap.add_argument("--floor", action="store_true", help="print the recipe's floor on this machine; train nothing")
     args = ap.parse_args()
     from coconut.run_config import load_config
     cfg = load_config(args.preset, args.set)
@@ -98,6 +144,11 @@ def main():
     # the machine's floor: FLOPs to target at this run's own sgemm rate on its threads
     coconut.set_num_threads(args.threads)
     gflops = sgemm_gflops()
+    per_epoch, stages = epoch_flops(args.preset, args.set)
+    if args.floor:
+        print(f"{args.preset}: the floor at {gflops:.0f} GFLOP/s (sgemm, {args.threads} threads)")
+        print_floor(per_epoch, stages, gflops)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as out:
         seeds = [int(s) for s in args.seeds.split(",")]
@@ -105,6 +156,10 @@ def main():
         for seed, path in runs + ([(seeds[0], args.perturbed)] if args.perturbed else []):
             row = summarise(run_once(args.preset, seed, path, args.threads, args.set, out), args.target, flops)
             row["sgemm_floor_seconds"] = row["flops_to_target"] / (gflops * 1e9) if row["flops_to_target"] else None
+            # epochs count from 1 in the metrics
+            row["performed_flops_to_target"] = sum(per_epoch[:row["epoch_at_target"]]) if row["epoch_at_target"] else None
+            row["performed_floor_seconds"] = row["performed_flops_to_target"] / (gflops * 1e9) \
+                if row["epoch_at_target"] else None
             rows.append(row)
             at = "never" if row["seconds_to_target"] is None else \
                 f"{row['seconds_to_target'] / 60:.1f} min (epoch {row['epoch_at_target']})"
