@@ -2,9 +2,12 @@
 GPT-2 on PyTorch doing what the reference does with the same padded batches: the CoT
 row one forward and backward over the (B, T) grid (eager and torch.compile), the
 Coconut row the reference's pass-by-pass algorithm (coconut/reference/torch_coconut.py, eager).
-Both sides take an AdamW step per batch; one thread, timed by CPU time.
+Both sides take an AdamW step per batch; one thread, timed by CPU time (--threads N:
+N threads on both sides, timed by the wall clock; --per-stage: each stage on its own).
 
     python benchmarks/preset_step.py [--rows prosqa-cpu:cot,prosqa-cpu:coconut] [--stages 0,3,6]
+    python benchmarks/preset_step.py --rows prosqa-cpu-thoughts:coconut --stages 0,1,2,3,4,5,6 \
+        --per-stage --threads 2 --no-compile --record preset_step_thoughts_2threads
 
 Each row's batches are the first --batches micro-batches of its training set at the
 given stages, collated as training collates them. The core runs only the cells whose
@@ -31,16 +34,17 @@ from coconut.collate import collate
 ROWS = "prosqa-cpu:cot,prosqa-cpu:coconut,prontoqa-cpu:cot,prontoqa-cpu:coconut"
 
 
-def preset_batches(row: str, stages: list[int], n_batches: int, save_dir: str):
+def preset_batches(row: str, stages: list[int], n_batches: int, save_dir: str, threads: int = 1):
     """The trainer (its model, tokenizer, method) and its first micro-batches at each stage."""
     from coconut.run_config import load_config
     from coconut.train import Trainer
     preset, method = row.split(":")
-    cfg = load_config(preset, [f"method={method}", "threads=1", "epochs_per_stage=1",
+    cfg = load_config(preset, [f"method={method}", f"threads={threads}", "epochs_per_stage=1",
                                "first_stage_epochs=1", f"save_path={save_dir}", *ROW_SETS.get(row, [])])
     trainer = Trainer(cfg, verbose=False)
     tok, bs = trainer.tok, cfg.batch_size_training
     examples = trainer.training_set(0)[:bs * n_batches]
+    trainer.data.close()   # no next epoch drawn in the background while the step is timed
     batches = []
     for stage in stages:   # one epoch per stage: epoch `stage` trains stage `stage`
         seqs = trainer.sequences(examples, stage, random.Random(stage))
@@ -110,16 +114,21 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--record", default="preset_step")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--per-stage", action="store_true", help="a row of the record for each stage")
     args = ap.parse_args()
-    set_threads(1)
-    clock = time.process_time
-    rate = sgemm_gflops(cpu_time=True)
-    print(f"sgemm (2048^3, 1 thread, {coconut.blas_info()['core']} kernels): {rate:.0f} GFLOP/s")
-    stages = [int(s) for s in args.stages.split(",")]
+    set_threads(args.threads)
+    one = args.threads == 1
+    clock = time.process_time if one else time.perf_counter
+    rate = sgemm_gflops(cpu_time=one)
+    print(f"sgemm (2048^3, {args.threads} threads, {coconut.blas_info()['core']} kernels): {rate:.0f} GFLOP/s")
+    all_stages = [int(s) for s in args.stages.split(",")]
+    groups = [[s] for s in all_stages] if args.per_stage else [all_stages]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for row_name in args.rows.split(","):
-            trainer, batches = preset_batches(row_name, stages, args.batches, tmp)
+        for row_name, stages in ((r, g) for r in args.rows.split(",") for g in groups):
+            trainer, batches = preset_batches(row_name, stages, args.batches, tmp, args.threads)
+            set_threads(args.threads)   # PyTorch's too
             continuous = trainer.method.thought_mode == "continuous"
             tokens = int(sum(b.attention_mask.sum() for b in batches))
             grid = int(sum(b.input_ids.size for b in batches))
@@ -133,7 +142,7 @@ def main():
                        torch_s=t_torch, speedup_vs_torch=t_torch / t_ours,
                        ours_tokens_per_s=tokens / t_ours, performed_gflops=flops / t_ours / 1e9,
                        performed_over_sgemm=flops / t_ours / 1e9 / rate)
-            line = (f"{row_name}: {len(batches)} batches, {100 * row['real_fraction']:.0f}% real cells; ours "
+            line = (f"{row_name} stages {','.join(map(str, stages))}: {len(batches)} batches, {100 * row['real_fraction']:.0f}% real cells; ours "
                     f"{row['ours_tokens_per_s']:.0f} tok/s ({row['performed_gflops']:.0f} GFLOP/s performed, "
                     f"{100 * row['performed_over_sgemm']:.0f}% of sgemm), x{row['speedup_vs_full_grid']:.2f} the full "
                     f"grid; PyTorch eager x{row['speedup_vs_torch']:.2f}")
@@ -143,7 +152,8 @@ def main():
                 line += f", torch.compile x{row['speedup_vs_torch_compile']:.2f}"
             rows.append(row)
             print(line, flush=True)
-    print("record:", write_record(args.record, dict(threads=1, clock="process_time", sgemm_gflops=rate, rows=rows)))
+    print("record:", write_record(args.record, dict(threads=args.threads, clock=clock.__name__, sgemm_gflops=rate,
+                                                    rows=rows)))
 
 
 if __name__ == "__main__":
