@@ -77,8 +77,9 @@ def test_the_ablation_gap_depth_and_baseline_specs():
     differ = {k for k, v in fresh.to_dict().items() if v != target[k]}
     assert differ == {"name", "save_path", "recipe"}
     # the recipe written out option by option is prosqa-cpu-fresh's, which keeps the defaults
-    values = lambda recipe: [(o.key, o.value) for o in Recipe(recipe).options]   # noqa: E731
-    assert values(fresh.recipe) == values(target["recipe"]) == values({})
+    fresh_values, target_values, defaults = ([(o.key, o.value) for o in Recipe(r).options]
+                                             for r in (fresh.recipe, target["recipe"], {}))
+    assert fresh_values == target_values == defaults
     for variant, cfg in gap.items():
         if "no_thought" in variant and not variant.endswith(("fresh", "preset")):
             assert 1 <= len({k for k, v in cfg.to_dict().items() if v != preset.to_dict()[k]} - {"name"}) <= 2
