@@ -34,22 +34,34 @@ from coconut.collate import collate
 ROWS = "prosqa-cpu:cot,prosqa-cpu:coconut,prontoqa-cpu:cot,prontoqa-cpu:coconut"
 
 
-def preset_batches(row: str, stages: list[int], n_batches: int, save_dir: str, threads: int = 1):
-    """The trainer (its model, tokenizer, method) and its first micro-batches at each stage."""
+def preset_trainer(preset: str, sets: list[str], save_dir: str):
+    """The preset's trainer (its model, tokenizer, method) and its first epoch's examples;
+    nothing here trains a next epoch, so none is drawn in the background while a step is
+    timed."""
     from coconut.run_config import load_config
     from coconut.train import Trainer
+    trainer = Trainer(load_config(preset, [*sets, f"save_path={save_dir}"]), verbose=False)
+    examples = trainer.training_set(0)
+    trainer.data.close()
+    return trainer, examples
+
+
+def epoch_batches(trainer, examples: list, epoch: int) -> list:
+    """`examples` laid out as epoch `epoch` lays them out, in micro-batches collated as
+    training collates them."""
+    tok, bs = trainer.tok, trainer.cfg.batch_size_training
+    seqs = trainer.sequences(examples, epoch, random.Random(epoch))
+    return [collate(seqs[i:i + bs], tok.eos_id, tok.latent_id) for i in range(0, len(seqs), bs)]
+
+
+def preset_batches(row: str, stages: list[int], n_batches: int, save_dir: str, threads: int = 1):
+    """The trainer and its first micro-batches at each stage."""
     preset, method = row.split(":")
-    cfg = load_config(preset, [f"method={method}", f"threads={threads}", "epochs_per_stage=1",
-                               "first_stage_epochs=1", f"save_path={save_dir}", *ROW_SETS.get(row, [])])
-    trainer = Trainer(cfg, verbose=False)
-    tok, bs = trainer.tok, cfg.batch_size_training
-    examples = trainer.training_set(0)[:bs * n_batches]
-    trainer.data.close()   # no next epoch drawn in the background while the step is timed
-    batches = []
-    for stage in stages:   # one epoch per stage: epoch `stage` trains stage `stage`
-        seqs = trainer.sequences(examples, stage, random.Random(stage))
-        batches += [collate(seqs[i:i + bs], tok.eos_id, tok.latent_id) for i in range(0, len(seqs), bs)]
-    return trainer, batches
+    trainer, examples = preset_trainer(preset, [f"method={method}", f"threads={threads}", "epochs_per_stage=1",
+                                                "first_stage_epochs=1", *ROW_SETS.get(row, [])], save_dir)
+    examples = examples[:trainer.cfg.batch_size_training * n_batches]
+    # one epoch per stage: epoch `stage` trains stage `stage`
+    return trainer, [b for stage in stages for b in epoch_batches(trainer, examples, stage)]
 
 
 def performed_flops(batch, config, targs: dict) -> float:

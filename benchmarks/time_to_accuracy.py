@@ -38,7 +38,7 @@ import time
 
 import coconut
 from common import cpu_name, sgemm_gflops, train_flops_per_token, write_record
-from preset_step import performed_flops
+from preset_step import epoch_batches, performed_flops, preset_trainer
 
 
 def run_once(preset: str, seed: int, path: str, threads: int, sets: list[str], out: str) -> dict:
@@ -65,25 +65,16 @@ def run_once(preset: str, seed: int, path: str, threads: int, sets: list[str], o
 def epoch_flops(preset: str, sets: list[str]) -> tuple[list[float], list[int]]:
     """The core's performed FLOPs of each epoch of the recipe (see the module's doc), and
     each epoch's stage."""
-    import random
-    from coconut.collate import collate
-    from coconut.run_config import load_config
-    from coconut.train import Trainer
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(preset, [*sets, "threads=1", f"save_path={tmp}"])
-        trainer = Trainer(cfg, verbose=False)
-        tok, bs, method = trainer.tok, cfg.batch_size_training, trainer.method
-        examples = trainer.training_set(0)
-        targs = tok.thought_spec(method.thought_mode).core_args()
-        stages = [method.stage(epoch) for epoch in range(cfg.num_epochs)]
+        trainer, examples = preset_trainer(preset, [*sets, "threads=1"], tmp)
+        method, config = trainer.method, trainer.model.config
+        targs = trainer.tok.thought_spec(method.thought_mode).core_args()
+        stages = [method.stage(epoch) for epoch in range(trainer.cfg.num_epochs)]
         by_stage: dict = {}
         for epoch, stage in enumerate(stages):
             if stage not in by_stage:
-                seqs = trainer.sequences(examples, epoch, random.Random(epoch))
-                by_stage[stage] = sum(performed_flops(collate(seqs[i:i + bs], tok.eos_id, tok.latent_id),
-                                                      trainer.model.config, targs)
-                                      for i in range(0, len(seqs), bs))
-        trainer.data.close()   # the next epoch's questions, drawn ahead, are not needed
+                by_stage[stage] = sum(performed_flops(b, config, targs)
+                                      for b in epoch_batches(trainer, examples, epoch))
         return [by_stage[stage] for stage in stages], stages
 
 
