@@ -126,6 +126,31 @@ def test_prosqa_whole_question_reading_equals_the_sentence_by_sentence_one(kind)
         assert tok._encode_fast(odd) is None
 
 
+@pytest.mark.parametrize("kind", [ProsQASymbolic, ProsQAEdgeTokens])
+def test_prosqa_generated_layout_gives_the_ids_the_text_reads_as(kind):
+    """A generated question's ids come from the generator's layout; the same as reading
+    its text, over the preset's stream and the out-of-distribution settings' graphs."""
+    from coconut.data.ood import SPLITS
+    tok = kind()
+    examples = generate_prosqa(300, seed=0, start=12000) + generate_prosqa(100, 1, engine="python")
+    examples += [ex for s in SPLITS.values() for ex in generate_prosqa(40, seed=2, settings=s)]
+    assert all(ex.layout is not None and ex.layout.describes(ex) for ex in examples)
+    assert all(tok._encode_fast(ex) == tok._encode_checked(ex) for ex in examples)
+    # edited in place or copied with other text: read from the text, not the layout
+    ex = examples[0]
+    edited = Example(**{**ex.__dict__, "question": ex.question.replace(ex.idx_to_symbol[ex.target], "zz", 1)})
+    assert not edited.layout.describes(edited)
+    step = generate_prosqa(1, seed=5)[0]
+    step.steps[0] = step.steps[-1]
+    renamed = generate_prosqa(1, seed=6)[0]
+    renamed.idx_to_symbol[renamed.root] = "Someone"
+    for odd in (edited, step, renamed):
+        assert not odd.layout.describes(odd)
+        fast = tok._encode_fast(odd)   # None: names the text lacks, for the checked reading to report
+        assert fast is None or fast == tok._encode_checked(odd)
+    assert tok._encode_fast(step)[1][0] == tok._encode_fast(step)[1][-1]
+
+
 def test_prosqa_errors_are_clear():
     ex = prosqa()[0]
     with pytest.raises(ValueError, match="max_nodes"):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from coconut import _C
-from coconut.data.example import Example
+from coconut.data.example import Example, ProsQALayout
 from coconut.data.name_pools import CONCEPT_NAMES, PERSON_NAMES
 from coconut.data.prosqa_graph import (
     answer_sentence,
@@ -33,6 +33,7 @@ from coconut.data.prosqa_graph import (
     distances_from,
     edge_sentences,
     question_ending,
+    sentence_subject,
     shortest_paths_between,
 )
 
@@ -192,23 +193,28 @@ def _try_draw(rng: random.Random, s: ProsQASettings, n_persons: int, n_concepts:
     return _Draw(symbols, edges, order, options[0] == 1, path, root, target, neg_target)
 
 
-def _example(draw: _Draw, names: Sequence[str]) -> Example:
+def _example(draw: _Draw, names: Sequence[str], subjects: Sequence[str]) -> Example:
+    """The question written from its draw; `subjects[k]` is names[k]'s sentence_subject."""
     symbols = [names[k] for k in draw.symbols]
-    sentences = edge_sentences(symbols, draw.edges)
-    options = [symbols[draw.target], symbols[draw.neg_target]]
-    if draw.options_swapped:
-        options.reverse()
+    sentences = edge_sentences(symbols, draw.edges, [subjects[k] for k in draw.symbols])
+    options = (draw.target, draw.neg_target)[::-1 if draw.options_swapped else 1]
     root, path = draw.root, draw.path
     sentence_of = dict(zip(draw.edges, sentences))   # the steps are edges of the question
+    question = " ".join([sentences[k] for k in draw.order]
+                        + [question_ending(symbols[root], *(symbols[o] for o in options))])
+    steps = [sentence_of[edge] for edge in zip(path, path[1:])]
+    layout = ProsQALayout([draw.edges[k] for k in draw.order], options, path, question, tuple(steps),
+                          tuple(symbols))
     return Example(
-        question=" ".join([sentences[k] for k in draw.order] + [question_ending(symbols[root], *options)]),
-        steps=[sentence_of[edge] for edge in zip(path, path[1:])],
+        question=question,
+        steps=steps,
         answer=answer_sentence(symbols[root], symbols[draw.target]),
         idx_to_symbol=symbols,
         edges=draw.edges,
         root=root,
         target=draw.target,
         neg_target=draw.neg_target,
+        layout=layout,
     )
 
 
@@ -279,9 +285,10 @@ def generate_prosqa(
     sizes = (len(person_names), len(concept_names))
     in_c = engine == "c" and settings.grown_nodes <= _C.PROSQA_MAX_GROWN_NODES
     names = list(person_names) + list(concept_names)
+    subjects = [sentence_subject(name) for name in names]
     with _collector_paused():
         draws = (_c_draws if in_c else _python_draws)(indices, seed, settings, *sizes)
-        return [_example(d, names) for d in draws]
+        return [_example(d, names, subjects) for d in draws]
 
 
 @contextmanager

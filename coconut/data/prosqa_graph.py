@@ -30,17 +30,20 @@ def is_person(symbol: str) -> bool:
 def edge_sentence(src_symbol: str, dst_symbol: str) -> str:
     """"Tom is a wumpus." from a person, "Every wumpus is a yumpus." from a concept. The
     article is always "a", as in the official files ("Every gerpus is a impus.")."""
-    return f"{_subject(src_symbol)}{dst_symbol}."
+    return f"{sentence_subject(src_symbol)}{dst_symbol}."
 
 
-def edge_sentences(symbols: Sequence[str], edges: Iterable[tuple[int, int]]) -> list[str]:
+def edge_sentences(symbols: Sequence[str], edges: Iterable[tuple[int, int]],
+                   subjects: Sequence[str] | None = None) -> list[str]:
     """edge_sentence of every (src, dst) edge between `symbols`, each symbol's form
-    decided once (the generator writes 12,000 questions an epoch)."""
-    subject = [_subject(s) for s in symbols]
+    decided once (the generator writes 12,000 questions an epoch); `subjects`: the
+    symbols' sentence_subject, where the caller has them already."""
+    subject = subjects if subjects is not None else [sentence_subject(s) for s in symbols]
     return [f"{subject[a]}{symbols[b]}." for a, b in edges]
 
 
-def _subject(symbol: str) -> str:
+def sentence_subject(symbol: str) -> str:
+    """The start of an edge sentence about `symbol`: "Tom is a ", "Every wumpus is a "."""
     return f"{symbol} is a " if is_person(symbol) else f"Every {symbol} is a "
 
 

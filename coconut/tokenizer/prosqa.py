@@ -139,7 +139,16 @@ class ProsQASymbolic(CachedPieces):
         _encode_checked to encode or to name what is wrong."""
         names, target = getattr(example, "idx_to_symbol", None), getattr(example, "target", None)
         if names is None or len(names) > self.max_nodes or not isinstance(target, int) \
-                or not 0 <= target < self.max_nodes or _FAST_QUESTION.fullmatch(example.question) is None:
+                or not 0 <= target < self.max_nodes:
+            return None
+        layout = getattr(example, "layout", None)
+        if layout is not None and layout.describes(example):
+            # the generator's own account of the text: the same ids, nothing to parse
+            question = self._question_ids(layout.question_edges) + [self.question_id, *layout.options,
+                                                                    self.root_id, example.root]
+            steps = tuple((a, b, self.sep_id) for a, b in zip(layout.path, layout.path[1:]))
+            return tuple(question), steps, (self.answer_id, target, self.eos_id)
+        if _FAST_QUESTION.fullmatch(example.question) is None:
             return None
         index = {name: i for i, name in enumerate(names)}
         try:
@@ -210,7 +219,8 @@ class ProsQAEdgeTokens(ProsQASymbolic):
         return (self._edge_token(*(self._node(n, example, what) for n in edge)),)
 
     def _question_ids(self, edges: list[tuple[int, int]]) -> list[int]:
-        return [self._edge_token(src, dst) for src, dst in edges]
+        base, m = self.edge_base, self.max_nodes   # _edge_token, inline: 12,000 questions an epoch
+        return [base + src * m + dst for src, dst in edges]
 
     def token_parts(self) -> dict[int, tuple[str, ...]]:
         """Each edge token's parts, its source and its target (`token_init: compositional`)."""
