@@ -1,7 +1,7 @@
 """An epoch's fresh ProsQA questions: drawing them (the Python generator against the C
 core's draws, the same questions) and encoding them with prosqa_edge_tokens (the
-sentence-by-sentence reading against the whole-question one, the same ids), one thread,
-as a `prosqa-cpu-thoughts` run does every epoch.
+sentence-by-sentence reading, the whole-question one, and the generator's layout that a
+run reads: the same ids), one thread, as a `prosqa-cpu-thoughts` run does every epoch.
 
     python benchmarks/epoch_data.py [--n 12000] [--repeats 3]
 
@@ -11,6 +11,7 @@ other jobs stay out of it). Record: benchmarks/results/epoch_data.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 from common import best_of, cpu_name, write_record
@@ -31,17 +32,20 @@ def main():
         seconds[f"draw_{engine}"] = best_of(draw, args.repeats, clock=time.process_time)
     assert examples["python"] == examples["c"]
     tok, questions = ProsQAEdgeTokens(), examples["c"]
+    unlaid = [dataclasses.replace(ex, layout=None) for ex in questions]   # read from their text
+    readings = {"checked": (tok._encode_checked, questions), "whole_question": (tok._encode_fast, unlaid),
+                "layout": (tok._encode_fast, questions)}
     encoded = {}
-    for reading in ("checked", "fast"):
-        encode = getattr(tok, f"_encode_{reading}")
+    for reading, (encode, exs) in readings.items():
         def encode_all():
-            encoded[reading] = [encode(ex) for ex in questions]
+            encoded[reading] = [encode(ex) for ex in exs]
         seconds[f"encode_{reading}"] = best_of(encode_all, args.repeats, clock=time.process_time)
-    assert encoded["checked"] == encoded["fast"]
+    assert encoded["checked"] == encoded["whole_question"] == encoded["layout"]
     for name, s in seconds.items():
         print(f"{name}: {s:.3f} s for {args.n} questions ({1e6 * s / args.n:.1f} us each)")
     print(f"draw x{seconds['draw_python'] / seconds['draw_c']:.1f}, encode x"
-          f"{seconds['encode_checked'] / seconds['encode_fast']:.1f}")
+          f"{seconds['encode_checked'] / seconds['encode_whole_question']:.1f} (whole question), x"
+          f"{seconds['encode_checked'] / seconds['encode_layout']:.1f} (layout)")
     print("record:", write_record("epoch_data", dict(cpu=cpu_name(), n=args.n, repeats=args.repeats, seconds=seconds)))
 
 

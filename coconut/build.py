@@ -234,7 +234,7 @@ def check_lengths(method, tok, examples, name, epochs, n_positions: int, max_new
                 n += max_new_tokens
                 what = f"its prompt at epoch {epoch} plus max_new_tokens = {max_new_tokens} make {n} tokens"
             elif isinstance(method, StageCurriculum):
-                n, s = max((len(method.layout(tok, ex, s).input_ids), s) for s in range(method.final_stage + 1))
+                n, s = method.longest_layout(tok, ex)
                 what = f"it has {n} tokens at stage {s}"
             else:
                 n, epoch = max((method.sequence(tok, ex, e, random.Random(0)).longest, e)

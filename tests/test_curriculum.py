@@ -353,6 +353,29 @@ def test_invalid_parameters():
         TrainingSequence([1, 2], [1], 0)
 
 
+def test_longest_layout_counts_what_the_layouts_build(tok, prosqa, gsm):
+    """The run's length check counts layouts from their pieces; the same as building them,
+    for every stage curriculum, a subclass with its own layout included."""
+    from coconut.curriculum.frontier import FrontierCoconut
+
+    @dataclass
+    class LongerLayout(Coconut):
+        def layout(self, tok, example, stage):
+            seq = super().layout(tok, example, stage)
+            return TrainingSequence(seq.input_ids + [EOS] * 40 * stage, seq.labels + [X] * 40 * stage, seq.n_thoughts)
+
+    methods = [Coconut(**PROSQA_CFG), Coconut(c_thought=2, max_latent_stage=3, pad_latent_to_max=False),
+               NoThought(**PROSQA_CFG), PauseAsThought(**PROSQA_CFG), NoCurriculum(**PROSQA_CFG),
+               LongerLayout(**PROSQA_CFG)]
+    for m in methods:
+        for ex in [*prosqa[:20], gsm]:
+            built = max((len(m.layout(tok, ex, s).input_ids), s) for s in range(m.final_stage + 1))
+            assert m.longest_layout(tok, ex) == built, (type(m).__name__, ex.question[:30])
+    assert LongerLayout(**PROSQA_CFG).longest_layout(tok, prosqa[0])[0] > Coconut(**PROSQA_CFG).longest_layout(
+        tok, prosqa[0])[0]
+    assert FrontierCoconut.layout is not StageCurriculum.layout   # measured on its own layout
+
+
 # ---- a researcher's own method, written in a notebook cell ---------------------------
 
 def test_new_per_example_stage_sampler_by_subclassing(tok, prosqa, PQ_Q):

@@ -113,6 +113,23 @@ class StageCurriculum(Method):
         trained = steps_from(tok, example, removed) + tok.answer_ids(example)
         return TrainingSequence.from_parts(untrained, trained, n_latents)
 
+    def longest_layout(self, tok, example) -> tuple[int, int]:
+        """(length, stage) of the longest of the example's layouts over every stage it may
+        take (the last such stage on a tie). The run's length check asks this of every
+        fresh question, so the layout here is counted from its pieces' lengths, not built;
+        a subclass with a layout of its own is measured on it."""
+        stages = range(self.final_stage + 1)
+        if type(self).layout is not StageCurriculum.layout:
+            return max((len(self.layout(tok, example, s).input_ids), s) for s in stages)
+        steps = [len(tok.step_ids(example, i)) for i in range(len(example.steps))]
+        # the question, the answer and thought_block's <bot> <eot>
+        fixed = len(tok.question_ids(example)) + len(tok.answer_ids(example)) + (2 if self.with_thoughts else 0)
+
+        def length(stage):
+            removed, n_latents = self.removed_and_latents(len(steps), stage)
+            return fixed + n_latents + sum(steps[removed:])
+        return max((length(s), s) for s in stages)
+
     def sequence(self, tok, example, epoch: int, rng=None) -> TrainingSequence:
         return self.layout(tok, example, self.example_stage(example, epoch, rng))
 
