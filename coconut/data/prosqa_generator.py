@@ -14,17 +14,16 @@ The settings below were tuned so that 2000 examples match the official validatio
 """
 from __future__ import annotations
 
-import gc
 import hashlib
 import math
 import random
 from bisect import bisect
-from contextlib import contextmanager
 from itertools import accumulate
 from dataclasses import dataclass
 from typing import Sequence
 
 from coconut import _C
+from coconut.collector import collector_paused
 from coconut.data.example import Example, ProsQALayout
 from coconut.data.name_pools import CONCEPT_NAMES, PERSON_NAMES
 from coconut.data.prosqa_graph import (
@@ -286,20 +285,6 @@ def generate_prosqa(
     in_c = engine == "c" and settings.grown_nodes <= _C.PROSQA_MAX_GROWN_NODES
     names = list(person_names) + list(concept_names)
     subjects = [sentence_subject(name) for name in names]
-    with _collector_paused():
+    with collector_paused():
         draws = (_c_draws if in_c else _python_draws)(indices, seed, settings, *sizes)
         return [_example(d, names, subjects) for d in draws]
-
-
-@contextmanager
-def _collector_paused():
-    """Thousands of small lists and tuples, none in a cycle, would start Python's cycle
-    collector over and over on everything a training process holds (half the time of
-    an epoch's 12,000 questions)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
