@@ -1,12 +1,18 @@
-"""Python's cycle collector paused around work that builds many small objects and no
-cycles: an epoch's fresh questions, their ids and their training sequences. Every pass of
-the collector's oldest generation walks each object the training process holds, and the
-allocations of that work start such passes over and over (two thirds of the CPU time of
-a `prosqa-cpu-thoughts` epoch's data, benchmarks/epoch_data.py). What the work frees, it
-frees by reference counts as before; a cycle made meanwhile waits for the next pass.
+"""Python's cycle collector kept off an epoch's data: its fresh questions, their ids and
+their training sequences, many small objects and no cycles. Every pass of the
+collector's oldest generation walks each object the process holds, and building that
+data starts such passes over and over (half the CPU time of a `prosqa-cpu-thoughts`
+epoch's data); once built, the data lives until the next epoch's replaces it, and the
+first pass after it would walk it all once more. What is freed is freed by reference
+counts as before; only cycles wait.
 
-    with collector_paused():
+    with collector_paused():              # while the questions are drawn
         examples = generate_prosqa(12000, seed)
+
+    with long_lived_frozen():             # a training run: what each epoch's data phase
+        ...                               # built is left out of later passes
+            with collector_paused(freeze=True):
+                examples = ...
 """
 from __future__ import annotations
 
@@ -15,11 +21,25 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def collector_paused():
+def collector_paused(freeze: bool = False):
+    """freeze: then move everything alive out of later passes (gc.freeze), for a block
+    that builds what lives long; only inside long_lived_frozen, which gives it back."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if freeze:
+            gc.freeze()
         if was_enabled:
             gc.enable()
+
+
+@contextmanager
+def long_lived_frozen():
+    """At the end, what was frozen meanwhile is back in the collector's sight (a cycle
+    among it that became garbage is then collected)."""
+    try:
+        yield
+    finally:
+        gc.unfreeze()

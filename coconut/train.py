@@ -47,7 +47,7 @@ from coconut.assembly import assemble
 from coconut.checkpoints import (clean_stale_temporaries, list_checkpoints, load_optimizer_state,
                                  refuse_to_overwrite, save_checkpoint, write_json_atomic)
 from coconut.collate import collate
-from coconut.collector import collector_paused
+from coconut.collector import collector_paused, long_lived_frozen
 from coconut.evaluate import EvalResult, evaluate
 from coconut.epoch_data import EpochData
 from coconut.metric_sinks import MetricLog
@@ -156,7 +156,8 @@ class Trainer:
         try:
             if self.world.is_root:
                 self.metrics.open()
-            return self._run(summary)
+            with long_lived_frozen():
+                return self._run(summary)
         finally:
             self.data.close()
             try:
@@ -208,7 +209,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> tuple[float, float]:
         cfg, model, method = self.cfg, self.model, self.method
         rng = random.Random(f"coconut/{cfg.seed}/train/{epoch}")
-        with self.phases("data"), collector_paused():
+        with self.phases("data"), collector_paused(freeze=True):
             examples = self.training_set(epoch)
             order = list(range(len(examples)))
             rng.shuffle(order)

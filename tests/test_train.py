@@ -242,3 +242,27 @@ def test_fresh_each_epoch_trains_on_new_questions_and_resumes_exactly(tmp_path):
             short.training_set(1)
     with pytest.raises(ConfigError, match="fresh_each_epoch needs a fixed vocabulary"):
         Trainer(config(tmp_path, tokenization="prontoqa_symbolic", generate={**fresh, "dataset": "prontoqa"}))
+
+
+def test_each_epochs_data_is_built_out_of_the_collectors_sight_and_given_back(tmp_path):
+    """The data phase runs with the cycle collector off and freezes what it built; the run
+    hands everything back to the collector when it ends, the collector as it found it."""
+    import gc
+    fresh = {**BASE["generate"], "fresh_each_epoch": True}
+    trainer = Trainer(config(tmp_path, "gc", generate=fresh), verbose=False)
+    seen, frozen = [], []
+    real_training_set = trainer.training_set
+
+    def training_set(epoch):
+        seen.append(gc.isenabled())
+        return real_training_set(epoch)
+
+    def train_step(micro_batches):
+        frozen.append(gc.get_freeze_count())
+        return [(0, 0.0)]
+    trainer.training_set, trainer.train_step = training_set, train_step
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    trainer.run()
+    assert seen == [False, False, False]
+    assert min(frozen) > 1000   # the run's objects and each epoch's data, while it trained
+    assert gc.isenabled() and gc.get_freeze_count() == 0
