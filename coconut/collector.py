@@ -19,17 +19,20 @@ from __future__ import annotations
 import gc
 from contextlib import contextmanager
 
+_freezing = False   # inside a long_lived_frozen that will give back what is frozen
+
 
 @contextmanager
 def collector_paused(freeze: bool = False):
     """freeze: then move everything alive out of later passes (gc.freeze), for a block
-    that builds what lives long; only inside long_lived_frozen, which gives it back."""
+    that builds what lives long; only inside long_lived_frozen, which gives it back
+    (elsewhere nothing is frozen)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if freeze:
+        if freeze and _freezing:
             gc.freeze()
         if was_enabled:
             gc.enable()
@@ -37,9 +40,17 @@ def collector_paused(freeze: bool = False):
 
 @contextmanager
 def long_lived_frozen():
-    """At the end, what was frozen meanwhile is back in the collector's sight (a cycle
-    among it that became garbage is then collected)."""
+    """Lets collector_paused(freeze=True) freeze inside it, and at the end puts what was
+    frozen back in the collector's sight (a cycle among it that became garbage is then
+    collected). A process that froze objects of its own keeps them frozen: inside it,
+    nothing more is frozen or given back."""
+    global _freezing
+    if _freezing or gc.get_freeze_count():
+        yield
+        return
+    _freezing = True
     try:
         yield
     finally:
+        _freezing = False
         gc.unfreeze()

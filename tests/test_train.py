@@ -262,7 +262,19 @@ def test_each_epochs_data_is_built_out_of_the_collectors_sight_and_given_back(tm
         return [(0, 0.0)]
     trainer.training_set, trainer.train_step = training_set, train_step
     assert gc.isenabled() and gc.get_freeze_count() == 0
+    trainer.train_epoch(1)   # an epoch outside a run freezes nothing: nothing would give it back
+    assert seen == [False] and max(frozen) == 0 and gc.get_freeze_count() == 0
+    outside = len(frozen)
     trainer.run()
-    assert seen == [False, False, False]
-    assert min(frozen) > 1000   # the run's objects and each epoch's data, while it trained
+    assert seen == [False] * 4
+    assert min(frozen[outside:]) > 1000   # the run's objects and each epoch's data, while it trained
     assert gc.isenabled() and gc.get_freeze_count() == 0
+    # a process that froze objects of its own keeps them frozen, and no more
+    gc.freeze()
+    try:
+        held = gc.get_freeze_count()
+        Trainer(config(tmp_path, "gc-held", generate=fresh), verbose=False).run()
+        # none given back, none added (frozen objects the run dropped are freed as ever)
+        assert held - 100 < gc.get_freeze_count() <= held
+    finally:
+        gc.unfreeze()

@@ -219,8 +219,7 @@ class ProsQAEdgeTokens(ProsQASymbolic):
         return (self._edge_token(*(self._node(n, example, what) for n in edge)),)
 
     def _question_ids(self, edges: list[tuple[int, int]]) -> list[int]:
-        base, m = self.edge_base, self.max_nodes   # _edge_token, inline: 12,000 questions an epoch
-        return [base + src * m + dst for src, dst in edges]
+        return [self._edge_token(src, dst) for src, dst in edges]
 
     def token_parts(self) -> dict[int, tuple[str, ...]]:
         """Each edge token's parts, its source and its target (`token_init: compositional`)."""
